@@ -1,0 +1,151 @@
+"""`fero`: run a node, or talk to one.
+
+    fero serve [--host H] [--port 4000] [--data-dir ./fero-data | --memory] [--node-id ID]
+               [--fsync always|interval|never] [--constants.SECTION.FIELD VALUE ...]
+    fero add NAME AMOUNT [--ticket T] [--acks leader]   [--address 127.0.0.1:4000]
+    fero get NAME
+    fero setup NAME --kind decimal [--ttl-s 3600 | --expire-at-ms MS]
+    fero update KEY JSON | fero read KEY
+
+`serve` prints one line `fero: serving on HOST:PORT (node ID, storage)` on stdout once
+it accepts requests (with `--port 0` that names the port chosen), and stops cleanly on
+SIGTERM or SIGINT: it stops taking requests, flushes and fsyncs the log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+
+from fero import logs
+from fero.config import Config, parse_constant_flags
+from fero.errors import FeroError
+
+DEFAULT_ADDRESS = "127.0.0.1:4000"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    try:
+        overrides, rest = parse_constant_flags(args_in)
+    except ValueError as exc:
+        print(f"fero: {exc}", file=sys.stderr)
+        return 2
+    parser = _parser()
+    args = parser.parse_args(rest)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "serve":
+            return _serve(args, overrides)
+        return asyncio.run(_client_command(args))
+    except FeroError as exc:
+        print(f"fero: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"fero: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fero", description="fero: replicated shared state")
+    sub = parser.add_subparsers(dest="command")
+
+    s = sub.add_parser("serve", help="run a node")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=4000, help="0 picks a free port")
+    s.add_argument("--data-dir", default="./fero-data")
+    s.add_argument("--memory", action="store_true", help="keep everything in memory (lost on exit)")
+    s.add_argument("--node-id", default=None, help="default: kept in DATA_DIR/node-id")
+    s.add_argument("--fsync", choices=("always", "interval", "never"), default=None)
+    s.add_argument("--json-logs", action="store_true")
+
+    def client(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--address", default=DEFAULT_ADDRESS)
+        return p
+
+    a = client("add", "add to a counter")
+    a.add_argument("name")
+    a.add_argument("amount")
+    a.add_argument("--ticket", default=None)
+    a.add_argument("--acks", default="leader")
+    g = client("get", "read a counter")
+    g.add_argument("name")
+    st = client("setup", "fix a counter's kind and expiry")
+    st.add_argument("name")
+    st.add_argument("--kind", default="int", choices=("int", "decimal", "rational"))
+    st.add_argument("--ttl-s", type=float, default=None)
+    st.add_argument("--expire-at-ms", type=int, default=0)
+    u = client("update", "set the JSON value at a key path")
+    u.add_argument("key")
+    u.add_argument("json")
+    r = client("read", "read the JSON value at a key path")
+    r.add_argument("key")
+    return parser
+
+
+def _serve(args: argparse.Namespace, overrides: dict[str, str]) -> int:
+    logs.configure(json_lines=args.json_logs)
+    if args.fsync:
+        overrides = {**overrides, "storage.fsync": args.fsync}
+    config = Config().with_environment().with_overrides(overrides).validate()
+    return asyncio.run(_run_node(args, config))
+
+
+async def _run_node(args: argparse.Namespace, config: Config) -> int:
+    from fero.node import Node
+
+    node = Node(
+        args.node_id, host=args.host, port=args.port,
+        data_dir=None if args.memory else args.data_dir, config=config,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await node.start()
+    except BaseException:
+        await node.stop()
+        raise
+    print(f"fero: serving on {node.address} (node {node.node_id}, storage {node.storage_label})", flush=True)
+    await stop.wait()
+    await node.stop()
+    return 0
+
+
+async def _client_command(args: argparse.Namespace) -> int:
+    import fero
+
+    async with fero.connect(args.address, retry_for_s=5.0) as c:
+        if args.command == "add":
+            r = await c.add(args.name, args.amount, ticket=args.ticket, acks=args.acks)
+            print(json.dumps({"name": args.name, "value": str(r.value), "coherent": r.coherent, "duplicate": r.duplicate}))
+        elif args.command == "get":
+            v = await c.get(args.name)
+            print(json.dumps({"name": args.name, "value": str(v.value), "kind": v.kind.label, "exists": v.exists,
+                              "expire_at_ms": v.expire_at_ms, "coherent": v.coherent}))
+        elif args.command == "setup":
+            r = await c.setup(args.name, args.kind, expire_at_ms=args.expire_at_ms, ttl_s=args.ttl_s)
+            print(json.dumps({"name": args.name, "kind": args.kind, "expire_at_ms": r.expire_at_ms}))
+        elif args.command == "update":
+            try:
+                value = json.loads(args.json)
+            except ValueError as exc:
+                raise ValueError(f"{args.json!r} is not JSON: {exc}") from None
+            await c.update(args.key, value)
+            print(json.dumps({"key": args.key, "ok": True}))
+        elif args.command == "read":
+            print(json.dumps(await c.read(args.key)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

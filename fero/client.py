@@ -1,0 +1,459 @@
+"""The Python client.
+
+    async with fero.connect("127.0.0.1:4000") as c:
+        r = await c.add("visits", 1)                  # r.value, r.coherent
+        await c.update("user.42.name", "Ada")
+        async with c.pipeline(acks="leader") as p:    # many records per gRPC message
+            for i in range(100_000):
+                await p.add("visits", 1)
+        async for change in c.subscribe(prefix="user."):
+            ...
+
+    c = fero.connect_sync("127.0.0.1:4000")          # the same API, blocking, for scripts
+
+Every write carries a ticket (the caller's, or one the client makes from a random
+session id and a sequence number), so a retry after a timeout or a lost connection is
+recognised by the node and never applied twice; that is what makes it safe for the
+client to retry UNAVAILABLE and DEADLINE_EXCEEDED with backoff and jitter.
+gRPC errors become fero errors (fero.errors) that keep the status code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import os
+import random
+import threading
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
+
+import grpc
+
+from fero import values
+from fero.errors import InvalidArgument, from_status, status_code
+from fero.v1 import (
+    changelog_pb2,
+    changelog_pb2_grpc,
+    cluster_pb2,
+    cluster_pb2_grpc,
+    counters_pb2,
+    counters_pb2_grpc,
+    types_pb2,
+)
+from fero.values import Kind, Value
+
+T = TypeVar("T")
+
+_OP_NAMES = {v: k[3:].lower() for k, v in types_pb2.Op.items()}
+
+
+class Acks(enum.IntEnum):
+    """When a write is acknowledged; also accepts "none", "leader", "all", "reply"."""
+
+    NONE = types_pb2.ACKS_NONE
+    LEADER = types_pb2.ACKS_LEADER
+    ALL = types_pb2.ACKS_ALL
+    REPLY = types_pb2.ACKS_REPLY
+
+    @classmethod
+    def parse(cls, acks: "Acks | str | int | None") -> "Acks":
+        if acks is None:
+            return cls.LEADER
+        if isinstance(acks, str):
+            try:
+                return cls[acks.strip().upper()]
+            except KeyError:
+                raise InvalidArgument(f"acks {acks!r} is not one of none, leader, all, reply") from None
+        return cls(int(acks))
+
+
+@dataclass(frozen=True)
+class AddResult:
+    value: Value
+    coherent: bool
+    duplicate: bool
+    partition: int
+    offset: int
+    ticket: str
+
+
+@dataclass(frozen=True)
+class CounterValue:
+    value: Value
+    kind: Kind
+    exists: bool
+    expire_at_ms: int
+    coherent: bool
+
+
+@dataclass(frozen=True)
+class Change:
+    """A committed record, as a subscriber receives it."""
+
+    partition: int
+    offset: int
+    epoch: int
+    key: str
+    op: str  # "counter_add", "update", "remove", "add", "push", "patch", "action", ...
+    value: bytes
+    amount: Value | None
+    action: str
+    ticket: str
+    hlc: int
+
+    def json(self) -> Any:
+        return json.loads(self.value) if self.value else None
+
+    @classmethod
+    def from_commit(cls, c: types_pb2.Commit) -> "Change":
+        r = c.record
+        return cls(
+            partition=c.partition, offset=c.offset, epoch=c.epoch, key=r.key, op=_OP_NAMES.get(r.op, str(r.op)),
+            value=r.value, amount=values.parse_number(r.amount) if r.HasField("amount") else None,
+            action=r.action, ticket=r.ticket, hlc=r.hlc,
+        )
+
+
+def _json_bytes(value: Any) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+class Client:
+    """An asyncio client. Use `async with connect(...)`, or call `close()`."""
+
+    def __init__(
+        self,
+        address: str | Sequence[str],
+        *,
+        timeout_s: float = 10.0,
+        retry_for_s: float = 30.0,
+        max_message_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.addresses = [address] if isinstance(address, str) else list(address)
+        if not self.addresses:
+            raise InvalidArgument("connect() needs at least one address")
+        self.timeout_s = timeout_s
+        self.retry_for_s = retry_for_s
+        self._max_message_bytes = max_message_bytes
+        self._session = os.urandom(8).hex()
+        self._seq = 0
+        self._channel: grpc.aio.Channel | None = None
+        self._current = 0
+        self._rng = random.Random()
+
+    # -- connection -----------------------------------------------------------------
+
+    async def __aenter__(self) -> "Client":
+        self._connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+    def _connect(self) -> None:
+        if self._channel is None:
+            opts = [
+                ("grpc.max_receive_message_length", self._max_message_bytes),
+                ("grpc.max_send_message_length", self._max_message_bytes),
+            ]
+            self._channel = grpc.aio.insecure_channel(self.addresses[self._current], options=opts)
+            self._counters = counters_pb2_grpc.CountersStub(self._channel)
+            self._changelog = changelog_pb2_grpc.ChangelogStub(self._channel)
+            self._cluster = cluster_pb2_grpc.ClusterStub(self._channel)
+
+    async def _next_address(self) -> None:
+        if len(self.addresses) > 1:
+            await self.close()
+            self._current = (self._current + 1) % len(self.addresses)
+
+    def ticket(self) -> str:
+        """A fresh ticket, unique to this client session."""
+        self._seq += 1
+        return f"{self._session}-{self._seq}"
+
+    async def _call(self, method: Callable[[], Awaitable[T]], retry: bool = True) -> T:
+        """Runs one RPC with retries on retriable errors; translates gRPC errors."""
+        self._connect()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry_for_s
+        delay = 0.02
+        while True:
+            try:
+                return await method()
+            except grpc.aio.AioRpcError as exc:
+                err = from_status(exc.code(), exc.details() or "")
+                if not (retry and err.retriable) or loop.time() + delay > deadline:
+                    raise err from exc
+                if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                    await self._next_address()
+                    self._connect()
+            # Full jitter (AWS architecture blog, "Exponential Backoff and Jitter").
+            await asyncio.sleep(self._rng.uniform(0, delay))
+            delay = min(delay * 2, 1.0)
+
+    # -- counters -------------------------------------------------------------------
+
+    async def add(self, name: str, amount: Value | str, *, ticket: str | None = None, acks: Acks | str = "leader") -> AddResult:
+        """Adds `amount` to counter `name`; the new value and whether the cluster is whole."""
+        req = counters_pb2.AddRequest(
+            name=name, amount=values.number_of(amount), ticket=ticket or self.ticket(), acks=Acks.parse(acks)
+        )
+        r = await self._call(lambda: self._counters.Add(req, timeout=self.timeout_s))
+        return AddResult(values.parse_number(r.value), r.coherent, r.duplicate, r.partition, r.offset, r.ticket)
+
+    async def get(self, name: str) -> CounterValue:
+        req = counters_pb2.GetRequest(name=name)
+        r = await self._call(lambda: self._counters.Get(req, timeout=self.timeout_s))
+        return CounterValue(values.parse_number(r.value), Kind.parse(r.kind), r.exists, r.expire_at_ms, r.coherent)
+
+    async def setup(
+        self, name: str, kind: Kind | str = "int", *, expire_at_ms: int = 0, ttl_s: float | None = None,
+        acks: Acks | str = "leader",
+    ) -> counters_pb2.SetupReply:
+        """Fixes a counter's value kind ("int", "decimal", "rational") and expiry."""
+        req = counters_pb2.SetupRequest(
+            name=name, kind=int(Kind.parse(kind)), expire_at_ms=expire_at_ms,
+            ttl_ms=int(ttl_s * 1000) if ttl_s else 0, ticket=self.ticket(), acks=Acks.parse(acks),
+        )
+        return await self._call(lambda: self._counters.Setup(req, timeout=self.timeout_s))
+
+    # -- keyed changes --------------------------------------------------------------
+
+    def record(
+        self, op: int, key: str, *, value: Any = None, amount: Value | str | None = None, action: str = "",
+        ticket: str | None = None, raw: bool = False,
+    ) -> types_pb2.Record:
+        """Builds a record for `commit()` or a pipeline; `value` is JSON-encoded unless
+        it is bytes."""
+        rec = types_pb2.Record(key=key, op=op, ticket=ticket or self.ticket(), action=action)
+        if value is not None:
+            rec.value = _json_bytes(value) if not raw else bytes(value)
+        if amount is not None:
+            rec.amount.CopyFrom(values.number_of(amount))
+        return rec
+
+    async def commit(self, records: Sequence[types_pb2.Record], acks: Acks | str = "leader") -> list[types_pb2.Result]:
+        """Commits a batch in one call; one Result per record (check `error_code`)."""
+        req = changelog_pb2.CommitRequest(records=records, acks=Acks.parse(acks))
+        reply = await self._call(lambda: self._changelog.Commit(req, timeout=self.timeout_s))
+        return list(reply.results)
+
+    async def _one(self, rec: types_pb2.Record, acks: Acks | str) -> types_pb2.Result:
+        (r,) = await self.commit([rec], acks)
+        if r.error_code:
+            raise from_status(status_code(r.error_code), r.error_message)
+        return r
+
+    async def update(self, key: str, value: Any, *, ticket: str | None = None, acks: Acks | str = "leader") -> types_pb2.Result:
+        """Sets the value at key path `key` (JSON; bytes are stored as given)."""
+        return await self._one(self.record(types_pb2.OP_UPDATE, key, value=value, ticket=ticket), acks)
+
+    async def remove(self, key: str, *, ticket: str | None = None, acks: Acks | str = "leader") -> types_pb2.Result:
+        return await self._one(self.record(types_pb2.OP_REMOVE, key, ticket=ticket), acks)
+
+    async def add_at(self, key: str, amount: int, *, ticket: str | None = None, acks: Acks | str = "leader") -> int:
+        """Adds an integer to the number at key path `key`; the new number."""
+        r = await self._one(self.record(types_pb2.OP_ADD, key, amount=amount, ticket=ticket), acks)
+        return values.parse_number(r.value)  # type: ignore[return-value]
+
+    async def push(self, key: str, value: Any, *, ticket: str | None = None, acks: Acks | str = "leader") -> types_pb2.Result:
+        return await self._one(self.record(types_pb2.OP_PUSH, key, value=value, ticket=ticket), acks)
+
+    async def patch(self, key: str, value: dict[str, Any], *, ticket: str | None = None, acks: Acks | str = "leader") -> types_pb2.Result:
+        """JSON merge patch (RFC 7386) at key path `key`."""
+        return await self._one(self.record(types_pb2.OP_PATCH, key, value=value, ticket=ticket), acks)
+
+    async def action(
+        self, key: str, action: str, payload: bytes = b"", *, ticket: str | None = None, acks: Acks | str = "reply"
+    ) -> bytes:
+        """Commits a custom action for the owner's handler; with acks="reply", its reply."""
+        rec = self.record(types_pb2.OP_ACTION, key, value=payload, action=action, ticket=ticket, raw=True)
+        r = await self._one(rec, acks)
+        return r.reply
+
+    async def read(self, key: str) -> Any:
+        """The JSON value at key path `key`, or None if there is none."""
+        raw = await self.read_raw(key)
+        return None if raw is None else json.loads(raw)
+
+    async def read_raw(self, key: str) -> bytes | None:
+        req = changelog_pb2.ReadRequest(key=key)
+        r = await self._call(lambda: self._changelog.Read(req, timeout=self.timeout_s))
+        return r.value if r.exists else None
+
+    # -- pipelining, subscriptions, status ------------------------------------------
+
+    def pipeline(self, acks: Acks | str = "leader", batch_size: int = 1000, max_in_flight: int = 4,
+                 on_batch: Callable[[list[types_pb2.Record], list[types_pb2.Result]], None] | None = None) -> "Pipeline":
+        return Pipeline(self, Acks.parse(acks), batch_size, max_in_flight, on_batch)
+
+    async def subscribe(
+        self, *, prefix: str | None = None, partition: int | None = None,
+        from_offsets: dict[int, int] | None = None, earliest: bool = False,
+    ) -> AsyncIterator[Change]:
+        """Commits under a key prefix (or of one partition), each once, in per-partition
+        order: history from `from_offsets` (or everything, with `earliest`), then live."""
+        self._connect()
+        req = changelog_pb2.SubscribeRequest(
+            from_offsets=from_offsets or {},
+            default_from=changelog_pb2.SubscribeRequest.START_EARLIEST if earliest else changelog_pb2.SubscribeRequest.START_NOW,
+        )
+        if partition is not None:
+            req.partition = partition
+        else:
+            req.prefix = prefix or ""
+        call = self._changelog.Subscribe(req)
+        try:
+            async for event in call:
+                for c in event.commits:
+                    yield Change.from_commit(c)
+        except grpc.aio.AioRpcError as exc:
+            raise from_status(exc.code(), exc.details() or "") from exc
+        finally:
+            call.cancel()
+
+    async def status(self, include_partitions: bool = False) -> cluster_pb2.StatusReply:
+        req = cluster_pb2.StatusRequest(include_partitions=include_partitions)
+        return await self._call(lambda: self._cluster.Status(req, timeout=self.timeout_s))
+
+
+class Pipeline:
+    """Buffers records into batches and keeps up to `max_in_flight` batches in flight.
+
+    `await p.add(...)` returns at once unless `max_in_flight` batches are already out,
+    which is the backpressure. Leaving `async with` (or `await p.flush()`) sends the
+    rest and waits for every batch. `results` holds one Result per record in the order
+    submitted; `on_batch(records, results)` is called as each batch is acknowledged.
+    A batch that fails for good raises from flush() (its tickets make a re-send safe).
+    """
+
+    def __init__(self, client: Client, acks: Acks, batch_size: int, max_in_flight: int,
+                 on_batch: Callable[[list[types_pb2.Record], list[types_pb2.Result]], None] | None) -> None:
+        if batch_size < 1 or max_in_flight < 1:
+            raise InvalidArgument("batch_size and max_in_flight must be at least 1")
+        self.client = client
+        self.acks = acks
+        self.batch_size = batch_size
+        self.max_in_flight = max_in_flight
+        self.on_batch = on_batch
+        self.results: list[types_pb2.Result] = []
+        self._batch: list[types_pb2.Record] = []
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._slots: list[list[types_pb2.Result] | None] = []
+        self._error: BaseException | None = None
+
+    async def __aenter__(self) -> "Pipeline":
+        return self
+
+    async def __aexit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            await self.flush()
+        else:
+            for t in self._in_flight:
+                t.cancel()
+
+    async def add(self, name: str, amount: Value | str, *, ticket: str | None = None) -> None:
+        rec = types_pb2.Record(key=name, op=types_pb2.OP_COUNTER_ADD, ticket=ticket or self.client.ticket())
+        rec.amount.CopyFrom(values.number_of(amount))
+        await self.submit(rec)
+
+    async def update(self, key: str, value: Any, *, ticket: str | None = None) -> None:
+        await self.submit(self.client.record(types_pb2.OP_UPDATE, key, value=value, ticket=ticket))
+
+    async def submit(self, record: types_pb2.Record) -> None:
+        if self._error is not None:
+            raise self._error
+        if not record.ticket:
+            record.ticket = self.client.ticket()
+        self._batch.append(record)
+        if len(self._batch) >= self.batch_size:
+            await self._send()
+
+    async def _send(self) -> None:
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        while len(self._in_flight) >= self.max_in_flight:
+            await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+            if self._error is not None:
+                raise self._error
+        slot = len(self._slots)
+        self._slots.append(None)
+        task = asyncio.get_running_loop().create_task(self._run(slot, batch))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _run(self, slot: int, batch: list[types_pb2.Record]) -> None:
+        try:
+            results = await self.client.commit(batch, self.acks)
+        except BaseException as exc:
+            self._error = exc
+            raise
+        self._slots[slot] = results
+        if self.on_batch is not None:
+            self.on_batch(batch, results)
+
+    async def flush(self) -> list[types_pb2.Result]:
+        await self._send()
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        if self._error is not None:
+            raise self._error
+        self.results = [r for rs in self._slots if rs is not None for r in rs]
+        return self.results
+
+
+def connect(address: str | Sequence[str], **kwargs: Any) -> Client:
+    """An asyncio client: `async with fero.connect("127.0.0.1:4000") as c: ...`."""
+    return Client(address, **kwargs)
+
+
+class SyncClient:
+    """The client's API, blocking: runs an event loop in a background thread."""
+
+    def __init__(self, address: str | Sequence[str], **kwargs: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fero-client", daemon=True)
+        self._thread.start()
+        self._client = Client(address, **kwargs)
+
+    def _run(self, coro: Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if name in ("subscribe", "pipeline") or not callable(attr):
+            raise AttributeError(f"SyncClient has no {name!r}; use the async client for streams and pipelines")
+        if not asyncio.iscoroutinefunction(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._run(attr(*args, **kwargs))
+
+        return call
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._run(self._client.close())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            self._loop.close()
+
+    def __enter__(self) -> "SyncClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect_sync(address: str | Sequence[str], **kwargs: Any) -> SyncClient:
+    return SyncClient(address, **kwargs)

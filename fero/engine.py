@@ -1,0 +1,586 @@
+"""The commit engine: the partitions this node holds, their log, and their subscribers.
+
+    commit(records, acks)
+      validate → group by partition → per record: known ticket? → assign hlc and offset
+      → apply to state → one LogEntry frame per partition → wal.append (no I/O)
+      → await durability per acks → results
+    durable commits → subscribers, in per-partition offset order
+
+Everything up to the append is synchronous, so the records of one call commit
+atomically with respect to other calls and the group commit in the log batches every
+call that arrived while the previous fsync ran. There is no per-record future or task:
+one wait per call.
+
+A repeated ticket returns the first commit's result marked `duplicate`, after waiting
+for the log to be durable up to now: the first commit may still be in flight, and a
+retry must not be acknowledged before the original is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Awaitable, Callable, Iterable, Sequence
+
+import structlog
+
+from fero import values
+from fero.clock import Clock
+from fero.config import Config
+from fero.documents import partition_key
+from fero.errors import FeroError, InvalidArgument, OutOfRange, ResourceExhausted, Unimplemented
+from fero.hlc import HybridClock
+from fero.log import snapshot as snapshots
+from fero.log.memory import MemoryWal
+from fero.log.wal import Wal
+from fero.partition import PartitionState
+from fero.ring import partition_of
+from fero.subscriptions import Subscription
+from fero.tickets import Committed
+from fero.v1 import storage_pb2, types_pb2
+from fero.values import Kind, Value
+
+log = structlog.get_logger("fero.engine")
+
+#: Node-assigned tickets start with this; client tickets may not.
+GENERATED_PREFIX = "@"
+
+_VALID_OPS = frozenset(types_pb2.Op.values()) - {types_pb2.OP_UNSPECIFIED}
+_JSON_OPS = frozenset((types_pb2.OP_PUSH, types_pb2.OP_PATCH))
+_AMOUNT_OPS = frozenset((types_pb2.OP_COUNTER_ADD, types_pb2.OP_ADD))
+
+
+@dataclass(frozen=True)
+class Action:
+    """A committed custom action, as the handler sees it."""
+
+    partition: int
+    offset: int
+    key: str
+    action: str
+    payload: bytes
+    ticket: str
+
+
+#: A custom-action handler: runs on the owner after the action is committed; its return
+#: value is the reply a client gets with acks=REPLY.
+Handler = Callable[[Action], Awaitable[bytes | None]]
+
+
+@dataclass(frozen=True)
+class EngineStatistics:
+    partitions_held: int
+    records: int
+    counters: int
+    keys: int
+    commits: int
+    duplicates: int
+    subscribers: int
+    snapshots: int
+    last_snapshot_ms: float
+    recovery_ms: float
+    replayed_records: int
+
+
+@dataclass(frozen=True)
+class _Frame:
+    base_offset: int
+    count: int
+    segment: int
+    position: int
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock,
+        node_id: str,
+        data_dir: Path | None,
+        handler: Handler | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.node_id = node_id
+        self.handler = handler
+        self.data_dir = data_dir
+        s = config.storage
+        self.wal: Wal | MemoryWal
+        if data_dir is None:
+            self.wal = MemoryWal()
+        else:
+            self.wal = Wal(data_dir / "log", s.fsync, s.fsync_interval_ms, s.segment_bytes)
+        self.snapshot_dir = data_dir / "snapshots" if data_dir is not None else None
+        P = config.dht.partitions
+        self.partitions = [
+            PartitionState(p, s.ticket_window_s * 1000, s.ticket_window_max, s.expired_grace_s * 1000)
+            for p in range(P)
+        ]
+        self.index: list[list[_Frame]] = [[] for _ in range(P)]
+        #: Per partition: offsets below this are durable and have been published.
+        self.published = [0] * P
+        self.hlc = HybridClock(clock)
+        self.subscriptions: set[Subscription] = set()
+        self._boot = os.urandom(6).hex()
+        self._generated = 0
+        self._unpublished: list[tuple[int, list[storage_pb2.LogEntry]]] = []
+        self._publish_event = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._records_since_snapshot = 0
+        self._last_snapshot_at = clock.now()
+        self._snapshot_lock = asyncio.Lock()
+        self._commits = 0
+        self._duplicates = 0
+        self._snapshots = 0
+        self._last_snapshot_ms = 0.0
+        self._recovery_ms = 0.0
+        self._replayed = 0
+        self._pending_records = 0
+
+    # -- life cycle -----------------------------------------------------------------
+
+    def open(self) -> None:
+        """Loads the newest snapshot and replays the log after it. Blocking."""
+        t0 = time.perf_counter()
+        start = (0, 0)
+        snap = snapshots.load_latest(self.snapshot_dir) if self.snapshot_dir else None
+        if snap is not None:
+            if snap.partitions != len(self.partitions):
+                raise ValueError(
+                    f"the data directory was created with {snap.partitions} partitions, "
+                    f"not {len(self.partitions)} (dht.partitions is fixed per cluster)"
+                )
+            self._load_snapshot(snap)
+            start = (snap.segment, snap.position)
+        frames = self.wal.recover(0, 0)
+        for seg, pos, body in frames:
+            entry = storage_pb2.LogEntry.FromString(body)
+            p = entry.partition
+            if p >= len(self.partitions):
+                raise ValueError(f"log frame at segment {seg} byte {pos} names partition {p} of {len(self.partitions)}")
+            self.index[p].append(_Frame(entry.base_offset, len(entry.records), seg, pos))
+            if (seg, pos) < start:
+                continue
+            self._replay(entry)
+        for p, frames_p in enumerate(self.index):
+            state = self.partitions[p]
+            state.log_start_offset = frames_p[0].base_offset if frames_p else state.next_offset
+            self.published[p] = state.next_offset
+        self._recovery_ms = (time.perf_counter() - t0) * 1000
+        log.info(
+            "engine.recovered",
+            snapshot=bool(snap),
+            replayed_records=self._replayed,
+            ms=round(self._recovery_ms, 1),
+        )
+
+    def _replay(self, entry: storage_pb2.LogEntry) -> None:
+        state = self.partitions[entry.partition]
+        offset = entry.base_offset
+        for rec in entry.records:
+            self.hlc.observe(rec.hlc)
+            try:
+                state.apply(rec, offset, remember=not rec.ticket.startswith(GENERATED_PREFIX))
+            except FeroError as exc:  # a bug: a logged record applied once already
+                log.error("engine.replay_failed", partition=entry.partition, offset=offset, error=str(exc))
+            offset += 1
+            self._replayed += 1
+        state.next_offset = max(state.next_offset, offset)
+        state.epoch = max(state.epoch, entry.epoch)
+
+    def start(self) -> None:
+        self.wal.start()
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._publish_loop(), name="engine-publish"))
+        if self.snapshot_dir is not None:
+            self._tasks.append(loop.create_task(self._snapshot_loop(), name="engine-snapshot"))
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        await self.wal.close()
+        for sub in list(self.subscriptions):
+            sub.close(None)
+
+    # -- writes ---------------------------------------------------------------------
+
+    def partition_for(self, key: str) -> int:
+        return partition_of(partition_key(key), len(self.partitions))
+
+    def validate(self, records: Sequence[types_pb2.Record]) -> None:
+        """Raises InvalidArgument / Unimplemented naming the first bad record."""
+        limits = self.config.limits
+        if len(records) > limits.max_batch_records:
+            raise InvalidArgument(f"{len(records)} records in one call; at most {limits.max_batch_records}")
+        for i, rec in enumerate(records):
+            where = f"record {i}" if len(records) > 1 else "record"
+            key = rec.key
+            if not key:
+                raise InvalidArgument(f"{where}: name (key) is empty")
+            if len(key) * 4 > limits.max_key_bytes and len(key.encode()) > limits.max_key_bytes:
+                raise InvalidArgument(f"{where}: name (key) is {len(key.encode())} bytes; at most {limits.max_key_bytes}")
+            ticket = rec.ticket
+            if ticket:
+                if len(ticket.encode()) > limits.max_ticket_bytes:
+                    raise InvalidArgument(f"{where}: ticket is {len(ticket.encode())} bytes; at most {limits.max_ticket_bytes}")
+                if ticket.startswith(GENERATED_PREFIX):
+                    raise InvalidArgument(f"{where}: tickets starting with {GENERATED_PREFIX!r} are reserved for the node")
+            op = rec.op
+            if op not in _VALID_OPS:
+                raise InvalidArgument(f"{where}: op {op} is not a known op")
+            if len(rec.value) > limits.max_value_bytes:
+                raise InvalidArgument(f"{where}: value is {len(rec.value)} bytes; at most {limits.max_value_bytes}")
+            if op in _AMOUNT_OPS and not rec.HasField("amount"):
+                raise InvalidArgument(f"{where}: amount is missing")
+            if op in _JSON_OPS and not rec.value:
+                raise InvalidArgument(f"{where}: value is missing")
+            if op == types_pb2.OP_COUNTER_SETUP:
+                Kind.parse(rec.kind)
+                if rec.expire_at_ms < 0:
+                    raise InvalidArgument(f"{where}: expire_at_ms is negative")
+            if op == types_pb2.OP_ACTION:
+                if not rec.action:
+                    raise InvalidArgument(f"{where}: action name is empty")
+                if self.handler is None:
+                    raise Unimplemented(f"{where}: this node has no handler for custom actions (action {rec.action!r})")
+
+    async def commit(self, records: Sequence[types_pb2.Record], acks: int) -> list[types_pb2.Result]:
+        """Commits `records`; one Result each, in order. See the module docstring."""
+        self.validate(records)
+        if self._pending_records + len(records) > self.config.limits.max_pending_records:
+            raise ResourceExhausted(
+                f"{self._pending_records} records are waiting for the disk; retry with backoff"
+            )
+        results, entries, any_duplicate = self._commit_now(records)
+        seq = self.wal.appended
+        if entries:
+            self._unpublished.append((seq, entries))
+            self._publish_event.set()
+        if acks == types_pb2.ACKS_NONE:
+            if self.handler is not None:
+                self._spawn_handlers(entries, None)
+            return results
+        if entries or any_duplicate:
+            n = sum(len(e.records) for e in entries)
+            self._pending_records += n
+            try:
+                await self.wal.wait(seq)
+            finally:
+                self._pending_records -= n
+        if self.handler is not None:
+            if acks == types_pb2.ACKS_REPLY:
+                await self._run_handlers(entries, results, records)
+            else:
+                self._spawn_handlers(entries, None)
+        return results
+
+    def _commit_now(
+        self, records: Sequence[types_pb2.Record]
+    ) -> tuple[list[types_pb2.Result], list[storage_pb2.LogEntry], bool]:
+        n = len(records)
+        results: list[types_pb2.Result] = [None] * n  # type: ignore[list-item]
+        groups: dict[int, list[int]] = {}
+        P = len(self.partitions)
+        for i, rec in enumerate(records):
+            groups.setdefault(partition_of(partition_key(rec.key), P), []).append(i)
+        entries: list[storage_pb2.LogEntry] = []
+        any_duplicate = False
+        Result = types_pb2.Result
+        for p, idxs in groups.items():
+            state = self.partitions[p]
+            entry = storage_pb2.LogEntry(partition=p, epoch=state.epoch, base_offset=state.next_offset)
+            for i in idxs:
+                rec = records[i]
+                ticket = rec.ticket
+                if ticket:
+                    seen = state.tickets.get(ticket)
+                    if seen is not None:
+                        r = Result(partition=p, offset=seen.offset, duplicate=True, ticket=ticket)
+                        if seen.value is not None:
+                            values.to_number(seen.value, r.value)
+                        results[i] = r
+                        any_duplicate = True
+                        self._duplicates += 1
+                        continue
+                    remember = True
+                else:
+                    self._generated += 1
+                    ticket = f"{GENERATED_PREFIX}{self.node_id}/{self._boot}/{self._generated}"
+                    remember = False
+                stored = entry.records.add()
+                stored.CopyFrom(rec)
+                stored.ticket = ticket
+                stored.hlc = self.hlc.now()
+                offset = state.next_offset
+                try:
+                    value = state.apply(stored, offset, remember)
+                except FeroError as exc:
+                    del entry.records[-1]
+                    results[i] = Result(partition=p, ticket=ticket, error_code=exc.code.value[0], error_message=exc.message)
+                    continue
+                state.next_offset = offset + 1
+                r = Result(partition=p, offset=offset, ticket=ticket)
+                if value is not None:
+                    values.to_number(value, r.value)
+                results[i] = r
+            if entry.records:
+                loc = self.wal.append(entry.SerializeToString())
+                self.index[p].append(_Frame(entry.base_offset, len(entry.records), loc.segment, loc.position))
+                entries.append(entry)
+                self._records_since_snapshot += len(entry.records)
+                self._commits += len(entry.records)
+        return results, entries, any_duplicate
+
+    # -- custom actions -------------------------------------------------------------
+
+    def _actions(self, entries: Iterable[storage_pb2.LogEntry]) -> Iterable[tuple[Action, str]]:
+        for entry in entries:
+            for k, rec in enumerate(entry.records):
+                if rec.op == types_pb2.OP_ACTION:
+                    yield Action(entry.partition, entry.base_offset + k, rec.key, rec.action, rec.value, rec.ticket), rec.ticket
+
+    async def _run_handlers(self, entries, results, records) -> None:
+        assert self.handler is not None
+        by_ticket = {r.ticket: r for r in results if not r.error_code}
+        for action, ticket in self._actions(entries):
+            r = by_ticket[ticket]
+            try:
+                reply = await self.handler(action)
+            except FeroError as exc:
+                r.error_code, r.error_message = exc.code.value[0], exc.message
+                continue
+            except Exception as exc:  # the user's handler failed; the record stays committed
+                log.exception("engine.handler_failed", action=action.action, key=action.key)
+                r.error_code = Unimplemented.code.value[0] if isinstance(exc, NotImplementedError) else 13
+                r.error_message = f"handler failed: {type(exc).__name__}: {exc}"
+                continue
+            if reply:
+                r.reply = reply
+
+    def _spawn_handlers(self, entries, _results) -> None:
+        actions = [a for a, _ in self._actions(entries)]
+        if actions:
+            asyncio.get_running_loop().create_task(self._run_detached(actions))
+
+    async def _run_detached(self, actions: list[Action]) -> None:
+        assert self.handler is not None
+        for a in actions:
+            try:
+                await self.handler(a)
+            except Exception:
+                log.exception("engine.handler_failed", action=a.action, key=a.key)
+
+    # -- reads ----------------------------------------------------------------------
+
+    def get_counter(self, name: str) -> tuple[Value, Kind, bool, int]:
+        """(value, kind, exists, expire_at_ms); Expired if the counter is closed."""
+        if not name:
+            raise InvalidArgument("name is empty")
+        if len(name.encode()) > self.config.limits.max_key_bytes:
+            raise InvalidArgument(f"name is {len(name.encode())} bytes; at most {self.config.limits.max_key_bytes}")
+        state = self.partitions[self.partition_for(name)]
+        c = state.counter(name, self.clock.wall_ms())
+        if c is None:
+            return 0, Kind.INT, False, 0
+        return c.value, c.kind, True, c.expire_at_ms
+
+    def read(self, key: str) -> bytes | None:
+        if not key:
+            raise InvalidArgument("key is empty")
+        if len(key.encode()) > self.config.limits.max_key_bytes:
+            raise InvalidArgument(f"key is {len(key.encode())} bytes; at most {self.config.limits.max_key_bytes}")
+        return self.partitions[self.partition_for(key)].documents.read(key)
+
+    # -- subscriptions --------------------------------------------------------------
+
+    def subscribe(self, sub: Subscription, from_offsets: dict[int, int], earliest: bool) -> None:
+        """Registers `sub` and queues the history it asked for; OutOfRange if an offset
+        is older than the log keeps. Live commits follow without gaps or repeats."""
+        P = len(self.partitions)
+        for p, off in from_offsets.items():
+            if p >= P:
+                raise InvalidArgument(f"partition {p} does not exist (there are {P})")
+            start = self.partitions[p].log_start_offset
+            if off < start:
+                raise OutOfRange(f"partition {p}: offset {off} is older than the log keeps (starts at {start})")
+        for p in sub.partitions(P):
+            if p in from_offsets:
+                sub.next_offset[p] = from_offsets[p]
+            elif earliest:
+                sub.next_offset[p] = self.partitions[p].log_start_offset
+            else:
+                sub.next_offset[p] = self.published[p]
+        self.subscriptions.add(sub)
+        sub.on_close = self.subscriptions.discard
+        for p, off in sub.next_offset.items():
+            if off < self.published[p]:
+                sub.deliver_history(self._history(p, off, self.published[p]))
+
+    def _history(self, p: int, start: int, end: int) -> Iterable[types_pb2.Commit]:
+        for fr in self.index[p]:
+            if fr.base_offset + fr.count <= start:
+                continue
+            if fr.base_offset >= end:
+                break
+            entry = storage_pb2.LogEntry.FromString(self.wal.read(fr.segment, fr.position))
+            for k, rec in enumerate(entry.records):
+                off = entry.base_offset + k
+                if start <= off < end:
+                    yield types_pb2.Commit(partition=p, offset=off, epoch=entry.epoch, record=rec)
+
+    async def _publish_loop(self) -> None:
+        while True:
+            await self._publish_event.wait()
+            self._publish_event.clear()
+            while self._unpublished:
+                seq, _ = self._unpublished[-1]
+                try:
+                    await self.wal.wait(seq)
+                except FeroError:
+                    return
+                batch, self._unpublished = self._unpublished, []
+                for _, entries in batch:
+                    for entry in entries:
+                        self.published[entry.partition] = entry.base_offset + len(entry.records)
+                    if self.subscriptions:
+                        for sub in list(self.subscriptions):
+                            sub.deliver_live(entries)
+
+    # -- snapshots, compaction, retention -------------------------------------------
+
+    async def _snapshot_loop(self) -> None:
+        s = self.config.storage
+        while True:
+            await asyncio.sleep(min(1.0, s.snapshot_every_s / 4))
+            due_records = self._records_since_snapshot >= s.snapshot_every_records
+            due_time = self._records_since_snapshot > 0 and self.clock.now() - self._last_snapshot_at >= s.snapshot_every_s
+            if due_records or due_time:
+                try:
+                    await self.take_snapshot()
+                except FeroError as exc:
+                    log.error("engine.snapshot_failed", error=str(exc))
+                    return
+                except OSError as exc:
+                    log.error("engine.snapshot_failed", error=str(exc))
+
+    async def take_snapshot(self) -> None:
+        """Compacts, writes a snapshot of every partition, then applies retention."""
+        if self.snapshot_dir is None:
+            return
+        async with self._snapshot_lock:
+            t0 = time.perf_counter()
+            now_ms = self.clock.wall_ms()
+            dropped = sum(state.compact(now_ms) for state in self.partitions)
+            seg, pos = self.wal.end
+            snap = self._build_snapshot(seg, pos)
+            self._records_since_snapshot = 0
+            self._last_snapshot_at = self.clock.now()
+            await self.wal.sync()
+            await asyncio.to_thread(snapshots.write, self.snapshot_dir, snap)
+            self._snapshots += 1
+            self._last_snapshot_ms = (time.perf_counter() - t0) * 1000
+            self._apply_retention()
+            log.info("engine.snapshot", segment=seg, position=pos, ms=round(self._last_snapshot_ms, 1), expired_counters_dropped=dropped)
+
+    def _build_snapshot(self, seg: int, pos: int) -> storage_pb2.Snapshot:
+        snap = storage_pb2.Snapshot(partitions=len(self.partitions), segment=seg, position=pos, hlc=self.hlc.last)
+        for state in self.partitions:
+            if not state.next_offset:
+                continue
+            ps = snap.partition_states.add(
+                partition=state.partition, epoch=state.epoch, next_offset=state.next_offset,
+                log_start_offset=state.log_start_offset,
+            )
+            for c in state.counters.values():
+                cs = ps.counters.add(name=c.name, kind=int(c.kind), expire_at_ms=c.expire_at_ms)
+                values.to_number(c.value, cs.value)
+            for key, doc in state.documents.docs.items():
+                ps.keys.add(key=key, value=doc.raw(), hlc=doc.hlc)
+            for ticket, committed in state.tickets.items():
+                ts = ps.tickets.add(ticket=ticket, offset=committed.offset, committed_ms=committed.committed_ms)
+                if committed.value is not None:
+                    ts.has_value = True
+                    values.to_number(committed.value, ts.value)
+        return snap
+
+    def _load_snapshot(self, snap: storage_pb2.Snapshot) -> None:
+        from fero.counters import Counter
+        from fero.documents import Doc
+
+        self.hlc.observe(snap.hlc)
+        for ps in snap.partition_states:
+            state = self.partitions[ps.partition]
+            state.epoch, state.next_offset = ps.epoch, ps.next_offset
+            for cs in ps.counters:
+                kind = Kind.parse(cs.kind)
+                state.counters[cs.name] = Counter(cs.name, kind, values.from_number(cs.value, kind), cs.expire_at_ms)
+            for ks in ps.keys:
+                state.documents.docs[ks.key] = Doc(raw=ks.value, hlc=ks.hlc)
+            for ts in ps.tickets:
+                value = values.parse_number(ts.value) if ts.has_value else None
+                state.tickets.put(ts.ticket, Committed(ts.offset, value, ts.committed_ms))
+
+    def _apply_retention(self) -> None:
+        """Drops closed segments that no kept snapshot needs and that retention allows."""
+        assert self.snapshot_dir is not None
+        needed = snapshots.oldest_needed(self.snapshot_dir)
+        if needed is None:
+            return
+        s = self.config.storage
+        segs = self.wal.segments()
+        closed = [sid for sid in segs[:-1] if sid < needed[0]]
+        now = time.time()
+        keep_bytes = sum(self.wal.segment_size(sid) for sid in closed)
+        cut = None
+        for sid in closed:
+            path = self.wal.directory / f"{sid:020d}.seg"
+            try:
+                age = now - path.stat().st_mtime
+            except FileNotFoundError:
+                age = float("inf")
+            too_old = age >= s.retention_s
+            too_big = s.retention_bytes and keep_bytes > s.retention_bytes
+            if not (too_old or too_big):
+                break
+            keep_bytes -= self.wal.segment_size(sid)
+            cut = sid + 1
+        if cut is None:
+            return
+        dropped = self.wal.drop_segments_before(cut)
+        if not dropped:
+            return
+        first_kept = min(self.wal.segments())
+        for p, frames in enumerate(self.index):
+            i = 0
+            while i < len(frames) and frames[i].segment < first_kept:
+                i += 1
+            if i:
+                del frames[:i]
+            state = self.partitions[p]
+            state.log_start_offset = frames[0].base_offset if frames else state.next_offset
+        log.info("engine.retention", dropped_segments=dropped)
+
+    def statistics(self) -> EngineStatistics:
+        return EngineStatistics(
+            partitions_held=sum(1 for s in self.partitions if s.next_offset),
+            records=sum(s.next_offset - s.log_start_offset for s in self.partitions),
+            counters=sum(len(s.counters) for s in self.partitions),
+            keys=sum(len(s.documents) for s in self.partitions),
+            commits=self._commits,
+            duplicates=self._duplicates,
+            subscribers=len(self.subscriptions),
+            snapshots=self._snapshots,
+            last_snapshot_ms=self._last_snapshot_ms,
+            recovery_ms=self._recovery_ms,
+            replayed_records=self._replayed,
+        )
+
+

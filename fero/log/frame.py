@@ -1,0 +1,59 @@
+"""Framing of log records: `u32 length | u32 crc32(body) | body`, big-endian.
+
+A frame is the unit of atomicity on disk: a torn or corrupted frame is detected by its
+length running past the end of the file or by its CRC, and is dropped whole. Each frame
+holds one committed batch of one partition (a `fero.v1.LogEntry`), which is acknowledged
+whole, so nothing acknowledged is ever half in a frame.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from typing import Iterator
+
+HEADER = struct.Struct(">II")
+HEADER_SIZE = HEADER.size
+#: Largest frame body accepted on read; anything larger is treated as corruption.
+MAX_BODY_BYTES = 256 * 1024 * 1024
+
+
+def encode(body: bytes) -> bytes:
+    return HEADER.pack(len(body), zlib.crc32(body)) + body
+
+
+class Corrupt(Exception):
+    """A frame whose length or CRC does not check out, at byte `position`."""
+
+    def __init__(self, position: int, why: str) -> None:
+        super().__init__(f"corrupt frame at byte {position}: {why}")
+        self.position = position
+        self.why = why
+
+
+def decode_at(buf: bytes | memoryview, position: int) -> tuple[bytes, int]:
+    """The body of the frame at `position` and the position after it; Corrupt if the
+    frame is torn (runs past the buffer) or its CRC does not match."""
+    end = len(buf)
+    if position + HEADER_SIZE > end:
+        raise Corrupt(position, "header cut short")
+    length, crc = HEADER.unpack_from(buf, position)
+    if length > MAX_BODY_BYTES:
+        raise Corrupt(position, f"length {length} is implausible")
+    start = position + HEADER_SIZE
+    if start + length > end:
+        raise Corrupt(position, f"body of {length} bytes cut short at {end - start}")
+    body = bytes(buf[start : start + length])
+    if zlib.crc32(body) != crc:
+        raise Corrupt(position, "CRC mismatch")
+    return body, start + length
+
+
+def scan(buf: bytes | memoryview, position: int = 0) -> Iterator[tuple[int, bytes]]:
+    """Yields (position, body) for each valid frame from `position`; stops at the end of
+    the buffer and raises Corrupt at the first bad frame."""
+    end = len(buf)
+    while position < end:
+        body, nxt = decode_at(buf, position)
+        yield position, body
+        position = nxt

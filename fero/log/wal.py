@@ -1,0 +1,339 @@
+"""The node's write-ahead log: segment files shared by all partitions, group commit.
+
+Why one log for all partitions rather than a file set per partition (Kafka's layout):
+a batch from a client touches many partitions (a billing client adds to thousands of
+counters), and `fsync=always` must make all of it durable before acknowledging. With
+one log that costs one write and one fsync per group commit; with 256 partition files
+it would cost up to 256 fsyncs. Each frame still belongs to exactly one partition and
+carries that partition's offsets, so every partition keeps its own ordered log; the
+engine indexes frames by (partition, offset) to read them back.
+
+Group commit: `append()` only queues a frame (no I/O, no await), so every concurrent
+request appends in turn; the flusher task then writes everything queued with one
+write() and, under `always`, one fsync in a worker thread, during which the next group
+queues up. `wait(seq)` resolves when frame `seq` is durable per the policy:
+
+    always    written and fsynced
+    interval  written (the OS has it: survives a process crash); fsynced within
+              fsync_interval_ms (bounds loss on power failure)
+    never     written; the OS decides when it reaches the disk
+
+A failed write or fsync is final (after a failed fsync the page cache can no longer be
+trusted): the log fails, pending and later waits raise Internal, and the node stops
+accepting writes rather than acknowledge what may be lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from fero.errors import Internal
+from fero.log import frame, segment
+
+log = structlog.get_logger("fero.log")
+
+FSYNC_POLICIES = ("always", "interval", "never")
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    seq: int       # appended frames so far, this one included (for wait())
+    segment: int
+    position: int  # byte offset of the frame in its segment
+
+
+@dataclass(frozen=True, slots=True)
+class WalStatistics:
+    segments: int
+    bytes: int
+    appended_frames: int
+    durable_frames: int
+    fsyncs: int
+    last_fsync_ms: float
+    failed: str
+
+
+class Wal:
+    def __init__(
+        self,
+        directory: Path,
+        fsync: str = "always",
+        fsync_interval_ms: int = 100,
+        segment_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        if fsync not in FSYNC_POLICIES:
+            raise ValueError(f"fsync must be one of {FSYNC_POLICIES}, not {fsync!r}")
+        self.directory = directory
+        self.fsync_policy = fsync
+        self.fsync_interval_ms = fsync_interval_ms
+        self.segment_bytes = segment_bytes
+        self._sizes: dict[int, int] = {}
+        self._segment = 0
+        self._tail = len(segment.MAGIC)
+        self._fd = -1
+        self._written_segment = -1
+        self._buffer: list[tuple[int, bytes]] = []
+        self._appended = 0
+        self._durable = 0
+        self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+        self._wakeup: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._dirty = False
+        self._read_fds: dict[int, int] = {}
+        self.failed: BaseException | None = None
+        self._fsyncs = 0
+        self._last_fsync_ms = 0.0
+        self._closed = False
+
+    # -- opening and recovery -------------------------------------------------------
+
+    def recover(self, start_segment: int = 0, start_position: int = 0) -> list[tuple[int, int, bytes]]:
+        """Validates every segment, truncates a torn tail, and returns the frames from
+        (start_segment, start_position) on as (segment, position, body). Raises
+        segment.SegmentDamaged if a frame before the tail is bad."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        ids = segment.list_ids(self.directory)
+        frames: list[tuple[int, int, bytes]] = []
+        for i, sid in enumerate(ids):
+            recovered, seg_frames = segment.recover(self.directory, sid, newest=i == len(ids) - 1)
+            if recovered.truncated_bytes:
+                log.warning("log.torn_tail_truncated", segment=sid, at=recovered.size, dropped_bytes=recovered.truncated_bytes)
+            self._sizes[sid] = recovered.size
+            if sid < start_segment:
+                continue
+            for pos, body in seg_frames:
+                if sid > start_segment or pos >= start_position:
+                    frames.append((sid, pos, body))
+        if ids:
+            self._segment = ids[-1]
+            self._tail = self._sizes[ids[-1]]
+        else:
+            self._segment = max(start_segment, 0)
+            self._tail = len(segment.MAGIC)
+        return frames
+
+    def start(self) -> None:
+        """Opens the newest segment for appending and starts the flusher."""
+        self._fd = segment.create(self.directory, self._segment)
+        self._written_segment = self._segment
+        self._sizes.setdefault(self._segment, len(segment.MAGIC))
+        self._wakeup = asyncio.Event()
+        self._tasks.append(asyncio.get_running_loop().create_task(self._flush_loop(), name="wal-flush"))
+        if self.fsync_policy == "interval":
+            self._tasks.append(asyncio.get_running_loop().create_task(self._interval_loop(), name="wal-fsync"))
+
+    async def close(self) -> None:
+        """Flushes what is queued, fsyncs, and closes."""
+        if self._closed:
+            return
+        if self.failed is None and self._appended > self._durable:
+            try:
+                await self.wait(self._appended)
+            except Internal:
+                pass
+        self._closed = True
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self._fd >= 0:
+            if self.failed is None:
+                try:
+                    os.fsync(self._fd)
+                except OSError:
+                    pass
+            os.close(self._fd)
+            self._fd = -1
+        for fd in self._read_fds.values():
+            os.close(fd)
+        self._read_fds.clear()
+
+    # -- writing --------------------------------------------------------------------
+
+    @property
+    def end(self) -> tuple[int, int]:
+        """(segment, position) just past the last appended frame."""
+        return self._segment, self._tail
+
+    def append(self, body: bytes) -> Location:
+        """Queues a frame; no I/O. Raises Internal if the log has failed."""
+        if self.failed is not None:
+            raise Internal(f"the log failed and takes no more writes: {self.failed}")
+        data = frame.encode(body)
+        if self._tail + len(data) > self.segment_bytes and self._tail > len(segment.MAGIC):
+            self._segment += 1
+            self._tail = len(segment.MAGIC)
+            self._sizes[self._segment] = self._tail
+        loc = Location(self._appended + 1, self._segment, self._tail)
+        self._buffer.append((self._segment, data))
+        self._tail += len(data)
+        self._sizes[self._segment] = self._tail
+        self._appended += 1
+        assert self._wakeup is not None, "Wal.start() was not called"
+        self._wakeup.set()
+        return loc
+
+    @property
+    def appended(self) -> int:
+        return self._appended
+
+    @property
+    def durable(self) -> int:
+        return self._durable
+
+    async def wait(self, seq: int) -> None:
+        """Returns once frame `seq` is durable per the fsync policy; Internal if the log
+        failed first."""
+        if self._durable >= seq:
+            return
+        if self.failed is not None:
+            raise Internal(f"the log failed: {self.failed}")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((seq, fut))
+        await fut
+
+    async def sync(self) -> None:
+        """Waits for everything appended so far and fsyncs it, whatever the policy."""
+        await self.wait(self._appended)
+        if self._fd >= 0 and self.failed is None:
+            await self._fsync(self._fd)
+
+    async def _flush_loop(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._buffer and self.failed is None:
+                batch, self._buffer = self._buffer, []
+                upto = self._appended
+                try:
+                    await self._write(batch)
+                    if self.fsync_policy == "always":
+                        await self._fsync(self._fd)
+                    else:
+                        self._dirty = True
+                except OSError as exc:
+                    self._fail(exc)
+                    return
+                self._durable = upto
+                self._release()
+
+    async def _write(self, batch: list[tuple[int, bytes]]) -> None:
+        run: list[bytes] = []
+        run_segment = batch[0][0]
+        for sid, data in batch:
+            if sid != run_segment:
+                self._write_all(run)
+                await self._roll(sid)
+                run, run_segment = [], sid
+            run.append(data)
+        if run_segment != self._written_segment:
+            await self._roll(run_segment)
+        self._write_all(run)
+
+    def _write_all(self, chunks: list[bytes]) -> None:
+        if not chunks:
+            return
+        data = memoryview(b"".join(chunks))
+        while data:
+            n = os.write(self._fd, data)
+            data = data[n:]
+
+    async def _roll(self, new_segment: int) -> None:
+        # The finished segment is fsynced whatever the policy, so that only the newest
+        # segment can ever have a torn tail; recovery relies on that.
+        await self._fsync(self._fd)
+        os.close(self._fd)
+        self._fd = segment.create(self.directory, new_segment)
+        self._written_segment = new_segment
+
+    async def _fsync(self, fd: int) -> None:
+        t0 = time.perf_counter()
+        await asyncio.get_running_loop().run_in_executor(None, os.fsync, fd)
+        self._fsyncs += 1
+        self._last_fsync_ms = (time.perf_counter() - t0) * 1000
+
+    async def _interval_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.fsync_interval_ms / 1000)
+            if self._dirty and self.failed is None and self._fd >= 0:
+                self._dirty = False
+                try:
+                    await self._fsync(self._fd)
+                except OSError as exc:
+                    self._fail(exc)
+                    return
+
+    def _release(self) -> None:
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= self._durable:
+            _, fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+
+    def _fail(self, exc: BaseException) -> None:
+        self.failed = exc
+        log.error("log.failed", error=str(exc), directory=str(self.directory))
+        err = Internal(f"the log failed: {exc}")
+        while self._waiters:
+            _, fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_exception(err)
+
+    # -- reading and retention ------------------------------------------------------
+
+    def read(self, segment_id: int, position: int) -> bytes:
+        """The body of the durable frame at (segment_id, position)."""
+        fd = self._read_fds.get(segment_id)
+        if fd is None:
+            fd = os.open(segment.path_for(self.directory, segment_id), os.O_RDONLY)
+            self._read_fds[segment_id] = fd
+        header = os.pread(fd, frame.HEADER_SIZE, position)
+        length, _ = frame.HEADER.unpack(header)
+        data = header + os.pread(fd, length, position + frame.HEADER_SIZE)
+        body, _ = frame.decode_at(data, 0)
+        return body
+
+    def segments(self) -> list[int]:
+        return sorted(self._sizes)
+
+    def segment_size(self, segment_id: int) -> int:
+        return self._sizes.get(segment_id, 0)
+
+    def drop_segments_before(self, segment_id: int) -> list[int]:
+        """Deletes whole segments older than `segment_id` (never the one being written)."""
+        dropped = []
+        for sid in sorted(self._sizes):
+            if sid >= segment_id or sid >= self._written_segment:
+                break
+            fd = self._read_fds.pop(sid, None)
+            if fd is not None:
+                os.close(fd)
+            try:
+                segment.path_for(self.directory, sid).unlink()
+            except FileNotFoundError:
+                pass
+            del self._sizes[sid]
+            dropped.append(sid)
+        return dropped
+
+    def statistics(self) -> WalStatistics:
+        return WalStatistics(
+            segments=len(self._sizes),
+            bytes=sum(self._sizes.values()),
+            appended_frames=self._appended,
+            durable_frames=self._durable,
+            fsyncs=self._fsyncs,
+            last_fsync_ms=self._last_fsync_ms,
+            failed=str(self.failed or ""),
+        )

@@ -1,0 +1,236 @@
+"""A fero node: wires config, storage, the commit engine, routing and the gRPC server.
+
+    node = fero.Node("n1", data_dir="./fero-data", port=4000, handler=my_actions)
+    await node.start()      # recovers the log, binds, reports SERVING to gRPC health
+    ...
+    await node.stop()       # stops taking requests, flushes and fsyncs the log
+
+`data_dir=None` keeps everything in memory (for tests). The node takes an exclusive
+lock on its data directory, so two processes can never write one log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Sequence
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from fero import __version__
+from fero.clock import REAL, Clock
+from fero.config import Config
+from fero.engine import Engine, Handler
+from fero.errors import Unavailable
+from fero.ring import Ring
+from fero.router import Router
+from fero.server import ChangelogServicer, ClusterServicer, CountersServicer
+from fero.subscriptions import Subscription
+from fero.v1 import (
+    changelog_pb2,
+    changelog_pb2_grpc,
+    cluster_pb2,
+    cluster_pb2_grpc,
+    counters_pb2,
+    counters_pb2_grpc,
+    types_pb2,
+)
+from fero.values import Kind, Value
+
+log = structlog.get_logger("fero.node")
+
+SERVICE_NAMES = (
+    counters_pb2.DESCRIPTOR.services_by_name["Counters"].full_name,
+    changelog_pb2.DESCRIPTOR.services_by_name["Changelog"].full_name,
+    cluster_pb2.DESCRIPTOR.services_by_name["Cluster"].full_name,
+)
+
+
+class Node:
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 4000,
+        data_dir: str | Path | None = None,
+        config: Config | None = None,
+        handler: Handler | None = None,
+        clock: Clock = REAL,
+    ) -> None:
+        self.config = (config or Config()).validate()
+        self.host = host
+        self.port = port
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.clock = clock
+        self.handler = handler
+        self._lock_fd = -1
+        if self.data_dir is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_data_dir()
+        self.node_id = name or self._stored_node_id()
+        self.ring = Ring([self.node_id], vnodes=self.config.dht.vnodes)
+        self.router = Router(self.node_id, self.ring, self.config.dht.partitions)
+        self.engine = Engine(self.config, clock, self.node_id, self.data_dir, handler)
+        self.state = "new"
+        self.address = ""
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+        self._started_at = 0.0
+
+    # -- life cycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.state = "recovering"
+        await asyncio.to_thread(self.engine.open)
+        self.engine.start()
+        limit = self.config.limits.max_message_bytes
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        counters_pb2_grpc.add_CountersServicer_to_server(CountersServicer(self), server)
+        changelog_pb2_grpc.add_ChangelogServicer_to_server(ChangelogServicer(self), server)
+        cluster_pb2_grpc.add_ClusterServicer_to_server(ClusterServicer(self), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            SERVICE_NAMES + (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            server,
+        )
+        bound = server.add_insecure_port(f"{self.host}:{self.port}")
+        if bound == 0:
+            raise OSError(f"cannot listen on {self.host}:{self.port}")
+        self.port = bound
+        self.address = f"{self.host}:{bound}"
+        await server.start()
+        self._server = server
+        self._started_at = time.monotonic()
+        self.state = "serving"
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        log.info("node.serving", node=self.node_id, address=self.address, storage=self.storage_label)
+
+    async def stop(self, grace_s: float = 2.0) -> None:
+        if self.state in ("stopped", "new"):
+            self._unlock_data_dir()
+            self.state = "stopped"
+            return
+        self.state = "stopping"
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self._server is not None:
+            await self._server.stop(grace_s)
+        await self.engine.close()
+        self._unlock_data_dir()
+        self.state = "stopped"
+        log.info("node.stopped", node=self.node_id)
+
+    async def wait_closed(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+    async def _set_health(self, status: int) -> None:
+        for name in ("",) + SERVICE_NAMES:
+            result = self._health.set(name, status)
+            if asyncio.iscoroutine(result):
+                await result
+
+    # -- the API the servicers call -------------------------------------------------
+
+    async def commit(self, records: Sequence[types_pb2.Record], acks: int) -> list[types_pb2.Result]:
+        """Commits records this node owns. acks=ALL waits for the in-sync replicas; alone,
+        the owner is the whole in-sync set (as with Kafka's acks=all), so it means LEADER."""
+        self._check_serving()
+        if len(self.ring) > 1:
+            self.router.check_local({self.engine.partition_for(r.key) for r in records})
+        return await self.engine.commit(records, acks)
+
+    def get_counter(self, name: str) -> tuple[Value, Kind, bool, int]:
+        self._check_serving()
+        return self.engine.get_counter(name)
+
+    def read(self, key: str) -> bytes | None:
+        self._check_serving()
+        return self.engine.read(key)
+
+    def subscribe(self, sub: Subscription, from_offsets: dict[int, int], earliest: bool) -> None:
+        self._check_serving()
+        self.engine.subscribe(sub, from_offsets, earliest)
+
+    def coherent(self) -> bool:
+        """True iff this node sees the whole cluster healthy; a node alone always does."""
+        return True
+
+    def status(self, include_partitions: bool = False) -> cluster_pb2.StatusReply:
+        st = self.engine.statistics()
+        owned = self.router.owned()
+        reply = cluster_pb2.StatusReply(
+            node=cluster_pb2.NodeStatus(
+                id=self.node_id, address=self.address, state=self.state,
+                partitions_owned=len(owned), records=st.records, counters=st.counters, keys=st.keys,
+                uptime_s=time.monotonic() - self._started_at if self._started_at else 0.0,
+                version=__version__, storage=self.storage_label, fsync=self.engine.wal.fsync_policy,
+            ),
+            coherent=self.coherent(),
+            partitions=self.config.dht.partitions,
+            ring_checksum=self.ring.checksum(),
+        )
+        reply.members.add(
+            id=self.node_id, address=self.address, status="alive", incarnation=0,
+            partitions_owned=len(owned), ring_checksum=self.ring.checksum(),
+        )
+        if include_partitions:
+            for p in owned:
+                ps = self.engine.partitions[p].statistics()
+                reply.partition_status.add(
+                    partition=p, owner=self.node_id, epoch=ps.epoch, next_offset=ps.next_offset,
+                    log_start_offset=ps.log_start_offset, counters=ps.counters, keys=ps.keys,
+                )
+        return reply
+
+    @property
+    def storage_label(self) -> str:
+        return str(self.data_dir) if self.data_dir is not None else "memory"
+
+    def _check_serving(self) -> None:
+        if self.state != "serving":
+            raise Unavailable(f"node {self.node_id} is {self.state}")
+        if self.engine.wal.failed is not None:
+            raise Unavailable(f"node {self.node_id} has a failed log and takes no requests: {self.engine.wal.failed}")
+
+    # -- the data directory ---------------------------------------------------------
+
+    def _lock_data_dir(self) -> None:
+        assert self.data_dir is not None
+        fd = os.open(self.data_dir / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RuntimeError(f"{self.data_dir} is in use by another fero process") from None
+        self._lock_fd = fd
+
+    def _unlock_data_dir(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def _stored_node_id(self) -> str:
+        if self.data_dir is None:
+            return f"fero-{uuid.uuid4().hex[:8]}"
+        p = self.data_dir / "node-id"
+        if p.exists():
+            return p.read_text().strip()
+        node_id = f"fero-{uuid.uuid4().hex[:8]}"
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(node_id + "\n")
+        os.replace(tmp, p)
+        return node_id

@@ -1,0 +1,141 @@
+"""Thin gRPC servicers: protobuf in, domain call, protobuf out, errors mapped once.
+
+Each handler is wrapped by `edge`, the one place where a FeroError becomes its gRPC
+status and any other exception becomes INTERNAL with its text (and a log line): a bad
+request never kills a node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+
+import grpc
+import structlog
+
+from fero import values
+from fero.errors import FeroError, InvalidArgument, from_status, status_code
+from fero.subscriptions import Subscription
+from fero.v1 import (
+    changelog_pb2,
+    changelog_pb2_grpc,
+    cluster_pb2,
+    cluster_pb2_grpc,
+    counters_pb2,
+    counters_pb2_grpc,
+    types_pb2,
+)
+from fero.values import Kind
+
+if TYPE_CHECKING:
+    from fero.node import Node
+
+log = structlog.get_logger("fero.server")
+
+
+def edge(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await fn(self, request, context)
+        except FeroError as exc:
+            await context.abort(exc.code, exc.message)
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception as exc:
+            log.exception("server.internal_error", method=fn.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+
+    return wrapper
+
+
+def _raise_if_error(result: types_pb2.Result) -> None:
+    if result.error_code:
+        raise from_status(status_code(result.error_code), result.error_message)
+
+
+class CountersServicer(counters_pb2_grpc.CountersServicer):
+    def __init__(self, node: "Node") -> None:
+        self.node = node
+
+    @edge
+    async def Add(self, request: counters_pb2.AddRequest, context: Any) -> counters_pb2.AddReply:
+        if not request.HasField("amount"):
+            raise InvalidArgument("amount is missing")
+        rec = types_pb2.Record(key=request.name, op=types_pb2.OP_COUNTER_ADD, amount=request.amount, ticket=request.ticket)
+        (r,) = await self.node.commit([rec], request.acks)
+        _raise_if_error(r)
+        return counters_pb2.AddReply(
+            value=r.value, coherent=self.node.coherent(), duplicate=r.duplicate,
+            partition=r.partition, offset=r.offset, ticket=r.ticket,
+        )
+
+    @edge
+    async def Get(self, request: counters_pb2.GetRequest, context: Any) -> counters_pb2.GetReply:
+        value, kind, exists, expire_at_ms = self.node.get_counter(request.name)
+        return counters_pb2.GetReply(
+            value=values.to_number(value), kind=int(kind), coherent=self.node.coherent(),
+            expire_at_ms=expire_at_ms, exists=exists,
+        )
+
+    @edge
+    async def Setup(self, request: counters_pb2.SetupRequest, context: Any) -> counters_pb2.SetupReply:
+        kind = Kind.parse(request.kind)
+        if request.expire_at_ms < 0 or request.ttl_ms < 0:
+            raise InvalidArgument("expire_at_ms and ttl_ms must not be negative")
+        expire_at_ms = request.expire_at_ms or (self.node.clock.wall_ms() + request.ttl_ms if request.ttl_ms else 0)
+        rec = types_pb2.Record(
+            key=request.name, op=types_pb2.OP_COUNTER_SETUP, kind=int(kind),
+            expire_at_ms=expire_at_ms, ticket=request.ticket,
+        )
+        (r,) = await self.node.commit([rec], request.acks)
+        _raise_if_error(r)
+        return counters_pb2.SetupReply(coherent=self.node.coherent(), kind=int(kind), expire_at_ms=expire_at_ms)
+
+
+class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
+    def __init__(self, node: "Node") -> None:
+        self.node = node
+
+    @edge
+    async def Commit(self, request: changelog_pb2.CommitRequest, context: Any) -> changelog_pb2.CommitReply:
+        results = await self.node.commit(request.records, request.acks)
+        return changelog_pb2.CommitReply(results=results, coherent=self.node.coherent())
+
+    @edge
+    async def Read(self, request: changelog_pb2.ReadRequest, context: Any) -> changelog_pb2.ReadReply:
+        raw = self.node.read(request.key)
+        return changelog_pb2.ReadReply(value=raw or b"", exists=raw is not None, coherent=self.node.coherent())
+
+    async def Subscribe(
+        self, request: changelog_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[changelog_pb2.SubscribeEvent]:
+        try:
+            scope = request.WhichOneof("scope")
+            sub = Subscription(
+                partition=request.partition if scope == "partition" else None,
+                prefix=request.prefix if scope == "prefix" else "",
+            )
+            self.node.subscribe(
+                sub, dict(request.from_offsets),
+                earliest=request.default_from == changelog_pb2.SubscribeRequest.START_EARLIEST,
+            )
+        except FeroError as exc:
+            await context.abort(exc.code, exc.message)
+        try:
+            async for commits in sub:
+                yield changelog_pb2.SubscribeEvent(commits=commits)
+        except FeroError as exc:
+            await context.abort(exc.code, exc.message)
+        finally:
+            sub.close(None)
+
+
+class ClusterServicer(cluster_pb2_grpc.ClusterServicer):
+    def __init__(self, node: "Node") -> None:
+        self.node = node
+
+    @edge
+    async def Status(self, request: cluster_pb2.StatusRequest, context: Any) -> cluster_pb2.StatusReply:
+        return self.node.status(include_partitions=request.include_partitions)

@@ -1,0 +1,60 @@
+"""The ticket table of a partition: which idempotency keys are committed, and with what
+result, so that a retried record is acknowledged again and never applied twice.
+
+The table is a bounded window, as in Kafka's idempotent producer: a ticket is
+recognised while it is among the last `max_entries` of its partition and younger than
+`window_ms`. Clients retry within seconds; the defaults (see fero.config) cover far
+longer than any retry policy, and bound memory when a partition takes millions of
+writes. Entries are evicted in commit order, which is also their order in the log, so
+a table rebuilt by replaying the log equals the one that was lost.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Iterator
+
+from fero.values import Value
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    offset: int
+    value: Value | None  # the value after the record, for ADD-like ops
+    committed_ms: int
+
+
+class TicketTable:
+    def __init__(self, window_ms: int, max_entries: int) -> None:
+        self.window_ms = window_ms
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, Committed] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, ticket: str) -> Committed | None:
+        return self._entries.get(ticket)
+
+    def put(self, ticket: str, committed: Committed) -> None:
+        entries = self._entries
+        entries[ticket] = committed
+        if len(entries) > self.max_entries:
+            entries.popitem(last=False)
+
+    def expire(self, now_ms: int) -> int:
+        """Drops entries older than the window; returns how many."""
+        cutoff = now_ms - self.window_ms
+        entries = self._entries
+        dropped = 0
+        while entries:
+            ticket, first = next(iter(entries.items()))
+            if first.committed_ms >= cutoff:
+                break
+            del entries[ticket]
+            dropped += 1
+        return dropped
+
+    def items(self) -> Iterator[tuple[str, Committed]]:
+        return iter(self._entries.items())

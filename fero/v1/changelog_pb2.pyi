@@ -1,0 +1,83 @@
+from fero.v1 import types_pb2 as _types_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CommitRequest(_message.Message):
+    __slots__ = ("records", "acks")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    ACKS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[_types_pb2.Record]
+    acks: _types_pb2.Acks
+    def __init__(self, records: _Optional[_Iterable[_Union[_types_pb2.Record, _Mapping]]] = ..., acks: _Optional[_Union[_types_pb2.Acks, str]] = ...) -> None: ...
+
+class CommitReply(_message.Message):
+    __slots__ = ("results", "coherent")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    COHERENT_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[_types_pb2.Result]
+    coherent: bool
+    def __init__(self, results: _Optional[_Iterable[_Union[_types_pb2.Result, _Mapping]]] = ..., coherent: _Optional[bool] = ...) -> None: ...
+
+class ReadRequest(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    def __init__(self, key: _Optional[str] = ...) -> None: ...
+
+class ReadReply(_message.Message):
+    __slots__ = ("value", "exists", "coherent")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    EXISTS_FIELD_NUMBER: _ClassVar[int]
+    COHERENT_FIELD_NUMBER: _ClassVar[int]
+    value: bytes
+    exists: bool
+    coherent: bool
+    def __init__(self, value: _Optional[bytes] = ..., exists: _Optional[bool] = ..., coherent: _Optional[bool] = ...) -> None: ...
+
+class SubscribeRequest(_message.Message):
+    __slots__ = ("partition", "prefix", "from_offsets", "default_from")
+    class Start(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        START_NOW: _ClassVar[SubscribeRequest.Start]
+        START_EARLIEST: _ClassVar[SubscribeRequest.Start]
+    START_NOW: SubscribeRequest.Start
+    START_EARLIEST: SubscribeRequest.Start
+    class FromOffsetsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    FROM_OFFSETS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_FROM_FIELD_NUMBER: _ClassVar[int]
+    partition: int
+    prefix: str
+    from_offsets: _containers.ScalarMap[int, int]
+    default_from: SubscribeRequest.Start
+    def __init__(self, partition: _Optional[int] = ..., prefix: _Optional[str] = ..., from_offsets: _Optional[_Mapping[int, int]] = ..., default_from: _Optional[_Union[SubscribeRequest.Start, str]] = ...) -> None: ...
+
+class SubscribeEvent(_message.Message):
+    __slots__ = ("commits", "reset")
+    class Reset(_message.Message):
+        __slots__ = ("partition", "epoch", "offset")
+        PARTITION_FIELD_NUMBER: _ClassVar[int]
+        EPOCH_FIELD_NUMBER: _ClassVar[int]
+        OFFSET_FIELD_NUMBER: _ClassVar[int]
+        partition: int
+        epoch: int
+        offset: int
+        def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+    COMMITS_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    commits: _containers.RepeatedCompositeFieldContainer[_types_pb2.Commit]
+    reset: SubscribeEvent.Reset
+    def __init__(self, commits: _Optional[_Iterable[_Union[_types_pb2.Commit, _Mapping]]] = ..., reset: _Optional[_Union[SubscribeEvent.Reset, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,81 @@
+from fero.v1 import types_pb2 as _types_pb2
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class AddRequest(_message.Message):
+    __slots__ = ("name", "amount", "ticket", "acks")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    ACKS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    amount: _types_pb2.Number
+    ticket: str
+    acks: _types_pb2.Acks
+    def __init__(self, name: _Optional[str] = ..., amount: _Optional[_Union[_types_pb2.Number, _Mapping]] = ..., ticket: _Optional[str] = ..., acks: _Optional[_Union[_types_pb2.Acks, str]] = ...) -> None: ...
+
+class AddReply(_message.Message):
+    __slots__ = ("value", "coherent", "duplicate", "partition", "offset", "ticket")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    COHERENT_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    value: _types_pb2.Number
+    coherent: bool
+    duplicate: bool
+    partition: int
+    offset: int
+    ticket: str
+    def __init__(self, value: _Optional[_Union[_types_pb2.Number, _Mapping]] = ..., coherent: _Optional[bool] = ..., duplicate: _Optional[bool] = ..., partition: _Optional[int] = ..., offset: _Optional[int] = ..., ticket: _Optional[str] = ...) -> None: ...
+
+class GetRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetReply(_message.Message):
+    __slots__ = ("value", "kind", "coherent", "expire_at_ms", "exists")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    COHERENT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    EXISTS_FIELD_NUMBER: _ClassVar[int]
+    value: _types_pb2.Number
+    kind: _types_pb2.ValueKind
+    coherent: bool
+    expire_at_ms: int
+    exists: bool
+    def __init__(self, value: _Optional[_Union[_types_pb2.Number, _Mapping]] = ..., kind: _Optional[_Union[_types_pb2.ValueKind, str]] = ..., coherent: _Optional[bool] = ..., expire_at_ms: _Optional[int] = ..., exists: _Optional[bool] = ...) -> None: ...
+
+class SetupRequest(_message.Message):
+    __slots__ = ("name", "kind", "expire_at_ms", "ttl_ms", "ticket", "acks")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    ACKS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: _types_pb2.ValueKind
+    expire_at_ms: int
+    ttl_ms: int
+    ticket: str
+    acks: _types_pb2.Acks
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[_types_pb2.ValueKind, str]] = ..., expire_at_ms: _Optional[int] = ..., ttl_ms: _Optional[int] = ..., ticket: _Optional[str] = ..., acks: _Optional[_Union[_types_pb2.Acks, str]] = ...) -> None: ...
+
+class SetupReply(_message.Message):
+    __slots__ = ("coherent", "kind", "expire_at_ms")
+    COHERENT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    coherent: bool
+    kind: _types_pb2.ValueKind
+    expire_at_ms: int
+    def __init__(self, coherent: _Optional[bool] = ..., kind: _Optional[_Union[_types_pb2.ValueKind, str]] = ..., expire_at_ms: _Optional[int] = ...) -> None: ...

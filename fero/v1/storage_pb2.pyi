@@ -1,0 +1,88 @@
+from fero.v1 import types_pb2 as _types_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class LogEntry(_message.Message):
+    __slots__ = ("partition", "epoch", "base_offset", "records")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    BASE_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    partition: int
+    epoch: int
+    base_offset: int
+    records: _containers.RepeatedCompositeFieldContainer[_types_pb2.Record]
+    def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., base_offset: _Optional[int] = ..., records: _Optional[_Iterable[_Union[_types_pb2.Record, _Mapping]]] = ...) -> None: ...
+
+class Snapshot(_message.Message):
+    __slots__ = ("partitions", "segment", "position", "partition_states", "hlc")
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_STATES_FIELD_NUMBER: _ClassVar[int]
+    HLC_FIELD_NUMBER: _ClassVar[int]
+    partitions: int
+    segment: int
+    position: int
+    partition_states: _containers.RepeatedCompositeFieldContainer[PartitionSnapshot]
+    hlc: int
+    def __init__(self, partitions: _Optional[int] = ..., segment: _Optional[int] = ..., position: _Optional[int] = ..., partition_states: _Optional[_Iterable[_Union[PartitionSnapshot, _Mapping]]] = ..., hlc: _Optional[int] = ...) -> None: ...
+
+class PartitionSnapshot(_message.Message):
+    __slots__ = ("partition", "epoch", "next_offset", "counters", "keys", "tickets", "log_start_offset")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    NEXT_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    TICKETS_FIELD_NUMBER: _ClassVar[int]
+    LOG_START_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    partition: int
+    epoch: int
+    next_offset: int
+    counters: _containers.RepeatedCompositeFieldContainer[CounterState]
+    keys: _containers.RepeatedCompositeFieldContainer[KeyState]
+    tickets: _containers.RepeatedCompositeFieldContainer[TicketState]
+    log_start_offset: int
+    def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., next_offset: _Optional[int] = ..., counters: _Optional[_Iterable[_Union[CounterState, _Mapping]]] = ..., keys: _Optional[_Iterable[_Union[KeyState, _Mapping]]] = ..., tickets: _Optional[_Iterable[_Union[TicketState, _Mapping]]] = ..., log_start_offset: _Optional[int] = ...) -> None: ...
+
+class CounterState(_message.Message):
+    __slots__ = ("name", "kind", "value", "expire_at_ms")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: _types_pb2.ValueKind
+    value: _types_pb2.Number
+    expire_at_ms: int
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[_types_pb2.ValueKind, str]] = ..., value: _Optional[_Union[_types_pb2.Number, _Mapping]] = ..., expire_at_ms: _Optional[int] = ...) -> None: ...
+
+class KeyState(_message.Message):
+    __slots__ = ("key", "value", "hlc")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    HLC_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: bytes
+    hlc: int
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[bytes] = ..., hlc: _Optional[int] = ...) -> None: ...
+
+class TicketState(_message.Message):
+    __slots__ = ("ticket", "offset", "value", "committed_ms", "has_value")
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_MS_FIELD_NUMBER: _ClassVar[int]
+    HAS_VALUE_FIELD_NUMBER: _ClassVar[int]
+    ticket: str
+    offset: int
+    value: _types_pb2.Number
+    committed_ms: int
+    has_value: bool
+    def __init__(self, ticket: _Optional[str] = ..., offset: _Optional[int] = ..., value: _Optional[_Union[_types_pb2.Number, _Mapping]] = ..., committed_ms: _Optional[int] = ..., has_value: _Optional[bool] = ...) -> None: ...

@@ -1,0 +1,114 @@
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ValueKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VALUE_KIND_UNSPECIFIED: _ClassVar[ValueKind]
+    VALUE_KIND_INT: _ClassVar[ValueKind]
+    VALUE_KIND_DECIMAL: _ClassVar[ValueKind]
+    VALUE_KIND_RATIONAL: _ClassVar[ValueKind]
+
+class Acks(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ACKS_UNSPECIFIED: _ClassVar[Acks]
+    ACKS_NONE: _ClassVar[Acks]
+    ACKS_LEADER: _ClassVar[Acks]
+    ACKS_ALL: _ClassVar[Acks]
+    ACKS_REPLY: _ClassVar[Acks]
+
+class Op(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OP_UNSPECIFIED: _ClassVar[Op]
+    OP_COUNTER_ADD: _ClassVar[Op]
+    OP_COUNTER_SETUP: _ClassVar[Op]
+    OP_UPDATE: _ClassVar[Op]
+    OP_REMOVE: _ClassVar[Op]
+    OP_ADD: _ClassVar[Op]
+    OP_PUSH: _ClassVar[Op]
+    OP_PATCH: _ClassVar[Op]
+    OP_ACTION: _ClassVar[Op]
+VALUE_KIND_UNSPECIFIED: ValueKind
+VALUE_KIND_INT: ValueKind
+VALUE_KIND_DECIMAL: ValueKind
+VALUE_KIND_RATIONAL: ValueKind
+ACKS_UNSPECIFIED: Acks
+ACKS_NONE: Acks
+ACKS_LEADER: Acks
+ACKS_ALL: Acks
+ACKS_REPLY: Acks
+OP_UNSPECIFIED: Op
+OP_COUNTER_ADD: Op
+OP_COUNTER_SETUP: Op
+OP_UPDATE: Op
+OP_REMOVE: Op
+OP_ADD: Op
+OP_PUSH: Op
+OP_PATCH: Op
+OP_ACTION: Op
+
+class Number(_message.Message):
+    __slots__ = ("i64", "text")
+    I64_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    i64: int
+    text: str
+    def __init__(self, i64: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
+
+class Record(_message.Message):
+    __slots__ = ("ticket", "key", "op", "value", "amount", "action", "kind", "expire_at_ms", "hlc")
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    HLC_FIELD_NUMBER: _ClassVar[int]
+    ticket: str
+    key: str
+    op: Op
+    value: bytes
+    amount: Number
+    action: str
+    kind: ValueKind
+    expire_at_ms: int
+    hlc: int
+    def __init__(self, ticket: _Optional[str] = ..., key: _Optional[str] = ..., op: _Optional[_Union[Op, str]] = ..., value: _Optional[bytes] = ..., amount: _Optional[_Union[Number, _Mapping]] = ..., action: _Optional[str] = ..., kind: _Optional[_Union[ValueKind, str]] = ..., expire_at_ms: _Optional[int] = ..., hlc: _Optional[int] = ...) -> None: ...
+
+class Commit(_message.Message):
+    __slots__ = ("partition", "offset", "epoch", "record")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    partition: int
+    offset: int
+    epoch: int
+    record: Record
+    def __init__(self, partition: _Optional[int] = ..., offset: _Optional[int] = ..., epoch: _Optional[int] = ..., record: _Optional[_Union[Record, _Mapping]] = ...) -> None: ...
+
+class Result(_message.Message):
+    __slots__ = ("partition", "offset", "value", "duplicate", "reply", "ticket", "error_code", "error_message")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    partition: int
+    offset: int
+    value: Number
+    duplicate: bool
+    reply: bytes
+    ticket: str
+    error_code: int
+    error_message: str
+    def __init__(self, partition: _Optional[int] = ..., offset: _Optional[int] = ..., value: _Optional[_Union[Number, _Mapping]] = ..., duplicate: _Optional[bool] = ..., reply: _Optional[bytes] = ..., ticket: _Optional[str] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
