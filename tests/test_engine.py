@@ -1,0 +1,217 @@
+"""The commit engine on real files: commits, tickets, restart, snapshots, retention,
+compaction, subscriptions."""
+
+import asyncio
+import dataclasses
+from decimal import Decimal
+
+import pytest
+
+from fero import values
+from fero.clock import ManualClock
+from fero.config import Config, StorageConfig
+from fero.engine import Engine
+from fero.errors import OutOfRange
+from fero.log import segment
+from fero.subscriptions import Subscription
+from fero.v1 import types_pb2
+
+LEADER = types_pb2.ACKS_LEADER
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def add(name, amount, ticket=""):
+    return types_pb2.Record(key=name, op=types_pb2.OP_COUNTER_ADD, amount=values.number_of(amount), ticket=ticket)
+
+
+def config(**storage):
+    return Config(storage=dataclasses.replace(StorageConfig(), **storage)).validate()
+
+
+async def opened(tmp_path, cfg=None, clock=None):
+    e = Engine(cfg or config(), clock or ManualClock(), "n1", tmp_path)
+    e.open()
+    e.start()
+    return e
+
+
+def test_commit_assigns_consecutive_offsets_per_partition_and_returns_values(tmp_path):
+    async def main():
+        e = await opened(tmp_path)
+        results = await e.commit([add("a", 1), add("a", 2), add("b", 5), add("a", 3)], LEADER)
+        await e.close()
+        return e, results
+
+    e, results = run(main())
+    assert [r.value.i64 for r in results] == [1, 3, 5, 6]
+    by_partition = {}
+    for r in results:
+        by_partition.setdefault(r.partition, []).append(r.offset)
+    assert all(offs == list(range(len(offs))) for offs in by_partition.values()), by_partition
+    assert results[0].partition == e.partition_for("a") and results[2].partition == e.partition_for("b")
+
+
+def test_repeated_ticket_is_acknowledged_with_the_first_result_and_not_applied(tmp_path):
+    async def main():
+        e = await opened(tmp_path)
+        first = await e.commit([add("c", 10, "t1")], LEADER)
+        again = await e.commit([add("c", 10, "t1")], LEADER)
+        both_in_one = await e.commit([add("c", 1, "t2"), add("c", 1, "t2")], LEADER)
+        value = e.get_counter("c")[0]
+        await e.close()
+        return first, again, both_in_one, value
+
+    first, again, both, value = run(main())
+    assert not first[0].duplicate and again[0].duplicate
+    assert again[0].value.i64 == first[0].value.i64 == 10
+    assert again[0].offset == first[0].offset
+    assert [r.duplicate for r in both] == [False, True]
+    assert value == 11
+
+
+def test_restart_replays_the_log_and_remembers_tickets(tmp_path):
+    async def before():
+        e = await opened(tmp_path)
+        for i in range(50):
+            await e.commit([add(f"k{i % 7}", i, f"t{i}")], LEADER)
+        await e.close()
+        return {f"k{j}": e.get_counter(f"k{j}")[0] for j in range(7)}
+
+    async def after():
+        e = await opened(tmp_path)
+        dup = await e.commit([add("k3", 1000, "t3")], LEADER)
+        vals = {f"k{j}": e.get_counter(f"k{j}")[0] for j in range(7)}
+        await e.close()
+        return vals, dup
+
+    expected = run(before())
+    assert expected == {f"k{j}": sum(i for i in range(50) if i % 7 == j) for j in range(7)}
+    got, dup = run(after())
+    assert got == expected
+    assert dup[0].duplicate
+
+
+def test_snapshot_bounds_replay_and_keeps_state(tmp_path):
+    cfg = config(segment_bytes=4096, retention_s=0, retention_bytes=0)
+
+    async def before():
+        e = await opened(tmp_path, cfg)
+        await e.commit([add("x", 1, f"t{i}") for i in range(500)], LEADER)
+        await e.commit([types_pb2.Record(key="doc.a", op=types_pb2.OP_UPDATE, value=b'{"v":1}')], LEADER)
+        await e.take_snapshot()
+        await e.commit([add("x", 1, "after")], LEADER)
+        await e.close()
+
+    async def after():
+        e = await opened(tmp_path, cfg)
+        stats = e.statistics()
+        dup = await e.commit([add("x", 1, "t7")], LEADER)
+        value, doc = e.get_counter("x")[0], e.read("doc")
+        await e.close()
+        return stats, dup, value, doc
+
+    run(before())
+    stats, dup, value, doc = run(after())
+    assert value == 501
+    assert doc == b'{"a":{"v":1}}'
+    assert stats.replayed_records == 1, "only the record after the snapshot is replayed"
+    assert dup[0].duplicate, "tickets survive through the snapshot"
+
+
+def test_retention_drops_segments_a_snapshot_covers_and_moves_the_log_start(tmp_path):
+    cfg = config(segment_bytes=4096, retention_s=0, retention_bytes=0)
+
+    async def main():
+        e = await opened(tmp_path, cfg)
+        for i in range(60):
+            await e.commit([add("r", 1, f"t{i}"), types_pb2.Record(key="r2", op=types_pb2.OP_UPDATE, value=b"x" * 200)], LEADER)
+        before = segment.list_ids(tmp_path / "log")
+        await e.take_snapshot()
+        after = segment.list_ids(tmp_path / "log")
+        p = e.partition_for("r")
+        start = e.partitions[p].log_start_offset
+        sub = Subscription(partition=p)
+        with pytest.raises(OutOfRange, match="older than the log keeps"):
+            e.subscribe(sub, {p: 0}, earliest=False)
+        value = e.get_counter("r")[0]
+        await e.close()
+        return before, after, start, value
+
+    before, after, start, value = run(main())
+    assert len(before) > 2
+    assert after == before[-1:]
+    assert start > 0
+    assert value == 60
+
+
+def test_expired_counters_are_refused_then_compacted_and_the_name_freed(tmp_path):
+    clock = ManualClock()
+    cfg = config(expired_grace_s=10)
+
+    async def main():
+        e = await opened(tmp_path, cfg, clock)
+        now = clock.wall_ms()
+        await e.commit([types_pb2.Record(key="bill", op=types_pb2.OP_COUNTER_SETUP, kind=2, expire_at_ms=now + 1000)], LEADER)
+        ok = await e.commit([add("bill", "1.25")], LEADER)
+        clock.advance(1.0)
+        refused = await e.commit([add("bill", "1.25")], LEADER)
+        clock.advance(10.0)
+        await e.take_snapshot()
+        gone = e.get_counter("bill")
+        await e.close()
+        return ok, refused, gone
+
+    ok, refused, gone = run(main())
+    assert values.parse_number(ok[0].value) == Decimal("1.25")
+    assert refused[0].error_code == 9 and "expired" in refused[0].error_message
+    assert gone[2] is False
+
+
+def test_subscription_gets_history_then_live_each_commit_once_in_order(tmp_path):
+    async def main():
+        e = await opened(tmp_path)
+        await e.commit([add("s", 1, f"a{i}") for i in range(30)], LEADER)
+        p = e.partition_for("s")
+        sub = Subscription(partition=p)
+        e.subscribe(sub, {p: 5}, earliest=False)
+        got = []
+
+        async def read():
+            async for batch in sub:
+                got.extend(batch)
+                if len(got) >= 45:
+                    return
+
+        reader = asyncio.create_task(read())
+        await e.commit([add("s", 1, f"b{i}") for i in range(20)], LEADER)
+        await asyncio.wait_for(reader, 10)
+        await e.close()
+        return got
+
+    got = run(main())
+    assert [c.offset for c in got] == list(range(5, 50))
+    assert [c.record.ticket for c in got[:25]] == [f"a{i}" for i in range(5, 30)]
+
+
+def test_acks_none_returns_before_the_disk_and_still_commits(tmp_path):
+    async def main():
+        e = await opened(tmp_path)
+        r = await e.commit([add("n", 4)], types_pb2.ACKS_NONE)
+        appended_at_reply, durable_at_reply = e.wal.appended, e.wal.durable
+        await e.close()
+        return r, appended_at_reply, durable_at_reply
+
+    r, appended, durable = run(main())
+    assert r[0].value.i64 == 4
+    assert durable < appended, "ACKS_NONE should not wait for the write"
+
+    async def check():
+        e = await opened(tmp_path)
+        v = e.get_counter("n")[0]
+        await e.close()
+        return v
+
+    assert run(check()) == 4
