@@ -1,11 +1,13 @@
 """A fero node: wires config, storage, the commit engine, routing and the gRPC server.
 
-    node = fero.Node("n1", data_dir="./fero-data", port=4000, handler=my_actions)
+    node = fero.Node("n1", data_dir="./fero-data", port=4000, handler=my_actions, restore=load)
     await node.start()      # recovers the log, binds, reports SERVING to gRPC health
     ...
     await node.stop()       # stops taking requests, flushes and fsyncs the log
 
-`data_dir=None` keeps everything in memory (for tests). The node takes an exclusive
+`handler(action)` runs custom actions on the owner; `restore(node)` runs once when the
+node starts with an empty log, to load initial state. `data_dir=None` keeps everything
+in memory (for tests). The node takes an exclusive
 lock on its data directory, so two processes can never write one log.
 """
 
@@ -17,7 +19,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Sequence
+from typing import Awaitable, Callable, Sequence
 
 import grpc
 import structlog
@@ -63,6 +65,7 @@ class Node:
         data_dir: str | Path | None = None,
         config: Config | None = None,
         handler: Handler | None = None,
+        restore: "Callable[[Node], Awaitable[None]] | None" = None,
         clock: Clock = REAL,
     ) -> None:
         self.config = (config or Config()).validate()
@@ -71,6 +74,7 @@ class Node:
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.clock = clock
         self.handler = handler
+        self.restore = restore
         self._lock_fd = -1
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -116,6 +120,12 @@ class Node:
         self._server = server
         self._started_at = time.monotonic()
         self.state = "serving"
+        if self.restore is not None and self.engine.statistics().commits == 0 and not any(
+            s.next_offset for s in self.engine.partitions
+        ):
+            # fero's restore hook: the first node of a new cluster, with nothing in its
+            # log, loads initial state (e.g. from a database) through its own API.
+            await self.restore(self)
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info("node.serving", node=self.node_id, address=self.address, storage=self.storage_label)
 

@@ -39,3 +39,28 @@ def test_reflection_lists_the_public_services():
 
     names = asyncio.run(main())
     assert {"fero.v1.Counters", "fero.v1.Changelog", "fero.v1.Cluster", "grpc.health.v1.Health"} <= names
+
+
+def test_restore_runs_once_on_an_empty_log_and_not_after_restart(tmp_path):
+    from fero import values
+    from fero.v1 import types_pb2
+
+    calls = []
+
+    async def restore(node):
+        calls.append(node.node_id)
+        rec = types_pb2.Record(key="seeded", op=types_pb2.OP_COUNTER_ADD, amount=values.number_of(41), ticket="restore-1")
+        await node.commit([rec], types_pb2.ACKS_LEADER)
+
+    async def start_and_read():
+        node = fero.Node("r2", port=0, data_dir=tmp_path, restore=restore)
+        await node.start()
+        try:
+            async with fero.connect(node.address) as c:
+                return (await c.get("seeded")).value
+        finally:
+            await node.stop()
+
+    assert asyncio.run(start_and_read()) == 41
+    assert asyncio.run(start_and_read()) == 41
+    assert calls == ["r2"]
