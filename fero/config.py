@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from fero.membership.config import MembershipConfig
+
 MiB = 1024 * 1024
 
 
@@ -75,7 +77,18 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    #: Nodes only talk to nodes of the same cluster name; a message from another
+    #: cluster is refused. Lets two clusters share a network without merging by mistake.
+    name: str = "fero"
+
+
+@dataclass(frozen=True)
 class Config:
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    #: SWIM timing; `MembershipConfig.lan()` by default, `fero serve --membership local`
+    #: for loopback. Each field documents its meaning, unit and source in membership/config.py.
+    membership: MembershipConfig = field(default_factory=MembershipConfig.lan)
     dht: DhtConfig = field(default_factory=DhtConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
@@ -106,6 +119,12 @@ class Config:
         for name, ok in checks:
             if not ok:
                 raise ValueError(f"invalid config {name} = {self.get(name)!r}")
+        if not self.cluster.name:
+            raise ValueError("invalid config cluster.name = '': a cluster needs a name")
+        try:
+            self.membership.validate()
+        except ValueError as exc:
+            raise ValueError(f"invalid config membership: {exc}") from None
         return self
 
     def get(self, dotted: str) -> Any:
@@ -117,7 +136,8 @@ class Config:
         cfg = self
         for dotted, text in overrides.items():
             parts = dotted.split(".")
-            if len(parts) != 2 or not hasattr(cfg, parts[0]) or parts[0].startswith("_"):
+            sections = {f.name for f in dataclasses.fields(cfg)}
+            if len(parts) != 2 or parts[0] not in sections:
                 raise ValueError(f"unknown config field {dotted!r}")
             section_name, name = parts
             section = getattr(cfg, section_name)

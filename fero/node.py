@@ -19,7 +19,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Awaitable, Callable, Sequence
+from typing import Awaitable, Callable, Iterable, Sequence
 
 import grpc
 import structlog
@@ -30,10 +30,11 @@ from fero import __version__
 from fero.clock import REAL, Clock
 from fero.config import Config
 from fero.engine import Engine, Handler
-from fero.errors import Unavailable
+from fero.errors import FailedPrecondition, InvalidArgument, Unavailable
+from fero.membership.driver import MembershipDriver
 from fero.ring import Ring
 from fero.router import Router
-from fero.server import ChangelogServicer, ClusterServicer, CountersServicer
+from fero.server import ChangelogServicer, ClusterServicer, CountersServicer, PeerServicer
 from fero.subscriptions import Subscription
 from fero.v1 import (
     changelog_pb2,
@@ -42,6 +43,8 @@ from fero.v1 import (
     cluster_pb2_grpc,
     counters_pb2,
     counters_pb2_grpc,
+    peer_pb2,
+    peer_pb2_grpc,
     types_pb2,
 )
 from fero.values import Kind, Value
@@ -66,6 +69,8 @@ class Node:
         config: Config | None = None,
         handler: Handler | None = None,
         restore: "Callable[[Node], Awaitable[None]] | None" = None,
+        seeds: Iterable[str] = (),
+        advertise: str | None = None,
         clock: Clock = REAL,
     ) -> None:
         self.config = (config or Config()).validate()
@@ -75,6 +80,9 @@ class Node:
         self.clock = clock
         self.handler = handler
         self.restore = restore
+        self.seeds = list(seeds)
+        self._advertise = advertise
+        self.membership: MembershipDriver | None = None
         self._lock_fd = -1
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -106,6 +114,7 @@ class Node:
         counters_pb2_grpc.add_CountersServicer_to_server(CountersServicer(self), server)
         changelog_pb2_grpc.add_ChangelogServicer_to_server(ChangelogServicer(self), server)
         cluster_pb2_grpc.add_ClusterServicer_to_server(ClusterServicer(self), server)
+        peer_pb2_grpc.add_PeerServicer_to_server(PeerServicer(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             SERVICE_NAMES + (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
@@ -115,9 +124,15 @@ class Node:
         if bound == 0:
             raise OSError(f"cannot listen on {self.host}:{self.port}")
         self.port = bound
-        self.address = f"{self.host}:{bound}"
+        self.address = self._advertise or f"{self.host}:{bound}"
+        self.membership = MembershipDriver(
+            self.node_id, self.address, self.config.membership, self.config.cluster.name,
+            self.clock, self._on_ring_change,
+        )
+        self.membership.set_ring_checksum(self.ring.checksum())
         await server.start()
         self._server = server
+        await self.membership.start(self.seeds)
         self._started_at = time.monotonic()
         self.state = "serving"
         if self.restore is not None and self.engine.statistics().commits == 0 and not any(
@@ -136,6 +151,9 @@ class Node:
             return
         self.state = "stopping"
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self.membership is not None:
+            await self.membership.leave()
+            await self.membership.stop()
         if self._server is not None:
             await self._server.stop(grace_s)
         await self.engine.close()
@@ -176,8 +194,29 @@ class Node:
         self.engine.subscribe(sub, from_offsets, earliest)
 
     def coherent(self) -> bool:
-        """True iff this node sees the whole cluster healthy; a node alone always does."""
-        return True
+        """True iff this node sees every known member alive, none suspect, and every peer
+        gossiping the ring checksum this node computes (DESIGN.md, `coherent`)."""
+        return self.membership.coherent() if self.membership is not None else True
+
+    def _on_ring_change(self, alive_ids: list[str]) -> None:
+        self.ring = Ring(alive_ids, vnodes=self.config.dht.vnodes)
+        self.router.ring = self.ring
+        if self.membership is not None:
+            self.membership.set_ring_checksum(self.ring.checksum())
+        log.info("node.ring_changed", members=len(alive_ids), checksum=f"{self.ring.checksum():016x}",
+                 owned=len(self.router.owned()))
+
+    def deliver_peer_message(self, message: "peer_pb2.PeerMessage") -> None:
+        if message.cluster != self.config.cluster.name:
+            raise FailedPrecondition(
+                f"this node is in cluster {self.config.cluster.name!r}, not {message.cluster!r}"
+            )
+        if self.membership is None:
+            raise Unavailable(f"node {self.node_id} is {self.state}")
+        try:
+            self.membership.deliver(message)
+        except ValueError as exc:
+            raise InvalidArgument(f"malformed peer message: {exc}") from None
 
     def status(self, include_partitions: bool = False) -> cluster_pb2.StatusReply:
         st = self.engine.statistics()
@@ -193,10 +232,15 @@ class Node:
             partitions=self.config.dht.partitions,
             ring_checksum=self.ring.checksum(),
         )
-        reply.members.add(
-            id=self.node_id, address=self.address, status="alive", incarnation=0,
-            partitions_owned=len(owned), ring_checksum=self.ring.checksum(),
-        )
+        if self.membership is not None:
+            ownership = self.ring.ownership(self.config.dht.partitions)
+            for m in self.membership.members():
+                reply.members.add(
+                    id=m.id, address=m.address, status=m.status, incarnation=m.incarnation,
+                    partitions_owned=len(ownership.get(m.id, ())),
+                    ring_checksum=self.ring.checksum() if m.id == self.node_id else m.ring_checksum,
+                    rtt_ms=m.rtt_ms,
+                )
         if include_partitions:
             for p in owned:
                 ps = self.engine.partitions[p].statistics()

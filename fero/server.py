@@ -24,6 +24,8 @@ from fero.v1 import (
     cluster_pb2_grpc,
     counters_pb2,
     counters_pb2_grpc,
+    peer_pb2,
+    peer_pb2_grpc,
     types_pb2,
 )
 from fero.values import Kind
@@ -139,3 +141,13 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServicer):
     @edge
     async def Status(self, request: cluster_pb2.StatusRequest, context: Any) -> cluster_pb2.StatusReply:
         return self.node.status(include_partitions=request.include_partitions)
+
+
+class PeerServicer(peer_pb2_grpc.PeerServicer):
+    def __init__(self, node: "Node") -> None:
+        self.node = node
+
+    @edge
+    async def Deliver(self, request: peer_pb2.PeerMessage, context: Any) -> peer_pb2.DeliverReply:
+        self.node.deliver_peer_message(request)
+        return peer_pb2.DeliverReply()

@@ -1,7 +1,8 @@
 """`fero`: run a node, or talk to one.
 
     fero serve [--host H] [--port 4000] [--data-dir ./fero-data | --memory] [--node-id ID]
-               [--fsync always|interval|never] [--constants.SECTION.FIELD VALUE ...]
+               [--fsync always|interval|never] [--seeds H:P,...] [--membership lan|local]
+               [--advertise H:P] [--constants.SECTION.FIELD VALUE ...]
     fero add NAME AMOUNT [--ticket T] [--acks leader]   [--address 127.0.0.1:4000]
     fero get NAME
     fero setup NAME --kind decimal [--ttl-s 3600 | --expire-at-ms MS]
@@ -64,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--memory", action="store_true", help="keep everything in memory (lost on exit)")
     s.add_argument("--node-id", default=None, help="default: kept in DATA_DIR/node-id")
     s.add_argument("--fsync", choices=("always", "interval", "never"), default=None)
+    s.add_argument("--seeds", default="", help="HOST:PORT[,HOST:PORT...] of nodes to join; a name may resolve to several")
+    s.add_argument("--membership", choices=("lan", "local"), default="lan",
+                   help="SWIM timing preset: lan (memberlist's LAN defaults) or local (loopback)")
+    s.add_argument("--advertise", default=None, help="HOST:PORT peers should use to reach this node")
     s.add_argument("--json-logs", action="store_true")
 
     def client(name: str, help: str) -> argparse.ArgumentParser:
@@ -95,7 +100,10 @@ def _serve(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     logs.configure(json_lines=args.json_logs)
     if args.fsync:
         overrides = {**overrides, "storage.fsync": args.fsync}
-    config = Config().with_environment().with_overrides(overrides).validate()
+    from fero.membership.config import MembershipConfig
+
+    base = Config(membership=MembershipConfig.local() if args.membership == "local" else MembershipConfig.lan())
+    config = base.with_environment().with_overrides(overrides).validate()
     return asyncio.run(_run_node(args, config))
 
 
@@ -105,6 +113,7 @@ async def _run_node(args: argparse.Namespace, config: Config) -> int:
     node = Node(
         args.node_id, host=args.host, port=args.port,
         data_dir=None if args.memory else args.data_dir, config=config,
+        seeds=[x for x in args.seeds.split(",") if x.strip()], advertise=args.advertise,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
