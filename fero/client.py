@@ -21,6 +21,7 @@ gRPC errors become fero errors (fero.errors) that keep the status code.
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import json
 import os
@@ -32,7 +33,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
 import grpc
 
 from fero import values
-from fero.errors import InvalidArgument, from_status, status_code
+from fero.errors import FailedPrecondition, InvalidArgument, Unavailable, from_status, status_code
 from fero.v1 import (
     changelog_pb2,
     changelog_pb2_grpc,
@@ -66,7 +67,10 @@ class Acks(enum.IntEnum):
                 return cls[acks.strip().upper()]
             except KeyError:
                 raise InvalidArgument(f"acks {acks!r} is not one of none, leader, all, reply") from None
-        return cls(int(acks))
+        try:
+            return cls(int(acks))
+        except ValueError:
+            raise InvalidArgument(f"acks {acks!r} is not one of none, leader, all, reply") from None
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,9 @@ class Change:
             value=r.value, amount=values.parse_number(r.amount) if r.HasField("amount") else None,
             action=r.action, ticket=r.ticket, hlc=r.hlc,
         )
+
+
+_NO_VALUE: Any = object()
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -229,13 +236,13 @@ class Client:
     # -- keyed changes --------------------------------------------------------------
 
     def record(
-        self, op: int, key: str, *, value: Any = None, amount: Value | str | None = None, action: str = "",
+        self, op: int, key: str, *, value: Any = _NO_VALUE, amount: Value | str | None = None, action: str = "",
         ticket: str | None = None, raw: bool = False,
     ) -> types_pb2.Record:
-        """Builds a record for `commit()` or a pipeline; `value` is JSON-encoded unless
-        it is bytes."""
+        """Builds a record for `commit()` or a pipeline; `value` is JSON-encoded (None is
+        JSON null) unless it is bytes."""
         rec = types_pb2.Record(key=key, op=op, ticket=ticket or self.ticket(), action=action)
-        if value is not None:
+        if value is not _NO_VALUE:
             rec.value = _json_bytes(value) if not raw else bytes(value)
         if amount is not None:
             rec.amount.CopyFrom(values.number_of(amount))
@@ -283,7 +290,12 @@ class Client:
     async def read(self, key: str) -> Any:
         """The JSON value at key path `key`, or None if there is none."""
         raw = await self.read_raw(key)
-        return None if raw is None else json.loads(raw)
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise FailedPrecondition(f"the value at {key!r} is not JSON; use read_raw()") from None
 
     async def read_raw(self, key: str) -> bytes | None:
         req = changelog_pb2.ReadRequest(key=key)
@@ -296,12 +308,16 @@ class Client:
                  on_batch: Callable[[list[types_pb2.Record], list[types_pb2.Result]], None] | None = None) -> "Pipeline":
         return Pipeline(self, Acks.parse(acks), batch_size, max_in_flight, on_batch)
 
-    async def subscribe(
+    def subscribe(
         self, *, prefix: str | None = None, partition: int | None = None,
         from_offsets: dict[int, int] | None = None, earliest: bool = False,
-    ) -> AsyncIterator[Change]:
+    ) -> "Subscription":
         """Commits under a key prefix (or of one partition), each once, in per-partition
-        order: history from `from_offsets` (or everything, with `earliest`), then live."""
+        order: history from `from_offsets` (or everything, with `earliest`), then live.
+
+        `async for change in c.subscribe(...)` starts it; `sub = await c.subscribe(...)`
+        returns once the node has registered it, so every commit made after that is seen.
+        """
         self._connect()
         req = changelog_pb2.SubscribeRequest(
             from_offsets=from_offsets or {},
@@ -311,19 +327,59 @@ class Client:
             req.partition = partition
         else:
             req.prefix = prefix or ""
-        call = self._changelog.Subscribe(req)
-        try:
-            async for event in call:
-                for c in event.commits:
-                    yield Change.from_commit(c)
-        except grpc.aio.AioRpcError as exc:
-            raise from_status(exc.code(), exc.details() or "") from exc
-        finally:
-            call.cancel()
+        return Subscription(self._changelog, req)
 
     async def status(self, include_partitions: bool = False) -> cluster_pb2.StatusReply:
         req = cluster_pb2.StatusRequest(include_partitions=include_partitions)
         return await self._call(lambda: self._cluster.Status(req, timeout=self.timeout_s))
+
+
+class Subscription:
+    """A running subscription: awaitable (returns once the node has registered it) and
+    an async iterator of Change; iterating again continues where the last loop stopped.
+    `aclose()` (or `close()`) ends it."""
+
+    def __init__(self, stub: changelog_pb2_grpc.ChangelogStub, request: changelog_pb2.SubscribeRequest) -> None:
+        self._stub = stub
+        self._request = request
+        self._call: Any = None
+        self._buffer: collections.deque[Change] = collections.deque()
+
+    async def _open(self) -> "Subscription":
+        if self._call is None:
+            self._call = self._stub.Subscribe(self._request)
+            first = await self._read()
+            if first is grpc.aio.EOF or not first.subscribed:
+                raise Unavailable("the node closed the subscription before registering it")
+        return self
+
+    async def _read(self) -> Any:
+        try:
+            return await self._call.read()
+        except grpc.aio.AioRpcError as exc:
+            raise from_status(exc.code(), exc.details() or "") from exc
+
+    def __await__(self) -> Any:
+        return self._open().__await__()
+
+    def __aiter__(self) -> "Subscription":
+        return self
+
+    async def __anext__(self) -> Change:
+        await self._open()
+        while not self._buffer:
+            event = await self._read()
+            if event is grpc.aio.EOF:
+                raise StopAsyncIteration
+            self._buffer.extend(Change.from_commit(c) for c in event.commits)
+        return self._buffer.popleft()
+
+    def close(self) -> None:
+        if self._call is not None:
+            self._call.cancel()
+
+    async def aclose(self) -> None:
+        self.close()
 
 
 class Pipeline:

@@ -134,13 +134,15 @@ class Documents:
             doc.set_value(doc.value)
             doc.hlc = hlc
 
-    def add(self, key: str, amount: int, hlc: int) -> int | float:
-        result: list[int | float] = []
+    def add(self, key: str, amount: int, hlc: int) -> int:
+        result: list[int] = []
 
         def change(old: Any) -> Any:
             if old is _MISSING or old is None:
                 old = 0
-            if isinstance(old, bool) or not isinstance(old, (int, float)):
+            if isinstance(old, float):
+                raise FailedPrecondition(f"{key!r} holds {old!r}, not an integer; ADD is exact and needs an integer")
+            if isinstance(old, bool) or not isinstance(old, int):
                 raise FailedPrecondition(f"{key!r} holds {_type(old)}, not a number; ADD needs a number")
             result.append(old + amount)
             return result[0]

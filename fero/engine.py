@@ -243,7 +243,8 @@ class Engine:
             if op in _JSON_OPS and not rec.value:
                 raise InvalidArgument(f"{where}: value is missing")
             if op == types_pb2.OP_COUNTER_SETUP:
-                Kind.parse(rec.kind)
+                if rec.kind:
+                    Kind.parse(rec.kind)
                 if rec.expire_at_ms < 0:
                     raise InvalidArgument(f"{where}: expire_at_ms is negative")
             if op == types_pb2.OP_ACTION:
@@ -405,6 +406,8 @@ class Engine:
         """Registers `sub` and queues the history it asked for; OutOfRange if an offset
         is older than the log keeps. Live commits follow without gaps or repeats."""
         P = len(self.partitions)
+        if sub.partition is not None and not 0 <= sub.partition < P:
+            raise InvalidArgument(f"partition {sub.partition} does not exist (there are {P})")
         for p, off in from_offsets.items():
             if p >= P:
                 raise InvalidArgument(f"partition {p} does not exist (there are {P})")

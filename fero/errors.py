@@ -19,6 +19,8 @@ so a code always means the same thing on both sides.
 
 from __future__ import annotations
 
+import re
+
 import grpc
 
 
@@ -116,6 +118,10 @@ _BY_CODE: dict[grpc.StatusCode, type[FeroError]] = {
     )
 }
 
+# The tail of Expired's message (fero.counters): matched exactly, so that another
+# FailedPrecondition that merely mentions "expired" (say, in a key name) keeps its class.
+_EXPIRED = re.compile(r" expired at -?[0-9]+ ms \(Unix\)$")
+
 _BY_VALUE: dict[int, grpc.StatusCode] = {c.value[0]: c for c in grpc.StatusCode}
 
 
@@ -133,6 +139,6 @@ def from_status(code: grpc.StatusCode, message: str) -> FeroError:
         return err
     if cls is Unavailable and message.startswith("not owner"):
         return NotOwner(message)
-    if cls is FailedPrecondition and "expired" in message:
+    if cls is FailedPrecondition and _EXPIRED.search(message):
         return Expired(message)
     return cls(message)

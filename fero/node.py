@@ -185,6 +185,11 @@ class Node:
         self._check_serving()
         return self.engine.get_counter(name)
 
+    def counter_kind(self, name: str) -> Kind:
+        """The kind of a counter as it stands (int if it does not exist), even if expired."""
+        c = self.engine.partitions[self.engine.partition_for(name)].counters.get(name)
+        return c.kind if c is not None else Kind.INT
+
     def read(self, key: str) -> bytes | None:
         self._check_serving()
         return self.engine.read(key)

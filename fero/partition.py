@@ -74,11 +74,12 @@ class PartitionState:
                 amount = values.from_number(record.amount, counter.kind)
                 result = counter.add(amount, at_ms)
         elif op == OP.OP_COUNTER_SETUP:
-            kind = Kind.parse(record.kind)
             counter = self._live_counter(record.key, at_ms)
             if counter is None:
-                self.counters[record.key] = Counter.new(record.key, kind, record.expire_at_ms)
+                self.counters[record.key] = Counter.new(record.key, Kind.parse(record.kind), record.expire_at_ms)
             else:
+                # UNSPECIFIED (0) keeps the counter's kind: a setup that only moves expiry.
+                kind = Kind.parse(record.kind) if record.kind else counter.kind
                 counter.setup(kind, record.expire_at_ms, at_ms)
         elif op == OP.OP_UPDATE:
             self.documents.update(record.key, record.value, record.hlc)

@@ -83,16 +83,18 @@ class CountersServicer(counters_pb2_grpc.CountersServicer):
 
     @edge
     async def Setup(self, request: counters_pb2.SetupRequest, context: Any) -> counters_pb2.SetupReply:
-        kind = Kind.parse(request.kind)
+        if request.kind:
+            Kind.parse(request.kind)
         if request.expire_at_ms < 0 or request.ttl_ms < 0:
             raise InvalidArgument("expire_at_ms and ttl_ms must not be negative")
         expire_at_ms = request.expire_at_ms or (self.node.clock.wall_ms() + request.ttl_ms if request.ttl_ms else 0)
         rec = types_pb2.Record(
-            key=request.name, op=types_pb2.OP_COUNTER_SETUP, kind=int(kind),
+            key=request.name, op=types_pb2.OP_COUNTER_SETUP, kind=request.kind,
             expire_at_ms=expire_at_ms, ticket=request.ticket,
         )
         (r,) = await self.node.commit([rec], request.acks)
         _raise_if_error(r)
+        kind = self.node.counter_kind(request.name)
         return counters_pb2.SetupReply(coherent=self.node.coherent(), kind=int(kind), expire_at_ms=expire_at_ms)
 
 
@@ -113,23 +115,26 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
     async def Subscribe(
         self, request: changelog_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[changelog_pb2.SubscribeEvent]:
+        scope = request.WhichOneof("scope")
+        sub = Subscription(
+            partition=request.partition if scope == "partition" else None,
+            prefix=request.prefix if scope == "prefix" else "",
+        )
         try:
-            scope = request.WhichOneof("scope")
-            sub = Subscription(
-                partition=request.partition if scope == "partition" else None,
-                prefix=request.prefix if scope == "prefix" else "",
-            )
             self.node.subscribe(
                 sub, dict(request.from_offsets),
                 earliest=request.default_from == changelog_pb2.SubscribeRequest.START_EARLIEST,
             )
-        except FeroError as exc:
-            await context.abort(exc.code, exc.message)
-        try:
+            yield changelog_pb2.SubscribeEvent(subscribed=True)
             async for commits in sub:
                 yield changelog_pb2.SubscribeEvent(commits=commits)
         except FeroError as exc:
             await context.abort(exc.code, exc.message)
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception as exc:
+            log.exception("server.internal_error", method="Subscribe")
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
         finally:
             sub.close(None)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import decimal
 import enum
+import re
 from decimal import Decimal
 from fractions import Fraction
 from typing import Union
@@ -34,6 +35,12 @@ MAX_DECIMAL_EXPONENT = 100
 DECIMAL_PRECISION = 400
 
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+
+# The textual forms every language parses alike: ASCII digits only (Python alone would
+# also take "1_000" or non-ASCII digits, which a replica or client elsewhere would not).
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_RATIONAL_TEXT = re.compile(r"[+-]?[0-9]+(?:/[0-9]+)?")
 
 # Inexact traps: a result that would need rounding raises instead of silently rounding.
 _EXACT = decimal.Context(
@@ -89,11 +96,12 @@ def parse_text(text: str, kind: Kind) -> Value:
     if not s:
         raise InvalidArgument("amount is empty")
     if kind is Kind.INT:
-        try:
-            return int(s, 10)
-        except ValueError:
-            raise InvalidArgument(f"amount {text!r} is not an int") from None
+        if not _INT_TEXT.fullmatch(s):
+            raise InvalidArgument(f"amount {text!r} is not an int")
+        return int(s, 10)
     if kind is Kind.DECIMAL:
+        if not _DECIMAL_TEXT.fullmatch(s):
+            raise InvalidArgument(f"amount {text!r} is not a decimal number")
         try:
             d = Decimal(s)
         except decimal.InvalidOperation:
@@ -107,7 +115,7 @@ def parse_text(text: str, kind: Kind) -> Value:
                 f"amount {text!r} has exponent {exponent}; at most ±{MAX_DECIMAL_EXPONENT}"
             )
         return d
-    if "e" in s.lower() or "." in s:
+    if not _RATIONAL_TEXT.fullmatch(s):
         raise InvalidArgument(f"amount {text!r} is not a rational; write it as p/q")
     try:
         f = Fraction(s)
@@ -172,7 +180,10 @@ def format_value(value: Value) -> str:
         return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
     if isinstance(value, Decimal):
         return str(value)
-    return str(int(value))
+    if isinstance(value, bool) or not isinstance(value, int):
+        # A float would be silently truncated by int(): refuse rather than lose digits.
+        raise InvalidArgument(f"{value!r} is a {type(value).__name__}, not an exact number")
+    return str(value)
 
 
 def parse_number(number: types_pb2.Number) -> Value:

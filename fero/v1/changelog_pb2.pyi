@@ -66,7 +66,7 @@ class SubscribeRequest(_message.Message):
     def __init__(self, partition: _Optional[int] = ..., prefix: _Optional[str] = ..., from_offsets: _Optional[_Mapping[int, int]] = ..., default_from: _Optional[_Union[SubscribeRequest.Start, str]] = ...) -> None: ...
 
 class SubscribeEvent(_message.Message):
-    __slots__ = ("commits", "reset")
+    __slots__ = ("commits", "reset", "subscribed")
     class Reset(_message.Message):
         __slots__ = ("partition", "epoch", "offset")
         PARTITION_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +78,8 @@ class SubscribeEvent(_message.Message):
         def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
     COMMITS_FIELD_NUMBER: _ClassVar[int]
     RESET_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
     commits: _containers.RepeatedCompositeFieldContainer[_types_pb2.Commit]
     reset: SubscribeEvent.Reset
-    def __init__(self, commits: _Optional[_Iterable[_Union[_types_pb2.Commit, _Mapping]]] = ..., reset: _Optional[_Union[SubscribeEvent.Reset, _Mapping]] = ...) -> None: ...
+    subscribed: bool
+    def __init__(self, commits: _Optional[_Iterable[_Union[_types_pb2.Commit, _Mapping]]] = ..., reset: _Optional[_Union[SubscribeEvent.Reset, _Mapping]] = ..., subscribed: _Optional[bool] = ...) -> None: ...

@@ -56,10 +56,12 @@ class ChangelogServicer:
 
     def Commit(self, request, context):
         """Commits a batch of records (any ops, counters included) in one call: the pipelined
-        path. Records of one partition commit in the order given. A malformed record fails
-        the whole call with INVALID_ARGUMENT naming its index; a record that is well formed
-        but cannot apply (an expired counter, a PUSH onto a non-list) gets a per-record
-        error in its Result and the others still commit.
+        path. Records of one partition commit in the order given. A record that is
+        malformed on its face (empty or oversized key, ticket or value, unknown op, missing
+        amount) fails the whole call with INVALID_ARGUMENT naming its index, and nothing
+        commits; a record that cannot apply to the state (an expired counter, an amount
+        not of the counter's kind, JSON that does not parse, a PUSH onto a non-list) gets
+        a per-record error in its Result and the others still commit.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

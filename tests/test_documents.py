@@ -1,0 +1,180 @@
+"""fero.documents: key-path ops on JSON documents, merge patch, lazy raw bytes."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Callable
+
+import pytest
+
+from fero import documents
+from fero.documents import Documents
+from fero.errors import FailedPrecondition, InvalidArgument
+
+
+def _docs(**initial: Any) -> Documents:
+    d = Documents()
+    for k, v in initial.items():
+        d.update(k, json.dumps(v).encode(), hlc=1)
+    return d
+
+
+def _read(d: Documents, key: str) -> Any:
+    raw = d.read(key)
+    return None if raw is None else json.loads(raw)
+
+
+def _j(v: Any) -> bytes:
+    return json.dumps(v).encode()
+
+
+# Each case: initial documents, one op, then the expected value of document "a".
+OPS: list[tuple[str, dict, Callable[[Documents], Any], Any]] = [
+    ("update leaf", {"a": {"x": 1}}, lambda d: d.update("a.x", _j(2), 5), {"x": 2}),
+    ("update creates intermediates", {}, lambda d: d.update("a.b.c.d", _j("v"), 5), {"b": {"c": {"d": "v"}}}),
+    ("update under existing", {"a": {"b": {"k": 1}}}, lambda d: d.update("a.b.c", _j([1]), 5), {"b": {"k": 1, "c": [1]}}),
+    ("update replaces an object", {"a": {"b": {"k": 1}}}, lambda d: d.update("a.b", _j(3), 5), {"b": 3}),
+    ("update on a null doc", {"a": None}, lambda d: d.update("a.b", _j(1), 5), {"b": 1}),
+    ("remove leaf", {"a": {"x": 1, "y": 2}}, lambda d: d.remove("a.x", 5), {"y": 2}),
+    ("remove nested", {"a": {"b": {"c": 1, "d": 2}}}, lambda d: d.remove("a.b.c", 5), {"b": {"d": 2}}),
+    ("remove absent is a no-op", {"a": {"x": 1}}, lambda d: d.remove("a.q.r", 5), {"x": 1}),
+    ("remove through a number is a no-op", {"a": {"x": 1}}, lambda d: d.remove("a.x.y", 5), {"x": 1}),
+    ("add to missing", {}, lambda d: d.add("a.n", 5, 5), {"n": 5}),
+    ("add nested creates", {"a": {}}, lambda d: d.add("a.b.c", -2, 5), {"b": {"c": -2}}),
+    ("add to existing", {"a": {"n": 10}}, lambda d: d.add("a.n", 2**70, 5), {"n": 10 + 2**70}),
+    ("add to null", {"a": {"n": None}}, lambda d: d.add("a.n", 1, 5), {"n": 1}),
+    ("push creates list", {}, lambda d: d.push("a.l", _j({"k": 1}), 5), {"l": [{"k": 1}]}),
+    ("push appends", {"a": {"l": [1]}}, lambda d: d.push("a.l", _j(2), 5), {"l": [1, 2]}),
+    ("push nested creates", {"a": {"x": 0}}, lambda d: d.push("a.b.l", _j("s"), 5), {"x": 0, "b": {"l": ["s"]}}),
+    ("push bare key", {"a": [1]}, lambda d: d.push("a", _j(2), 5), [1, 2]),
+    ("patch merges", {"a": {"x": 1, "y": 2}}, lambda d: d.patch("a", _j({"y": None, "z": 3}), 5), {"x": 1, "z": 3}),
+    ("patch at path", {"a": {"p": {"q": 1}}}, lambda d: d.patch("a.p", _j({"r": 2}), 5), {"p": {"q": 1, "r": 2}}),
+    ("patch creates", {}, lambda d: d.patch("a.p.q", _j({"r": 2}), 5), {"p": {"q": {"r": 2}}}),
+]
+
+
+@pytest.mark.parametrize("name, initial, op, expected", OPS, ids=[c[0] for c in OPS])
+def test_ops(name: str, initial: dict, op: Callable[[Documents], Any], expected: Any) -> None:
+    d = _docs(**initial)
+    op(d)
+    assert _read(d, "a") == expected
+    assert d.docs["a"].hlc == (1 if "no-op" in name else 5)
+
+
+def test_add_returns_new_value() -> None:
+    d = _docs(a={"n": 40})
+    assert d.add("a.n", 2, 2) == 42
+    assert d.add("a.n", -50, 3) == -8
+
+
+# Each case: initial documents, an op that must fail, the error class, a word of its message.
+FAILS: list[tuple[str, dict, Callable[[Documents], Any], type, str]] = [
+    ("push onto number", {"a": {"n": 1}}, lambda d: d.push("a.n", _j(2), 9), FailedPrecondition, "not a list"),
+    ("push onto object", {"a": {"o": {}}}, lambda d: d.push("a.o", _j(2), 9), FailedPrecondition, "not a list"),
+    ("add to string", {"a": {"s": "x"}}, lambda d: d.add("a.s", 1, 9), FailedPrecondition, "not a number"),
+    ("add to bool", {"a": {"b": True}}, lambda d: d.add("a.b", 1, 9), FailedPrecondition, "not a number"),
+    ("add to list", {"a": {"l": []}}, lambda d: d.add("a.l", 1, 9), FailedPrecondition, "not a number"),
+    ("add to float is not exact", {"a": {"f": 1.5}}, lambda d: d.add("a.f", 1, 9), FailedPrecondition, "integer"),
+    ("path through a number", {"a": {"n": 1}}, lambda d: d.update("a.n.x", _j(1), 9), FailedPrecondition, "a.n"),
+    ("path through a list", {"a": {"l": [1]}}, lambda d: d.add("a.l.x.y", 1, 9), FailedPrecondition, "a list"),
+    ("deep path through a string", {"a": {"b": {"c": "s"}}}, lambda d: d.push("a.b.c.d.e", _j(1), 9), FailedPrecondition, "a.b.c"),
+    ("root not an object", {"a": [1, 2]}, lambda d: d.update("a.x", _j(1), 9), FailedPrecondition, "not an object"),
+    ("bad json update", {"a": {"x": 1}}, lambda d: d.update("a.x", b"{nope", 9), InvalidArgument, "not valid JSON"),
+    ("bad json push", {"a": {"l": []}}, lambda d: d.push("a.l", b"\xff", 9), InvalidArgument, "not valid JSON"),
+    ("bad json patch", {"a": {"x": 1}}, lambda d: d.patch("a", b"{", 9), InvalidArgument, "not valid JSON"),
+    ("empty segment", {"a": {"x": 1}}, lambda d: d.update("a..x", _j(1), 9), InvalidArgument, "empty segment"),
+    ("trailing dot", {"a": {"x": 1}}, lambda d: d.add("a.x.", 1, 9), InvalidArgument, "empty segment"),
+    ("too deep", {"a": {"x": 1}}, lambda d: d.update("a" + ".x" * documents.MAX_PATH_DEPTH, _j(1), 9), InvalidArgument, "deeper"),
+]
+
+
+@pytest.mark.parametrize("name, initial, op, error, says", FAILS, ids=[c[0] for c in FAILS])
+def test_failures_leave_the_document_unchanged(name: str, initial: dict, op: Callable, error: type, says: str) -> None:
+    d = _docs(**initial)
+    before = copy.deepcopy(_read(d, "a"))
+    with pytest.raises(error) as info:
+        op(d)
+    assert says in info.value.message
+    assert _read(d, "a") == before
+    assert d.docs["a"].hlc == 1
+    assert list(d.docs) == ["a"]
+
+
+def test_failure_on_missing_document_creates_nothing() -> None:
+    d = Documents()
+    with pytest.raises(InvalidArgument):
+        d.update("a.b.c", b"not json", 1)
+    assert len(d) == 0 and d.read("a") is None
+
+
+# RFC 7386, Appendix A, every example.
+RFC7386 = [
+    ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+    ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
+    ({"a": "b"}, {"a": None}, {}),
+    ({"a": "b", "b": "c"}, {"a": None}, {"b": "c"}),
+    ({"a": ["b"]}, {"a": "c"}, {"a": "c"}),
+    ({"a": "c"}, {"a": ["b"]}, {"a": ["b"]}),
+    ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+    ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
+    (["a", "b"], ["c", "d"], ["c", "d"]),
+    ({"a": "b"}, ["c"], ["c"]),
+    ({"a": "foo"}, None, None),
+    ({"a": "foo"}, "bar", "bar"),
+    ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
+    ([1, 2], {"a": "b", "c": None}, {"a": "b"}),
+    ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
+]
+
+
+@pytest.mark.parametrize("target, patch, expected", RFC7386)
+def test_merge_patch_rfc7386(target: Any, patch: Any, expected: Any) -> None:
+    assert documents.merge_patch(copy.deepcopy(target), copy.deepcopy(patch)) == expected
+    d = _docs(doc=target)
+    d.patch("doc", _j(patch), 2)
+    assert _read(d, "doc") == expected
+
+
+def test_bare_key_update_keeps_raw_bytes_lazily() -> None:
+    d = Documents()
+    raw = b'{ "a" :  1,"b":[ 2 ] }'  # spacing a re-encoding would not keep
+    d.update("k", raw, 3)
+    assert d.read("k") == raw  # the exact bytes, never decoded
+    assert d.docs["k"]._value is documents._MISSING
+    assert json.loads(d.read("k.b")) == [2]  # a deeper read decodes
+
+
+def test_bare_key_update_accepts_opaque_bytes() -> None:
+    d = Documents()
+    d.update("blob", b"\x00\xffnot json", 1)
+    assert d.read("blob") == b"\x00\xffnot json"
+    with pytest.raises(FailedPrecondition) as info:
+        d.update("blob.x", b"1", 2)
+    assert "not JSON" in info.value.message
+    assert d.read("blob") == b"\x00\xffnot json"
+    d.update("blob", b"[]", 3)  # the whole key can still be replaced
+    d.push("blob", b"1", 4)
+    assert _read(d, "blob") == [1]
+
+
+@pytest.mark.parametrize(
+    "key, expected",
+    [("a", {"b": {"c": [1]}}), ("a.b", {"c": [1]}), ("a.b.c", [1]), ("a.x", None), ("a.b.c.d", None), ("z", None), ("z.y", None)],
+)
+def test_read_paths(key: str, expected: Any) -> None:
+    d = _docs(a={"b": {"c": [1]}})
+    assert _read(d, key) == expected
+
+
+@pytest.mark.parametrize("key, part", [("a", "a"), ("a.b.c", "a"), ("user.42.name", "user")])
+def test_partition_key_is_first_segment(key: str, part: str) -> None:
+    assert documents.partition_key(key) == part
+
+
+def test_remove_bare_key() -> None:
+    d = _docs(a={"x": 1}, b=2)
+    d.remove("a", 2)
+    assert d.read("a") is None and _read(d, "b") == 2
+    d.remove("a", 3)  # absent: no-op
+    assert len(d) == 1
