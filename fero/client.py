@@ -28,7 +28,7 @@ import os
 import random
 import threading
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 import grpc
 
@@ -43,6 +43,8 @@ from fero.v1 import (
     counters_pb2_grpc,
     types_pb2,
 )
+from fero.documents import partition_key
+from fero.ring import Ring, partition_of
 from fero.values import Kind, Value
 
 T = TypeVar("T")
@@ -129,8 +131,34 @@ def _json_bytes(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
+class _Conn:
+    """One channel to one node and the stubs on it."""
+
+    def __init__(self, address: str, max_message_bytes: int) -> None:
+        opts = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            # A restarted node must be reachable again quickly, not after gRPC's
+            # default reconnect backoff of up to two minutes.
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1000),
+        ]
+        self.address = address
+        self.channel = grpc.aio.insecure_channel(address, options=opts)
+        self.counters = counters_pb2_grpc.CountersStub(self.channel)
+        self.changelog = changelog_pb2_grpc.ChangelogStub(self.channel)
+        self.cluster = cluster_pb2_grpc.ClusterStub(self.channel)
+
+
 class Client:
-    """An asyncio client. Use `async with connect(...)`, or call `close()`."""
+    """An asyncio client. Use `async with connect(...)`, or call `close()`.
+
+    Routing: the client asks a node for the membership and computes the same ring the
+    nodes compute (fero.ring), so each record goes straight to its partition's owner.
+    Any node also forwards, so a stale ring costs a hop, not an error; a "not owner"
+    answer or an unreachable node makes the client refresh its ring and retry.
+    """
 
     def __init__(
         self,
@@ -139,70 +167,102 @@ class Client:
         timeout_s: float = 10.0,
         retry_for_s: float = 30.0,
         max_message_bytes: int = 64 * 1024 * 1024,
+        route: bool = True,
     ) -> None:
         self.addresses = [address] if isinstance(address, str) else list(address)
         if not self.addresses:
             raise InvalidArgument("connect() needs at least one address")
         self.timeout_s = timeout_s
         self.retry_for_s = retry_for_s
+        self.route = route
         self._max_message_bytes = max_message_bytes
         self._session = os.urandom(8).hex()
         self._seq = 0
-        self._channel: grpc.aio.Channel | None = None
+        self._conns: dict[str, _Conn] = {}
         self._current = 0
         self._rng = random.Random()
+        self._ring: Ring | None = None
+        self._members: dict[str, str] = {}  # node id -> address
+        self._partitions = 0
+        self._ring_checked_at = -1e9
 
-    # -- connection -----------------------------------------------------------------
+    # -- connection and routing -----------------------------------------------------
 
     async def __aenter__(self) -> "Client":
-        self._connect()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     async def close(self) -> None:
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
+        conns, self._conns = self._conns, {}
+        for c in conns.values():
+            await c.channel.close()
 
-    def _connect(self) -> None:
-        if self._channel is None:
-            opts = [
-                ("grpc.max_receive_message_length", self._max_message_bytes),
-                ("grpc.max_send_message_length", self._max_message_bytes),
-            ]
-            self._channel = grpc.aio.insecure_channel(self.addresses[self._current], options=opts)
-            self._counters = counters_pb2_grpc.CountersStub(self._channel)
-            self._changelog = changelog_pb2_grpc.ChangelogStub(self._channel)
-            self._cluster = cluster_pb2_grpc.ClusterStub(self._channel)
+    def _conn(self, address: str | None = None) -> _Conn:
+        address = address or self.addresses[self._current]
+        c = self._conns.get(address)
+        if c is None:
+            c = self._conns[address] = _Conn(address, self._max_message_bytes)
+        return c
 
-    async def _next_address(self) -> None:
-        if len(self.addresses) > 1:
-            await self.close()
-            self._current = (self._current + 1) % len(self.addresses)
+    def _route(self, key: str | None) -> _Conn:
+        """The owner of `key`'s partition if the ring knows it, else the current seed."""
+        if key and self._ring is not None and self._partitions:
+            owner = self._ring.owner(partition_of(partition_key(key), self._partitions))
+            address = self._members.get(owner or "")
+            if address:
+                return self._conn(address)
+        return self._conn()
+
+    async def refresh_ring(self) -> None:
+        """Learns membership from any node that answers; keeps the old ring if none does."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._ring_checked_at < 0.05:
+            return
+        self._ring_checked_at = loop.time()
+        candidates = list(dict.fromkeys([self.addresses[self._current], *self.addresses, *self._members.values()]))
+        for address in candidates:
+            try:
+                st = await self._conn(address).cluster.Status(cluster_pb2.StatusRequest(), timeout=min(self.timeout_s, 2.0))
+            except grpc.aio.AioRpcError:
+                continue
+            in_ring = [m for m in st.members if m.status in ("alive", "suspect")]
+            self._members = {m.id: m.address for m in in_ring}
+            self._ring = Ring([m.id for m in in_ring], vnodes=st.vnodes or 200) if self.route else None
+            self._partitions = st.partitions
+            return
+
+    async def _ensure_ring(self) -> None:
+        if self.route and self._ring is None and self._ring_checked_at < 0:
+            await self.refresh_ring()
+
+    async def _failed_over(self) -> None:
+        self._current = (self._current + 1) % len(self.addresses)
+        await self.refresh_ring()
 
     def ticket(self) -> str:
         """A fresh ticket, unique to this client session."""
         self._seq += 1
         return f"{self._session}-{self._seq}"
 
-    async def _call(self, method: Callable[[], Awaitable[T]], retry: bool = True) -> T:
-        """Runs one RPC with retries on retriable errors; translates gRPC errors."""
-        self._connect()
+    async def _call(self, method: Callable[[_Conn], Awaitable[T]], key: str | None = None, retry: bool = True) -> T:
+        """Runs one RPC at `key`'s owner (or any node), retrying retriable errors with
+        backoff and full jitter; translates gRPC errors into fero errors."""
+        await self._ensure_ring()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.retry_for_s
         delay = 0.02
         while True:
+            conn = self._route(key)
             try:
-                return await method()
+                return await method(conn)
             except grpc.aio.AioRpcError as exc:
                 err = from_status(exc.code(), exc.details() or "")
                 if not (retry and err.retriable) or loop.time() + delay > deadline:
                     raise err from exc
-                if exc.code() == grpc.StatusCode.UNAVAILABLE:
-                    await self._next_address()
-                    self._connect()
+                if err.refresh_ring or exc.code() == grpc.StatusCode.UNAVAILABLE:
+                    await self._failed_over()
             # Full jitter (AWS architecture blog, "Exponential Backoff and Jitter").
             await asyncio.sleep(self._rng.uniform(0, delay))
             delay = min(delay * 2, 1.0)
@@ -214,12 +274,12 @@ class Client:
         req = counters_pb2.AddRequest(
             name=name, amount=values.number_of(amount), ticket=ticket or self.ticket(), acks=Acks.parse(acks)
         )
-        r = await self._call(lambda: self._counters.Add(req, timeout=self.timeout_s))
+        r = await self._call(lambda c: c.counters.Add(req, timeout=self.timeout_s), name)
         return AddResult(values.parse_number(r.value), r.coherent, r.duplicate, r.partition, r.offset, r.ticket)
 
     async def get(self, name: str) -> CounterValue:
         req = counters_pb2.GetRequest(name=name)
-        r = await self._call(lambda: self._counters.Get(req, timeout=self.timeout_s))
+        r = await self._call(lambda c: c.counters.Get(req, timeout=self.timeout_s), name)
         return CounterValue(values.parse_number(r.value), Kind.parse(r.kind), r.exists, r.expire_at_ms, r.coherent)
 
     async def setup(
@@ -231,7 +291,7 @@ class Client:
             name=name, kind=int(Kind.parse(kind)), expire_at_ms=expire_at_ms,
             ttl_ms=int(ttl_s * 1000) if ttl_s else 0, ticket=self.ticket(), acks=Acks.parse(acks),
         )
-        return await self._call(lambda: self._counters.Setup(req, timeout=self.timeout_s))
+        return await self._call(lambda c: c.counters.Setup(req, timeout=self.timeout_s), name)
 
     # -- keyed changes --------------------------------------------------------------
 
@@ -249,10 +309,51 @@ class Client:
         return rec
 
     async def commit(self, records: Sequence[types_pb2.Record], acks: Acks | str = "leader") -> list[types_pb2.Result]:
-        """Commits a batch in one call; one Result per record (check `error_code`)."""
-        req = changelog_pb2.CommitRequest(records=records, acks=Acks.parse(acks))
-        reply = await self._call(lambda: self._changelog.Commit(req, timeout=self.timeout_s))
-        return list(reply.results)
+        """Commits a batch; one Result per record, in order (check `error_code`).
+
+        Records are sent to their owners, one call per owner, concurrently. Records
+        that come back retriable (owner moving or unreachable) are sent again, with
+        the same tickets, until `retry_for_s`; what still fails is returned as errors.
+        A malformed batch raises InvalidArgument.
+        """
+        ack = Acks.parse(acks)
+        await self._ensure_ring()
+        n = len(records)
+        results: list[types_pb2.Result] = [None] * n  # type: ignore[list-item]
+        pending = list(range(n))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry_for_s
+        delay = 0.02
+        while True:
+            groups: dict[str, list[int]] = {}
+            for i in pending:
+                groups.setdefault(self._route(records[i].key).address, []).append(i)
+            retry: list[int] = []
+
+            async def send(address: str, idxs: list[int]) -> None:
+                req = changelog_pb2.CommitRequest(records=[records[i] for i in idxs], acks=ack)
+                try:
+                    reply = await self._conn(address).changelog.Commit(req, timeout=self.timeout_s)
+                except grpc.aio.AioRpcError as exc:
+                    err = from_status(exc.code(), exc.details() or "")
+                    if not err.retriable:
+                        raise err from exc
+                    for i in idxs:
+                        results[i] = types_pb2.Result(ticket=records[i].ticket, error_code=exc.code().value[0], error_message=err.message)
+                    retry.extend(idxs)
+                    return
+                for i, r in zip(idxs, reply.results):
+                    results[i] = r
+                    if r.error_code and from_status(status_code(r.error_code), r.error_message).retriable:
+                        retry.append(i)
+
+            await asyncio.gather(*(send(a, idxs) for a, idxs in groups.items()))
+            if not retry or loop.time() + delay > deadline:
+                return results
+            pending = sorted(retry)
+            await self._failed_over()
+            await asyncio.sleep(self._rng.uniform(0, delay))
+            delay = min(delay * 2, 1.0)
 
     async def _one(self, rec: types_pb2.Record, acks: Acks | str) -> types_pb2.Result:
         (r,) = await self.commit([rec], acks)
@@ -299,7 +400,7 @@ class Client:
 
     async def read_raw(self, key: str) -> bytes | None:
         req = changelog_pb2.ReadRequest(key=key)
-        r = await self._call(lambda: self._changelog.Read(req, timeout=self.timeout_s))
+        r = await self._call(lambda c: c.changelog.Read(req, timeout=self.timeout_s), key)
         return r.value if r.exists else None
 
     # -- pipelining, subscriptions, status ------------------------------------------
@@ -318,7 +419,6 @@ class Client:
         `async for change in c.subscribe(...)` starts it; `sub = await c.subscribe(...)`
         returns once the node has registered it, so every commit made after that is seen.
         """
-        self._connect()
         req = changelog_pb2.SubscribeRequest(
             from_offsets=from_offsets or {},
             default_from=changelog_pb2.SubscribeRequest.START_EARLIEST if earliest else changelog_pb2.SubscribeRequest.START_NOW,
@@ -327,11 +427,11 @@ class Client:
             req.partition = partition
         else:
             req.prefix = prefix or ""
-        return Subscription(self._changelog, req)
+        return Subscription(self._conn().changelog, req)
 
     async def status(self, include_partitions: bool = False) -> cluster_pb2.StatusReply:
         req = cluster_pb2.StatusRequest(include_partitions=include_partitions)
-        return await self._call(lambda: self._cluster.Status(req, timeout=self.timeout_s))
+        return await self._call(lambda c: c.cluster.Status(req, timeout=self.timeout_s))
 
 
 class Subscription:
@@ -451,6 +551,11 @@ class Pipeline:
     async def _run(self, slot: int, batch: list[types_pb2.Record]) -> None:
         try:
             results = await self.client.commit(batch, self.acks)
+            for r in results:
+                if r.error_code:
+                    err = from_status(status_code(r.error_code), r.error_message)
+                    if err.retriable:  # still unavailable after retrying: not acknowledged
+                        raise err
         except BaseException as exc:
             self._error = exc
             raise

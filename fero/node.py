@@ -30,12 +30,13 @@ from fero import __version__
 from fero.clock import REAL, Clock
 from fero.config import Config
 from fero.engine import Engine, Handler
-from fero.errors import FailedPrecondition, InvalidArgument, Unavailable
+from fero.errors import FailedPrecondition, FeroError, InvalidArgument, NotOwner, Unavailable, from_status
 from fero.membership.driver import MembershipDriver
 from fero.ring import Ring
 from fero.router import Router
 from fero.server import ChangelogServicer, ClusterServicer, CountersServicer, PeerServicer
 from fero.subscriptions import Subscription
+from fero.transport import HOP
 from fero.v1 import (
     changelog_pb2,
     changelog_pb2_grpc,
@@ -50,6 +51,15 @@ from fero.v1 import (
 from fero.values import Kind, Value
 
 log = structlog.get_logger("fero.node")
+
+#: How long a forwarded call may take before the caller is told UNAVAILABLE (retry).
+FORWARD_TIMEOUT_S = 10.0
+
+
+def _failed(batch: Sequence[types_pb2.Record], err: FeroError) -> list[types_pb2.Result]:
+    return [
+        types_pb2.Result(ticket=r.ticket, error_code=err.code.value[0], error_message=err.message) for r in batch
+    ]
 
 SERVICE_NAMES = (
     counters_pb2.DESCRIPTOR.services_by_name["Counters"].full_name,
@@ -173,13 +183,74 @@ class Node:
 
     # -- the API the servicers call -------------------------------------------------
 
-    async def commit(self, records: Sequence[types_pb2.Record], acks: int) -> list[types_pb2.Result]:
-        """Commits records this node owns. acks=ALL waits for the in-sync replicas; alone,
-        the owner is the whole in-sync set (as with Kafka's acks=all), so it means LEADER."""
+    async def commit(
+        self, records: Sequence[types_pb2.Record], acks: int, forwarded: bool = False
+    ) -> list[types_pb2.Result]:
+        """Commits records, each at the owner of its partition: locally, or forwarded
+        once to the owner. A record whose owner cannot be reached, or that reached this
+        node by forward although it is not the owner, gets an UNAVAILABLE result (retry;
+        its ticket makes that safe). acks=ALL waits for the in-sync replicas; alone, the
+        owner is the whole in-sync set (as with Kafka's acks=all)."""
         self._check_serving()
-        if len(self.ring) > 1:
-            self.router.check_local({self.engine.partition_for(r.key) for r in records})
-        return await self.engine.commit(records, acks)
+        if len(self.ring) == 1 and self.ring.nodes[0] == self.node_id:
+            return await self.engine.commit(records, acks)
+        self.engine.validate(records)
+        groups = self.router.group([self.engine.partition_for(r.key) for r in records])
+        if len(groups) == 1 and self.node_id in groups:
+            return await self.engine.commit(records, acks)
+        results: list[types_pb2.Result] = [None] * len(records)  # type: ignore[list-item]
+
+        async def run(owner: str | None, idxs: list[int]) -> None:
+            batch = [records[i] for i in idxs]
+            if owner == self.node_id:
+                out = await self.engine.commit(batch, acks)
+            elif owner is None:
+                out = _failed(batch, Unavailable("no node owns this partition; the ring is empty"))
+            elif forwarded:
+                out = _failed(batch, NotOwner(f"not owner of this partition; its owner is {owner}"))
+            else:
+                out = await self._forward_commit(owner, batch, acks)
+            for i, r in zip(idxs, out):
+                results[i] = r
+
+        await asyncio.gather(*(run(o, idxs) for o, idxs in groups.items()))
+        return results
+
+    async def _forward_commit(
+        self, owner: str, batch: list[types_pb2.Record], acks: int
+    ) -> list[types_pb2.Result]:
+        address = self._address_of(owner)
+        if address is None:
+            return _failed(batch, Unavailable(f"owner {owner} has no known address"))
+        assert self.membership is not None
+        try:
+            reply = await self.membership.transport.changelog(address).Commit(
+                changelog_pb2.CommitRequest(records=batch, acks=acks), metadata=HOP, timeout=FORWARD_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            err = from_status(exc.code(), exc.details() or "")
+            if not err.retriable and err.code != grpc.StatusCode.INVALID_ARGUMENT:
+                err = Unavailable(f"forward to owner {owner} failed: {err}")
+            return _failed(batch, err)
+        return list(reply.results)
+
+    def owner_address(self, key: str) -> str | None:
+        """The address of the owner of `key`'s partition if it is another node, else None."""
+        owner = self.ring.owner(self.engine.partition_for(key))
+        if owner is None:
+            raise Unavailable("no node owns this partition; the ring is empty")
+        if owner == self.node_id:
+            return None
+        address = self._address_of(owner)
+        if address is None:
+            raise Unavailable(f"owner {owner} has no known address")
+        return address
+
+    def _address_of(self, node_id: str) -> str | None:
+        if self.membership is None:
+            return None
+        m = self.membership.swim.member(node_id)
+        return m.address if m is not None else None
 
     def get_counter(self, name: str) -> tuple[Value, Kind, bool, int]:
         self._check_serving()
@@ -236,6 +307,8 @@ class Node:
             coherent=self.coherent(),
             partitions=self.config.dht.partitions,
             ring_checksum=self.ring.checksum(),
+            vnodes=self.config.dht.vnodes,
+            replication_factor=self.config.dht.replication_factor,
         )
         if self.membership is not None:
             ownership = self.ring.ownership(self.config.dht.partitions)

@@ -15,7 +15,8 @@ import grpc
 import structlog
 
 from fero import values
-from fero.errors import FeroError, InvalidArgument, from_status, status_code
+from fero.errors import FeroError, InvalidArgument, Unavailable, from_status, status_code
+from fero.transport import HOP
 from fero.subscriptions import Subscription
 from fero.v1 import (
     changelog_pb2,
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("fero.server")
 
+FORWARD_TIMEOUT_S = 10.0
+
 
 def edge(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
@@ -52,6 +55,21 @@ def edge(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _forwarded(context: Any) -> bool:
+    md = context.invocation_metadata() or ()
+    return any(k == "fero-hop" for k, _ in md)
+
+
+async def _forward(call: Any) -> Any:
+    try:
+        return await call
+    except grpc.aio.AioRpcError as exc:
+        err = from_status(exc.code(), exc.details() or "")
+        if not err.retriable and err.code not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
+            raise Unavailable(f"forward to the owner failed: {err}") from exc
+        raise err from exc
+
+
 def _raise_if_error(result: types_pb2.Result) -> None:
     if result.error_code:
         raise from_status(status_code(result.error_code), result.error_message)
@@ -66,7 +84,7 @@ class CountersServicer(counters_pb2_grpc.CountersServicer):
         if not request.HasField("amount"):
             raise InvalidArgument("amount is missing")
         rec = types_pb2.Record(key=request.name, op=types_pb2.OP_COUNTER_ADD, amount=request.amount, ticket=request.ticket)
-        (r,) = await self.node.commit([rec], request.acks)
+        (r,) = await self.node.commit([rec], request.acks, _forwarded(context))
         _raise_if_error(r)
         return counters_pb2.AddReply(
             value=r.value, coherent=self.node.coherent(), duplicate=r.duplicate,
@@ -75,6 +93,9 @@ class CountersServicer(counters_pb2_grpc.CountersServicer):
 
     @edge
     async def Get(self, request: counters_pb2.GetRequest, context: Any) -> counters_pb2.GetReply:
+        owner = self.node.owner_address(request.name) if request.name else None
+        if owner is not None and not _forwarded(context):
+            return await _forward(self.node.membership.transport.counters(owner).Get(request, metadata=HOP, timeout=FORWARD_TIMEOUT_S))
         value, kind, exists, expire_at_ms = self.node.get_counter(request.name)
         return counters_pb2.GetReply(
             value=values.to_number(value), kind=int(kind), coherent=self.node.coherent(),
@@ -92,8 +113,13 @@ class CountersServicer(counters_pb2_grpc.CountersServicer):
             key=request.name, op=types_pb2.OP_COUNTER_SETUP, kind=request.kind,
             expire_at_ms=expire_at_ms, ticket=request.ticket,
         )
-        (r,) = await self.node.commit([rec], request.acks)
+        (r,) = await self.node.commit([rec], request.acks, _forwarded(context))
         _raise_if_error(r)
+        owner = self.node.owner_address(request.name)
+        if owner is not None:
+            got = await _forward(self.node.membership.transport.counters(owner).Get(
+                counters_pb2.GetRequest(name=request.name), metadata=HOP, timeout=FORWARD_TIMEOUT_S))
+            return counters_pb2.SetupReply(coherent=self.node.coherent(), kind=got.kind, expire_at_ms=expire_at_ms)
         kind = self.node.counter_kind(request.name)
         return counters_pb2.SetupReply(coherent=self.node.coherent(), kind=int(kind), expire_at_ms=expire_at_ms)
 
@@ -104,11 +130,14 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
 
     @edge
     async def Commit(self, request: changelog_pb2.CommitRequest, context: Any) -> changelog_pb2.CommitReply:
-        results = await self.node.commit(request.records, request.acks)
+        results = await self.node.commit(request.records, request.acks, _forwarded(context))
         return changelog_pb2.CommitReply(results=results, coherent=self.node.coherent())
 
     @edge
     async def Read(self, request: changelog_pb2.ReadRequest, context: Any) -> changelog_pb2.ReadReply:
+        owner = self.node.owner_address(request.key) if request.key else None
+        if owner is not None and not _forwarded(context):
+            return await _forward(self.node.membership.transport.changelog(owner).Read(request, metadata=HOP, timeout=FORWARD_TIMEOUT_S))
         raw = self.node.read(request.key)
         return changelog_pb2.ReadReply(value=raw or b"", exists=raw is not None, coherent=self.node.coherent())
 

@@ -18,7 +18,10 @@ from typing import Callable
 import grpc
 import structlog
 
-from fero.v1 import peer_pb2, peer_pb2_grpc
+from fero.v1 import changelog_pb2_grpc, counters_pb2_grpc, peer_pb2, peer_pb2_grpc
+
+#: Metadata that marks a forwarded call: the receiver never forwards it again.
+HOP = (("fero-hop", "1"),)
 
 log = structlog.get_logger("fero.transport")
 
@@ -43,13 +46,24 @@ class PeerTransport:
         self.dropped = 0
         self._closed = False
 
-    def stub(self, address: str) -> peer_pb2_grpc.PeerStub:
+    def _channel(self, address: str) -> grpc.aio.Channel:
         entry = self._channels.get(address)
         if entry is None:
             channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
             entry = (channel, peer_pb2_grpc.PeerStub(channel))
             self._channels[address] = entry
-        return entry[1]
+        return entry[0]
+
+    def stub(self, address: str) -> peer_pb2_grpc.PeerStub:
+        self._channel(address)
+        return self._channels[address][1]
+
+    def changelog(self, address: str) -> changelog_pb2_grpc.ChangelogStub:
+        """The owner's public Changelog service, on the pooled peer channel."""
+        return changelog_pb2_grpc.ChangelogStub(self._channel(address))
+
+    def counters(self, address: str) -> counters_pb2_grpc.CountersStub:
+        return counters_pb2_grpc.CountersStub(self._channel(address))
 
     def send(self, address: str, message: peer_pb2.PeerMessage, on_error: Callable[[str], None] | None = None) -> None:
         if self._closed:

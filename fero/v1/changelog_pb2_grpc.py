@@ -26,7 +26,11 @@ if _version_not_supported:
 
 
 class ChangelogStub:
-    """Missing associated documentation comment in .proto file."""
+    """Any node accepts any call and forwards it to the owner of each record's partition
+    (at most one forward: a call carrying the metadata `fero-hop: 1` is not forwarded
+    again, and a node that does not own the partition answers UNAVAILABLE "not owner
+    ...", which tells the caller to refresh its ring and retry).
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -52,7 +56,11 @@ class ChangelogStub:
 
 
 class ChangelogServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Any node accepts any call and forwards it to the owner of each record's partition
+    (at most one forward: a call carrying the metadata `fero-hop: 1` is not forwarded
+    again, and a node that does not own the partition answers UNAVAILABLE "not owner
+    ...", which tells the caller to refresh its ring and retry).
+    """
 
     def Commit(self, request, context):
         """Commits a batch of records (any ops, counters included) in one call: the pipelined
@@ -109,7 +117,11 @@ def add_ChangelogServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Changelog:
-    """Missing associated documentation comment in .proto file."""
+    """Any node accepts any call and forwards it to the owner of each record's partition
+    (at most one forward: a call carrying the metadata `fero-hop: 1` is not forwarded
+    again, and a node that does not own the partition answers UNAVAILABLE "not owner
+    ...", which tells the caller to refresh its ring and retry).
+    """
 
     @staticmethod
     def Commit(request,

@@ -75,17 +75,21 @@ class PartitionStatus(_message.Message):
     def __init__(self, partition: _Optional[int] = ..., owner: _Optional[str] = ..., epoch: _Optional[int] = ..., next_offset: _Optional[int] = ..., log_start_offset: _Optional[int] = ..., counters: _Optional[int] = ..., keys: _Optional[int] = ...) -> None: ...
 
 class StatusReply(_message.Message):
-    __slots__ = ("node", "members", "coherent", "partitions", "ring_checksum", "partition_status")
+    __slots__ = ("node", "members", "coherent", "partitions", "ring_checksum", "partition_status", "vnodes", "replication_factor")
     NODE_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     COHERENT_FIELD_NUMBER: _ClassVar[int]
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
     RING_CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     PARTITION_STATUS_FIELD_NUMBER: _ClassVar[int]
+    VNODES_FIELD_NUMBER: _ClassVar[int]
+    REPLICATION_FACTOR_FIELD_NUMBER: _ClassVar[int]
     node: NodeStatus
     members: _containers.RepeatedCompositeFieldContainer[MemberStatus]
     coherent: bool
     partitions: int
     ring_checksum: int
     partition_status: _containers.RepeatedCompositeFieldContainer[PartitionStatus]
-    def __init__(self, node: _Optional[_Union[NodeStatus, _Mapping]] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., coherent: _Optional[bool] = ..., partitions: _Optional[int] = ..., ring_checksum: _Optional[int] = ..., partition_status: _Optional[_Iterable[_Union[PartitionStatus, _Mapping]]] = ...) -> None: ...
+    vnodes: int
+    replication_factor: int
+    def __init__(self, node: _Optional[_Union[NodeStatus, _Mapping]] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., coherent: _Optional[bool] = ..., partitions: _Optional[int] = ..., ring_checksum: _Optional[int] = ..., partition_status: _Optional[_Iterable[_Union[PartitionStatus, _Mapping]]] = ..., vnodes: _Optional[int] = ..., replication_factor: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,98 @@
+"""Proxy to owner and client routing, with three real in-process nodes on loopback."""
+
+import asyncio
+import contextlib
+
+import grpc
+import pytest
+
+import fero
+from fero.config import Config
+from fero.documents import partition_key
+from fero.membership.config import MembershipConfig
+from fero.ring import partition_of
+from fero.v1 import counters_pb2, counters_pb2_grpc, types_pb2
+
+from .conftest import eventually
+
+
+@contextlib.asynccontextmanager
+async def cluster(n=3):
+    cfg = Config(membership=MembershipConfig.local())
+    nodes = [fero.Node(f"n{i}", port=0, config=cfg) for i in range(n)]
+    await nodes[0].start()
+    for node in nodes[1:]:
+        node.seeds = [nodes[0].address]
+        await node.start()
+    try:
+        await eventually(
+            lambda: all(len(x.ring) == n and x.coherent() for x in nodes) and len({x.ring.checksum() for x in nodes}) == 1,
+            20, "every node to see the same ring of 3 and call the cluster coherent",
+        )
+        yield nodes
+    finally:
+        for node in nodes:
+            await node.stop()
+
+
+def owned_records(node):
+    return sum(node.engine.partitions[p].next_offset for p in range(node.config.dht.partitions))
+
+
+def test_any_node_forwards_to_the_owner_and_reads_are_forwarded_too():
+    async def main():
+        async with cluster() as nodes:
+            async with fero.connect(nodes[0].address, route=False) as c:
+                for i in range(300):
+                    r = await c.add(f"c{i % 100}", i)
+                    assert r.coherent
+                results = await c.commit([c.record(types_pb2.OP_UPDATE, f"doc{i}.v", value=i) for i in range(50)])
+                assert not any(r.error_code for r in results)
+            for node in nodes:  # every node answers every read, by forwarding it
+                async with fero.connect(node.address, route=False) as c:
+                    for i in range(100):
+                        assert (await c.get(f"c{i}")).value == sum(j for j in range(300) if j % 100 == i)
+                    assert await c.read("doc7") == {"v": 7}
+            counts = [owned_records(n) for n in nodes]
+            assert sum(counts) == 350
+            assert all(counts), f"every node owns some partitions: {counts}"
+            # Records sit only on their owners.
+            for node in nodes:
+                for p in range(node.config.dht.partitions):
+                    if node.engine.partitions[p].next_offset:
+                        assert node.ring.owner(p) == node.node_id
+
+    asyncio.run(main())
+
+
+def test_routing_client_sends_to_owners_directly():
+    async def main():
+        async with cluster() as nodes:
+            async with fero.connect([nodes[1].address]) as c:
+                async with c.pipeline(batch_size=256) as p:
+                    for i in range(3000):
+                        await p.add(f"k{i % 500}", 1)
+                assert len(c._members) == 3
+                for i in range(0, 500, 50):
+                    assert (await c.get(f"k{i}")).value == 6
+            assert sum(owned_records(n) for n in nodes) == 3000
+
+    asyncio.run(main())
+
+
+def test_a_forwarded_call_to_a_non_owner_is_refused_not_forwarded_again():
+    async def main():
+        async with cluster() as nodes:
+            name = next(f"x{i}" for i in range(1000)
+                        if nodes[0].ring.owner(partition_of(partition_key(f"x{i}"), 256)) != nodes[0].node_id)
+            async with grpc.aio.insecure_channel(nodes[0].address) as ch:
+                stub = counters_pb2_grpc.CountersStub(ch)
+                req = counters_pb2.AddRequest(name=name, amount=types_pb2.Number(i64=1), ticket="hop-test")
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await stub.Add(req, metadata=(("fero-hop", "1"),), timeout=5)
+                assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+                assert err.value.details().startswith("not owner")
+                ok = await stub.Add(req, timeout=5)  # without the hop marker it is forwarded
+                assert ok.value.i64 == 1
+
+    asyncio.run(main())
