@@ -57,12 +57,13 @@ def encode(value: Any) -> bytes:
 class Doc:
     """One document: raw bytes until something needs the decoded value."""
 
-    __slots__ = ("_raw", "_value", "hlc")
+    __slots__ = ("_raw", "_value", "hlc", "origin")
 
-    def __init__(self, raw: bytes | None = None, value: Any = _MISSING, hlc: int = 0) -> None:
+    def __init__(self, raw: bytes | None = None, value: Any = _MISSING, hlc: int = 0, origin: str = "") -> None:
         self._raw = raw
         self._value = value
         self.hlc = hlc
+        self.origin = origin
 
     @property
     def value(self) -> Any:
@@ -86,10 +87,33 @@ class Doc:
 
 
 class Documents:
-    """All documents of one partition."""
+    """All documents of one partition.
+
+    Whole-document UPDATE and REMOVE are last-writer-wins by (hlc, origin): a change
+    older than the document's stamp, or than the tombstone a REMOVE left, is ignored.
+    In one owner's log stamps only grow, so this never changes an ordinary commit; it
+    is what makes the two sides of a healed split converge to the same documents in
+    whichever order their changes meet. Changes at deeper paths apply in log order.
+    """
 
     def __init__(self) -> None:
         self.docs: dict[str, Doc] = {}
+        #: Removed documents: key -> (hlc, origin) of the REMOVE, kept for a while so an
+        #: older UPDATE arriving late (from the other side of a split) cannot revive them.
+        self.tombstones: dict[str, tuple[int, str]] = {}
+
+    def _older(self, name: str, hlc: int, origin: str) -> bool:
+        """Whether a change stamped (hlc, origin) loses to what `name` already has."""
+        stamp = (hlc, origin)
+        doc = self.docs.get(name)
+        if doc is not None and stamp < (doc.hlc, doc.origin):
+            return True
+        tomb = self.tombstones.get(name)
+        return tomb is not None and stamp < tomb
+
+    def reap_tombstones(self, before_hlc: int) -> None:
+        for k in [k for k, (h, _) in self.tombstones.items() if h < before_hlc]:
+            del self.tombstones[k]
 
     def __len__(self) -> int:
         return len(self.docs)
@@ -108,18 +132,24 @@ class Documents:
             node = node[p]
         return encode(node)
 
-    def update(self, key: str, raw: bytes, hlc: int) -> None:
+    def update(self, key: str, raw: bytes, hlc: int, origin: str = "") -> None:
         parts = split_path(key)
         if len(parts) == 1:
-            self.docs[parts[0]] = Doc(raw=raw, hlc=hlc)
+            if self._older(parts[0], hlc, origin):
+                return
+            self.docs[parts[0]] = Doc(raw=raw, hlc=hlc, origin=origin)
+            self.tombstones.pop(parts[0], None)
             return
         value = decode(raw, "UPDATE value")
-        self._change(parts, hlc, lambda _old: value)
+        self._change(parts, hlc, lambda _old: value, origin)
 
-    def remove(self, key: str, hlc: int) -> None:
+    def remove(self, key: str, hlc: int, origin: str = "") -> None:
         parts = split_path(key)
         if len(parts) == 1:
+            if self._older(parts[0], hlc, origin):
+                return
             self.docs.pop(parts[0], None)
+            self.tombstones[parts[0]] = (hlc, origin)
             return
         doc = self.docs.get(parts[0])
         if doc is None:
@@ -132,9 +162,10 @@ class Documents:
         if isinstance(node, dict) and parts[-1] in node:
             del node[parts[-1]]
             doc.set_value(doc.value)
-            doc.hlc = hlc
+            if (hlc, origin) > (doc.hlc, doc.origin):
+                doc.hlc, doc.origin = hlc, origin
 
-    def add(self, key: str, amount: int, hlc: int) -> int:
+    def add(self, key: str, amount: int, hlc: int, origin: str = "") -> int:
         result: list[int] = []
 
         def change(old: Any) -> Any:
@@ -147,10 +178,10 @@ class Documents:
             result.append(old + amount)
             return result[0]
 
-        self._change(split_path(key), hlc, change)
-        return result[0]
+        self._change(split_path(key), hlc, change, origin)
+        return result[0] if result else 0
 
-    def push(self, key: str, raw: bytes, hlc: int) -> None:
+    def push(self, key: str, raw: bytes, hlc: int, origin: str = "") -> None:
         item = decode(raw, "PUSH value")
 
         def change(old: Any) -> Any:
@@ -161,14 +192,18 @@ class Documents:
             old.append(item)
             return old
 
-        self._change(split_path(key), hlc, change)
+        self._change(split_path(key), hlc, change, origin)
 
-    def patch(self, key: str, raw: bytes, hlc: int) -> None:
+    def patch(self, key: str, raw: bytes, hlc: int, origin: str = "") -> None:
         patch = decode(raw, "PATCH value")
-        self._change(split_path(key), hlc, lambda old: merge_patch(None if old is _MISSING else old, patch))
+        self._change(split_path(key), hlc, lambda old: merge_patch(None if old is _MISSING else old, patch), origin)
 
-    def _change(self, parts: list[str], hlc: int, change: Any) -> None:
-        """Applies `change(old) -> new` at the path, or raises without changing anything."""
+    def _change(self, parts: list[str], hlc: int, change: Any, origin: str = "") -> None:
+        """Applies `change(old) -> new` at the path, or raises without changing anything.
+        A change older than the document's tombstone is ignored."""
+        tomb = self.tombstones.get(parts[0])
+        if tomb is not None and (hlc, origin) < tomb:
+            return
         doc = self.docs.get(parts[0])
         root = doc.value if doc is not None else _MISSING
         if len(parts) == 1:
@@ -191,7 +226,7 @@ class Documents:
             else:
                 new_leaf = change(node.get(parts[-1], _MISSING))
                 node[parts[-1]] = new_leaf
-                self._store(parts[0], doc, root, hlc)
+                self._store(parts[0], doc, root, hlc, origin)
                 return
             new_leaf = change(_MISSING)
             node = root
@@ -199,13 +234,15 @@ class Documents:
                 node = node.setdefault(p, {})
             node[parts[-1]] = new_leaf
             new_root = root
-        self._store(parts[0], doc, new_root, hlc)
+        self._store(parts[0], doc, new_root, hlc, origin)
 
-    def _store(self, name: str, doc: Doc | None, value: Any, hlc: int) -> None:
+    def _store(self, name: str, doc: Doc | None, value: Any, hlc: int, origin: str) -> None:
         if doc is None:
             doc = self.docs[name] = Doc()
+            self.tombstones.pop(name, None)
         doc.set_value(value)
-        doc.hlc = hlc
+        if (hlc, origin) > (doc.hlc, doc.origin):
+            doc.hlc, doc.origin = hlc, origin
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

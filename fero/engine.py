@@ -125,6 +125,8 @@ class Engine:
         self.hlc = HybridClock(clock)
         self.subscriptions: set[Subscription] = set()
         self._boot = os.urandom(6).hex()
+        #: This incarnation's identity as the origin of the records it commits.
+        self.origin = f"{node_id}/{self._boot}"
         self._generated = 0
         self._unpublished: list[tuple[int, list[storage_pb2.LogEntry]]] = []
         self._publish_event = asyncio.Event()
@@ -161,7 +163,10 @@ class Engine:
             p = entry.partition
             if p >= len(self.partitions):
                 raise ValueError(f"log frame at segment {seg} byte {pos} names partition {p} of {len(self.partitions)}")
-            self.index[p].append(_Frame(entry.base_offset, len(entry.records), seg, pos))
+            if entry.truncate:
+                self._truncate_index(p, entry.base_offset)
+            else:
+                self.index[p].append(_Frame(entry.base_offset, len(entry.records), seg, pos))
             if (seg, pos) < start:
                 continue
             self._replay(entry)
@@ -179,17 +184,35 @@ class Engine:
 
     def _replay(self, entry: storage_pb2.LogEntry) -> None:
         state = self.partitions[entry.partition]
+        if entry.truncate:
+            state.truncate_log(entry.base_offset)
+            return
+        self.apply_entry(state, entry)
+        self._replayed += len(entry.records)
+
+    def apply_entry(self, state: PartitionState, entry: storage_pb2.LogEntry) -> None:
+        """Applies a frame written elsewhere (a replica's copy, or the log at replay):
+        records already held are skipped, the rest applied at the frame's offsets."""
         offset = entry.base_offset
+        state.note_epoch(entry.epoch, entry.owner, offset)
         for rec in entry.records:
             self.hlc.observe(rec.hlc)
-            try:
-                state.apply(rec, offset, remember=not rec.ticket.startswith(GENERATED_PREFIX))
-            except FeroError as exc:  # a bug: a logged record applied once already
-                log.error("engine.replay_failed", partition=entry.partition, offset=offset, error=str(exc))
+            if not state.has(rec):
+                try:
+                    state.apply(rec, offset, remember=not rec.ticket.startswith(GENERATED_PREFIX))
+                except FeroError as exc:  # it applied where it was committed: a bug, not bad input
+                    log.error("engine.apply_failed", partition=entry.partition, offset=offset, error=str(exc))
             offset += 1
-            self._replayed += 1
-        state.next_offset = max(state.next_offset, offset)
+        state.next_offset = offset
         state.epoch = max(state.epoch, entry.epoch)
+
+    def _truncate_index(self, p: int, offset: int) -> None:
+        frames = self.index[p]
+        while frames and frames[-1].base_offset >= offset:
+            frames.pop()
+        if frames and frames[-1].base_offset + frames[-1].count > offset:
+            last = frames[-1]
+            frames[-1] = _Frame(last.base_offset, offset - last.base_offset, last.segment, last.position)
 
     def start(self) -> None:
         self.wal.start()
@@ -297,7 +320,7 @@ class Engine:
         Result = types_pb2.Result
         for p, idxs in groups.items():
             state = self.partitions[p]
-            entry = storage_pb2.LogEntry(partition=p, epoch=state.epoch, base_offset=state.next_offset)
+            entry = storage_pb2.LogEntry(partition=p, epoch=state.epoch, base_offset=state.next_offset, owner=self.node_id)
             for i in idxs:
                 rec = records[i]
                 ticket = rec.ticket
@@ -320,6 +343,8 @@ class Engine:
                 stored.CopyFrom(rec)
                 stored.ticket = ticket
                 stored.hlc = self.hlc.now()
+                stored.origin = self.origin
+                stored.origin_seq = state.next_origin_seq(self.origin)
                 offset = state.next_offset
                 try:
                     value = state.apply(stored, offset, remember)
@@ -333,6 +358,7 @@ class Engine:
                     values.to_number(value, r.value)
                 results[i] = r
             if entry.records:
+                state.note_epoch(entry.epoch, entry.owner, entry.base_offset)
                 loc = self.wal.append(entry.SerializeToString())
                 self.index[p].append(_Frame(entry.base_offset, len(entry.records), loc.segment, loc.position))
                 entries.append(entry)
@@ -496,7 +522,7 @@ class Engine:
     def _build_snapshot(self, seg: int, pos: int) -> storage_pb2.Snapshot:
         snap = storage_pb2.Snapshot(partitions=len(self.partitions), segment=seg, position=pos, hlc=self.hlc.last)
         for state in self.partitions:
-            if not state.next_offset:
+            if not (state.next_offset or state.origins or state.counters or state.documents.docs):
                 continue
             ps = snap.partition_states.add(
                 partition=state.partition, epoch=state.epoch, next_offset=state.next_offset,
@@ -506,7 +532,13 @@ class Engine:
                 cs = ps.counters.add(name=c.name, kind=int(c.kind), expire_at_ms=c.expire_at_ms)
                 values.to_number(c.value, cs.value)
             for key, doc in state.documents.docs.items():
-                ps.keys.add(key=key, value=doc.raw(), hlc=doc.hlc)
+                ps.keys.add(key=key, value=doc.raw(), hlc=doc.hlc, origin=doc.origin)
+            for key, (hlc, origin) in state.documents.tombstones.items():
+                ps.keys.add(key=key, hlc=hlc, origin=origin, removed=True)
+            for origin, seq in state.origins.items():
+                ps.origins.add(origin=origin, seq=seq)
+            for epoch, owner, start in state.epochs:
+                ps.epochs.add(epoch=epoch, owner=owner, start_offset=start)
             for ticket, committed in state.tickets.items():
                 ts = ps.tickets.add(ticket=ticket, offset=committed.offset, committed_ms=committed.committed_ms)
                 if committed.value is not None:
@@ -526,7 +558,12 @@ class Engine:
                 kind = Kind.parse(cs.kind)
                 state.counters[cs.name] = Counter(cs.name, kind, values.from_number(cs.value, kind), cs.expire_at_ms)
             for ks in ps.keys:
-                state.documents.docs[ks.key] = Doc(raw=ks.value, hlc=ks.hlc)
+                if ks.removed:
+                    state.documents.tombstones[ks.key] = (ks.hlc, ks.origin)
+                else:
+                    state.documents.docs[ks.key] = Doc(raw=ks.value, hlc=ks.hlc, origin=ks.origin)
+            state.origins = {o.origin: o.seq for o in ps.origins}
+            state.epochs = [(e.epoch, e.owner, e.start_offset) for e in ps.epochs]
             for ts in ps.tickets:
                 value = values.parse_number(ts.value) if ts.has_value else None
                 state.tickets.put(ts.ticket, Committed(ts.offset, value, ts.committed_ms))

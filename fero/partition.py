@@ -1,9 +1,18 @@
 """One partition's materialised state and the rules for applying a record to it.
 
-Pure: no I/O, no clock reads. `apply()` is used both when the owner commits a record
-and when a log is replayed at restart, and gives the same answer both times because
-every time-dependent rule (counter expiry, ticket window) reads the record's own hybrid
-timestamp. A record that cannot apply raises a FeroError and changes nothing.
+Pure: no I/O, no clock reads. `apply()` is used when the owner commits a record, when a
+replica appends what the owner sent, when a log is replayed at restart, and when the
+two sides of a healed split exchange what they lack; it gives the same answer each
+time because every time-dependent rule (counter expiry, ticket window) reads the
+record's own hybrid timestamp. A record that cannot apply raises a FeroError and
+changes nothing.
+
+The state is a function of the *set* of records applied, not of their order, for the
+ops that matter under a split (counter adds, whole-document UPDATE/REMOVE): a record
+is identified by (origin, origin_seq) and applied at most once (`origins` is the
+per-origin prefix this partition holds, its digest); a client retry that reached the
+other side of a split under another identity is caught by its ticket; counter adds
+commute; whole-document writes are last-writer-wins by (hlc, origin).
 """
 
 from __future__ import annotations
@@ -52,14 +61,32 @@ class PartitionState:
         self.counters: dict[str, Counter] = {}
         self.documents = Documents()
         self.tickets = TicketTable(ticket_window_ms, ticket_window_max)
+        #: origin -> highest origin_seq applied; every seq below it is applied too.
+        self.origins: dict[str, int] = {}
+        #: (epoch, owner, start offset) of each lineage in this partition's log, oldest first.
+        self.epochs: list[tuple[int, str, int]] = []
+
+    def has(self, record: types_pb2.Record) -> bool:
+        """Whether this partition already holds `record` (by its origin identity)."""
+        return bool(record.origin) and record.origin_seq <= self.origins.get(record.origin, 0)
+
+    def next_origin_seq(self, origin: str) -> int:
+        return self.origins.get(origin, 0) + 1
 
     def apply(self, record: types_pb2.Record, offset: int, remember: bool = True) -> Value | None:
-        """Applies `record` (whose hlc is set) as the commit at `offset`.
+        """Applies `record` (whose hlc and origin are set) as the commit at `offset`.
 
         Returns the value after the change for COUNTER_ADD and ADD, else None; the
-        ticket is remembered (for retries) if `remember`. Raises
-        InvalidArgument / FailedPrecondition (Expired) without changing anything.
+        ticket is remembered (for retries) if `remember`. A record this partition
+        already holds (same origin identity) must not be passed (see `has`); one whose
+        ticket is already committed under another identity (a client retry that
+        reached the other side of a split) is counted in the digest but not applied
+        again. Raises InvalidArgument / FailedPrecondition (Expired) without changing
+        anything.
         """
+        if remember and record.ticket and self.tickets.get(record.ticket) is not None:
+            self._count_origin(record)
+            return None
         op = record.op
         at_ms = hlcs.wall_ms(record.hlc)
         result: Value | None = None
@@ -82,23 +109,38 @@ class PartitionState:
                 kind = Kind.parse(record.kind) if record.kind else counter.kind
                 counter.setup(kind, record.expire_at_ms, at_ms)
         elif op == OP.OP_UPDATE:
-            self.documents.update(record.key, record.value, record.hlc)
+            self.documents.update(record.key, record.value, record.hlc, record.origin)
         elif op == OP.OP_REMOVE:
-            self.documents.remove(record.key, record.hlc)
+            self.documents.remove(record.key, record.hlc, record.origin)
         elif op == OP.OP_ADD:
             amount = values.from_number(record.amount, Kind.INT)
-            result = self.documents.add(record.key, amount, record.hlc)  # type: ignore[assignment]
+            result = self.documents.add(record.key, amount, record.hlc, record.origin)  # type: ignore[assignment]
         elif op == OP.OP_PUSH:
-            self.documents.push(record.key, record.value, record.hlc)
+            self.documents.push(record.key, record.value, record.hlc, record.origin)
         elif op == OP.OP_PATCH:
-            self.documents.patch(record.key, record.value, record.hlc)
+            self.documents.patch(record.key, record.value, record.hlc, record.origin)
         elif op == OP.OP_ACTION:
             pass  # committed for replicas and subscribers; the owner's handler acts on it
         else:
             raise InvalidArgument(f"unknown op {op}")
         if remember:
             self.tickets.put(record.ticket, Committed(offset, result, at_ms))
+        self._count_origin(record)
         return result
+
+    def _count_origin(self, record: types_pb2.Record) -> None:
+        if record.origin:
+            self.origins[record.origin] = max(record.origin_seq, self.origins.get(record.origin, 0))
+
+    def note_epoch(self, epoch: int, owner: str, start_offset: int) -> None:
+        """Records that lineage (epoch, owner) writes from `start_offset` on."""
+        if not self.epochs or self.epochs[-1][:2] != (epoch, owner):
+            self.epochs.append((epoch, owner, start_offset))
+
+    def truncate_log(self, offset: int) -> None:
+        """Cuts the log back to `offset` (state is kept: see the module docstring)."""
+        self.next_offset = offset
+        self.epochs = [e for e in self.epochs if e[2] < offset]
 
     def counter(self, name: str, at_ms: int) -> Counter | None:
         """The counter, or None if it does not exist; Expired if it is closed."""
@@ -122,6 +164,9 @@ class PartitionState:
         for n in dead:
             del self.counters[n]
         self.tickets.expire(now_ms)
+        from fero.hlc import pack
+
+        self.documents.reap_tombstones(pack(now_ms - self.tickets.window_ms))
         return len(dead)
 
     def statistics(self) -> PartitionStatistics:

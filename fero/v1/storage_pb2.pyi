@@ -8,16 +8,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class LogEntry(_message.Message):
-    __slots__ = ("partition", "epoch", "base_offset", "records")
+    __slots__ = ("partition", "epoch", "base_offset", "records", "owner", "truncate")
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     BASE_OFFSET_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATE_FIELD_NUMBER: _ClassVar[int]
     partition: int
     epoch: int
     base_offset: int
     records: _containers.RepeatedCompositeFieldContainer[_types_pb2.Record]
-    def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., base_offset: _Optional[int] = ..., records: _Optional[_Iterable[_Union[_types_pb2.Record, _Mapping]]] = ...) -> None: ...
+    owner: str
+    truncate: bool
+    def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., base_offset: _Optional[int] = ..., records: _Optional[_Iterable[_Union[_types_pb2.Record, _Mapping]]] = ..., owner: _Optional[str] = ..., truncate: _Optional[bool] = ...) -> None: ...
 
 class Snapshot(_message.Message):
     __slots__ = ("partitions", "segment", "position", "partition_states", "hlc")
@@ -34,7 +38,7 @@ class Snapshot(_message.Message):
     def __init__(self, partitions: _Optional[int] = ..., segment: _Optional[int] = ..., position: _Optional[int] = ..., partition_states: _Optional[_Iterable[_Union[PartitionSnapshot, _Mapping]]] = ..., hlc: _Optional[int] = ...) -> None: ...
 
 class PartitionSnapshot(_message.Message):
-    __slots__ = ("partition", "epoch", "next_offset", "counters", "keys", "tickets", "log_start_offset")
+    __slots__ = ("partition", "epoch", "next_offset", "counters", "keys", "tickets", "log_start_offset", "origins", "epochs")
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     NEXT_OFFSET_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +46,8 @@ class PartitionSnapshot(_message.Message):
     KEYS_FIELD_NUMBER: _ClassVar[int]
     TICKETS_FIELD_NUMBER: _ClassVar[int]
     LOG_START_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    ORIGINS_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
     partition: int
     epoch: int
     next_offset: int
@@ -49,7 +55,27 @@ class PartitionSnapshot(_message.Message):
     keys: _containers.RepeatedCompositeFieldContainer[KeyState]
     tickets: _containers.RepeatedCompositeFieldContainer[TicketState]
     log_start_offset: int
-    def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., next_offset: _Optional[int] = ..., counters: _Optional[_Iterable[_Union[CounterState, _Mapping]]] = ..., keys: _Optional[_Iterable[_Union[KeyState, _Mapping]]] = ..., tickets: _Optional[_Iterable[_Union[TicketState, _Mapping]]] = ..., log_start_offset: _Optional[int] = ...) -> None: ...
+    origins: _containers.RepeatedCompositeFieldContainer[OriginSeq]
+    epochs: _containers.RepeatedCompositeFieldContainer[EpochStart]
+    def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., next_offset: _Optional[int] = ..., counters: _Optional[_Iterable[_Union[CounterState, _Mapping]]] = ..., keys: _Optional[_Iterable[_Union[KeyState, _Mapping]]] = ..., tickets: _Optional[_Iterable[_Union[TicketState, _Mapping]]] = ..., log_start_offset: _Optional[int] = ..., origins: _Optional[_Iterable[_Union[OriginSeq, _Mapping]]] = ..., epochs: _Optional[_Iterable[_Union[EpochStart, _Mapping]]] = ...) -> None: ...
+
+class OriginSeq(_message.Message):
+    __slots__ = ("origin", "seq")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    origin: str
+    seq: int
+    def __init__(self, origin: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
+
+class EpochStart(_message.Message):
+    __slots__ = ("epoch", "owner", "start_offset")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    START_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    owner: str
+    start_offset: int
+    def __init__(self, epoch: _Optional[int] = ..., owner: _Optional[str] = ..., start_offset: _Optional[int] = ...) -> None: ...
 
 class CounterState(_message.Message):
     __slots__ = ("name", "kind", "value", "expire_at_ms")
@@ -64,14 +90,18 @@ class CounterState(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[_types_pb2.ValueKind, str]] = ..., value: _Optional[_Union[_types_pb2.Number, _Mapping]] = ..., expire_at_ms: _Optional[int] = ...) -> None: ...
 
 class KeyState(_message.Message):
-    __slots__ = ("key", "value", "hlc")
+    __slots__ = ("key", "value", "hlc", "removed", "origin")
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     HLC_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     key: str
     value: bytes
     hlc: int
-    def __init__(self, key: _Optional[str] = ..., value: _Optional[bytes] = ..., hlc: _Optional[int] = ...) -> None: ...
+    removed: bool
+    origin: str
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[bytes] = ..., hlc: _Optional[int] = ..., removed: _Optional[bool] = ..., origin: _Optional[str] = ...) -> None: ...
 
 class TicketState(_message.Message):
     __slots__ = ("ticket", "offset", "value", "committed_ms", "has_value")

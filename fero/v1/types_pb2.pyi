@@ -60,7 +60,7 @@ class Number(_message.Message):
     def __init__(self, i64: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
 
 class Record(_message.Message):
-    __slots__ = ("ticket", "key", "op", "value", "amount", "action", "kind", "expire_at_ms", "hlc")
+    __slots__ = ("ticket", "key", "op", "value", "amount", "action", "kind", "expire_at_ms", "hlc", "origin", "origin_seq")
     TICKET_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     OP_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,8 @@ class Record(_message.Message):
     KIND_FIELD_NUMBER: _ClassVar[int]
     EXPIRE_AT_MS_FIELD_NUMBER: _ClassVar[int]
     HLC_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_SEQ_FIELD_NUMBER: _ClassVar[int]
     ticket: str
     key: str
     op: Op
@@ -79,7 +81,9 @@ class Record(_message.Message):
     kind: ValueKind
     expire_at_ms: int
     hlc: int
-    def __init__(self, ticket: _Optional[str] = ..., key: _Optional[str] = ..., op: _Optional[_Union[Op, str]] = ..., value: _Optional[bytes] = ..., amount: _Optional[_Union[Number, _Mapping]] = ..., action: _Optional[str] = ..., kind: _Optional[_Union[ValueKind, str]] = ..., expire_at_ms: _Optional[int] = ..., hlc: _Optional[int] = ...) -> None: ...
+    origin: str
+    origin_seq: int
+    def __init__(self, ticket: _Optional[str] = ..., key: _Optional[str] = ..., op: _Optional[_Union[Op, str]] = ..., value: _Optional[bytes] = ..., amount: _Optional[_Union[Number, _Mapping]] = ..., action: _Optional[str] = ..., kind: _Optional[_Union[ValueKind, str]] = ..., expire_at_ms: _Optional[int] = ..., hlc: _Optional[int] = ..., origin: _Optional[str] = ..., origin_seq: _Optional[int] = ...) -> None: ...
 
 class Commit(_message.Message):
     __slots__ = ("partition", "offset", "epoch", "record")
