@@ -277,9 +277,17 @@ class Client:
         r = await self._call(lambda c: c.counters.Add(req, timeout=self.timeout_s), name)
         return AddResult(values.parse_number(r.value), r.coherent, r.duplicate, r.partition, r.offset, r.ticket)
 
-    async def get(self, name: str) -> CounterValue:
-        req = counters_pb2.GetRequest(name=name)
-        r = await self._call(lambda c: c.counters.Get(req, timeout=self.timeout_s), name)
+    async def get(self, name: str, *, stale_ok: bool = False, address: str | None = None) -> CounterValue:
+        """The counter's value from its owner; with `stale_ok`, from the node asked (at
+        `address`, or the owner) if it holds a copy, which may lag the owner."""
+        req = counters_pb2.GetRequest(name=name, stale_ok=stale_ok)
+        if address is not None:
+            try:
+                r = await self._conn(address).counters.Get(req, timeout=self.timeout_s)
+            except grpc.aio.AioRpcError as exc:
+                raise from_status(exc.code(), exc.details() or "") from exc
+        else:
+            r = await self._call(lambda c: c.counters.Get(req, timeout=self.timeout_s), name)
         return CounterValue(values.parse_number(r.value), Kind.parse(r.kind), r.exists, r.expire_at_ms, r.coherent)
 
     async def setup(

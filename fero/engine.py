@@ -40,13 +40,16 @@ from fero.partition import PartitionState
 from fero.ring import partition_of
 from fero.subscriptions import Subscription
 from fero.tickets import Committed
-from fero.v1 import storage_pb2, types_pb2
+from fero.lineage import lineage_at
+from fero.v1 import peer_pb2, storage_pb2, types_pb2
 from fero.values import Kind, Value
 
 log = structlog.get_logger("fero.engine")
 
 #: Node-assigned tickets start with this; client tickets may not.
 GENERATED_PREFIX = "@"
+#: Frames per partition kept in memory for replication (older ones are read from disk).
+RECENT_FRAMES = 64
 
 _VALID_OPS = frozenset(types_pb2.Op.values()) - {types_pb2.OP_UNSPECIFIED}
 _JSON_OPS = frozenset((types_pb2.OP_PUSH, types_pb2.OP_PATCH))
@@ -120,10 +123,14 @@ class Engine:
             for p in range(P)
         ]
         self.index: list[list[_Frame]] = [[] for _ in range(P)]
+        #: Per partition: recent frames (base offset, count, body, wal seq) for replicas.
+        self._recent: list[list[tuple[int, int, bytes, int]]] = [[] for _ in range(P)]
         #: Per partition: offsets below this are durable and have been published.
         self.published = [0] * P
         self.hlc = HybridClock(clock)
         self.subscriptions: set[Subscription] = set()
+        #: Called after a commit appended frames (the replicator sends them on).
+        self.on_append: Callable[[], None] | None = None
         self._boot = os.urandom(6).hex()
         #: This incarnation's identity as the origin of the records it commits.
         self.origin = f"{node_id}/{self._boot}"
@@ -288,6 +295,8 @@ class Engine:
         if entries:
             self._unpublished.append((seq, entries))
             self._publish_event.set()
+            if self.on_append is not None:
+                self.on_append()
         if acks == types_pb2.ACKS_NONE:
             if self.handler is not None:
                 self._spawn_handlers(entries, None)
@@ -359,12 +368,172 @@ class Engine:
                 results[i] = r
             if entry.records:
                 state.note_epoch(entry.epoch, entry.owner, entry.base_offset)
-                loc = self.wal.append(entry.SerializeToString())
-                self.index[p].append(_Frame(entry.base_offset, len(entry.records), loc.segment, loc.position))
+                self._append_frame(entry)
                 entries.append(entry)
-                self._records_since_snapshot += len(entry.records)
                 self._commits += len(entry.records)
         return results, entries, any_duplicate
+
+    def _append_frame(self, entry: storage_pb2.LogEntry, body: bytes | None = None) -> int:
+        """Queues a frame in the WAL, indexes it, keeps it for replication; its seq."""
+        body = body if body is not None else entry.SerializeToString()
+        loc = self.wal.append(body)
+        p = entry.partition
+        if entry.truncate:
+            self._truncate_index(p, entry.base_offset)
+            self._recent[p] = [f for f in self._recent[p] if f[0] < entry.base_offset]
+        else:
+            n = len(entry.records)
+            self.index[p].append(_Frame(entry.base_offset, n, loc.segment, loc.position))
+            recent = self._recent[p]
+            recent.append((entry.base_offset, n, body, loc.seq))
+            # Keep recent frames for replication until they are durable and old enough.
+            while len(recent) > RECENT_FRAMES and recent[0][3] <= self.wal.durable:
+                recent.pop(0)
+            self._records_since_snapshot += n
+        return loc.seq
+
+    # -- replication: what owners and replicas ask of the engine --------------------
+
+    def digest(self, p: int) -> peer_pb2.PartitionDigest:
+        state = self.partitions[p]
+        d = peer_pb2.PartitionDigest(
+            partition=p, epoch=state.epoch, next_offset=state.next_offset, log_start_offset=state.log_start_offset
+        )
+        for epoch, owner, start in state.epochs:
+            d.epochs.add(epoch=epoch, owner=owner, start_offset=start)
+        for origin, seq in state.origins.items():
+            d.origins.add(origin=origin, seq=seq)
+        return d
+
+    def frames_from(self, p: int, offset: int, max_records: int) -> list[storage_pb2.LogEntry]:
+        """Frames of partition `p` covering offsets from `offset` on, at most about
+        `max_records` records; a frame that starts before `offset` is cut to start there.
+        OutOfRange if the log no longer reaches back to `offset`."""
+        state = self.partitions[p]
+        if offset < state.log_start_offset:
+            raise OutOfRange(f"partition {p}: offset {offset} is older than the log keeps ({state.log_start_offset})")
+        recent = {base: body for base, _, body, _ in self._recent[p]}
+        out: list[storage_pb2.LogEntry] = []
+        n = 0
+        for fr in self.index[p]:
+            if fr.base_offset + fr.count <= offset:
+                continue
+            body = recent.get(fr.base_offset)
+            if body is None:
+                body = self.wal.read(fr.segment, fr.position)
+            entry = storage_pb2.LogEntry.FromString(body)
+            if len(entry.records) != fr.count:  # trimmed by a truncation
+                del entry.records[fr.count:]
+            if entry.base_offset < offset:
+                del entry.records[: offset - entry.base_offset]
+                entry.base_offset = offset
+            out.append(entry)
+            n += len(entry.records)
+            if n >= max_records:
+                break
+        return out
+
+    def records_beyond(self, p: int, have: dict[str, int], max_records: int) -> tuple[list[types_pb2.Record], bool]:
+        """Records of `p` whose origin_seq is above `have` (what the caller lacks), in log
+        order; and whether there are more than `max_records`."""
+        state = self.partitions[p]
+        if all(seq <= have.get(o, 0) for o, seq in state.origins.items()):
+            return [], False
+        out: list[types_pb2.Record] = []
+        for entry in self.frames_from(p, state.log_start_offset, 1 << 62):
+            for rec in entry.records:
+                if rec.origin and rec.origin_seq > have.get(rec.origin, 0):
+                    if len(out) >= max_records:
+                        return out, True
+                    out.append(rec)
+        return out, False
+
+    def append_replicated(self, frames: Sequence[peer_pb2.AppendFrame]) -> tuple[list[peer_pb2.AppendResult], int]:
+        """Appends an owner's frames at the same offsets; one result per partition.
+
+        A frame is refused (with this node's digest) if it is from an older epoch than
+        this partition has seen (fencing), or does not continue this log: another offset,
+        or another lineage just before it. Returns the results and the WAL seq to wait
+        for before acknowledging."""
+        results: dict[int, peer_pb2.AppendResult] = {}
+        for f in frames:
+            entry = f.entry
+            p = entry.partition
+            if p >= len(self.partitions):
+                raise InvalidArgument(f"partition {p} does not exist")
+            if p in results and not results[p].ok:
+                continue
+            state = self.partitions[p]
+            if f.owner_epoch < state.epoch:
+                results[p] = peer_pb2.AppendResult(
+                    partition=p, ok=False, next_offset=state.next_offset, digest=self.digest(p),
+                    error=f"fenced: epoch {f.owner_epoch} is older than {state.epoch}",
+                )
+                continue
+            state.epoch = f.owner_epoch
+            if f.truncate and entry.base_offset <= state.next_offset:
+                self.truncate(p, entry.base_offset)
+            prev = lineage_at(state.epochs, entry.base_offset - 1) if entry.base_offset else None
+            if entry.base_offset != state.next_offset or (
+                f.has_prev and prev != (f.prev_epoch, f.prev_owner)
+            ):
+                results[p] = peer_pb2.AppendResult(
+                    partition=p, ok=False, next_offset=state.next_offset, digest=self.digest(p),
+                    error="does not continue this log",
+                )
+                continue
+            if entry.records:
+                self.apply_entry(state, entry)
+                self._append_frame(entry)
+                self._unpublished.append((self.wal.appended, [entry]))
+                self._publish_event.set()
+            results[p] = peer_pb2.AppendResult(partition=p, ok=True, next_offset=state.next_offset)
+        return list(results.values()), self.wal.appended
+
+    def adopt(self, entries: Sequence[storage_pb2.LogEntry]) -> int:
+        """A new owner takes frames of a longer log it continues (log shipping), at the
+        same offsets; returns the WAL seq to wait for."""
+        for entry in entries:
+            state = self.partitions[entry.partition]
+            if entry.base_offset != state.next_offset or not entry.records:
+                continue
+            self.apply_entry(state, entry)
+            self._append_frame(entry)
+            self._unpublished.append((self.wal.appended, [entry]))
+        self._publish_event.set()
+        return self.wal.appended
+
+    def recommit(self, p: int, records: Sequence[types_pb2.Record], epoch: int) -> int:
+        """As owner, appends records committed elsewhere that this partition lacks (a
+        merge), keeping their identity, ticket and hlc; returns the WAL seq."""
+        state = self.partitions[p]
+        entry = storage_pb2.LogEntry(partition=p, epoch=epoch, base_offset=state.next_offset, owner=self.node_id)
+        for rec in records:
+            if state.has(rec):
+                continue
+            entry.records.append(rec)
+        if not entry.records:
+            return self.wal.appended
+        state.epoch = max(state.epoch, epoch)
+        self.apply_entry(state, entry)
+        self._append_frame(entry)
+        self._unpublished.append((self.wal.appended, [entry]))
+        self._publish_event.set()
+        return self.wal.appended
+
+    def truncate(self, p: int, offset: int) -> None:
+        """Cuts partition `p`'s log back to `offset` (a control frame; state is kept)."""
+        state = self.partitions[p]
+        if offset >= state.next_offset:
+            return
+        entry = storage_pb2.LogEntry(partition=p, epoch=state.epoch, base_offset=offset, owner=self.node_id, truncate=True)
+        self._append_frame(entry)
+        state.truncate_log(offset)
+        if self.published[p] > offset:
+            self.published[p] = offset
+        for sub in list(self.subscriptions):
+            sub.deliver_reset(p, state.epoch, offset)
+        log.info("engine.truncated", partition=p, offset=offset)
 
     # -- custom actions -------------------------------------------------------------
 

@@ -36,7 +36,9 @@ from fero.ring import Ring
 from fero.router import Router
 from fero.server import ChangelogServicer, ClusterServicer, CountersServicer, PeerServicer
 from fero.subscriptions import Subscription
-from fero.transport import HOP
+from fero.handoff import Ownership
+from fero.replication import Replicator
+from fero.transport import HOP, PeerTransport
 from fero.v1 import (
     changelog_pb2,
     changelog_pb2_grpc,
@@ -51,6 +53,9 @@ from fero.v1 import (
 from fero.values import Kind, Value
 
 log = structlog.get_logger("fero.node")
+
+#: With seeds, how long start() waits to hear from the cluster before owning partitions.
+JOIN_WAIT_S = 3.0
 
 #: How long a forwarded call may take before the caller is told UNAVAILABLE (retry).
 FORWARD_TIMEOUT_S = 10.0
@@ -93,6 +98,7 @@ class Node:
         self.seeds = list(seeds)
         self._advertise = advertise
         self.membership: MembershipDriver | None = None
+        self.ownership: Ownership | None = None
         self._lock_fd = -1
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -135,14 +141,29 @@ class Node:
             raise OSError(f"cannot listen on {self.host}:{self.port}")
         self.port = bound
         self.address = self._advertise or f"{self.host}:{bound}"
+        self.transport = PeerTransport(send_timeout_s=max(1.0, self.config.membership.probe_interval_s))
+        self.replicator = Replicator(self.engine, self.transport, self._address_of)
+        self.ownership = Ownership(
+            self.engine, self.node_id, self.config.dht.replication_factor, self.transport,
+            self.replicator, self._address_of, self._alive_peers,
+        )
+        self.engine.on_append = self.replicator.notify
         self.membership = MembershipDriver(
             self.node_id, self.address, self.config.membership, self.config.cluster.name,
-            self.clock, self._on_ring_change,
+            self.clock, self._on_ring_change, transport=self.transport,
         )
         self.membership.set_ring_checksum(self.ring.checksum())
         await server.start()
         self._server = server
+        self.ownership.start()
         await self.membership.start(self.seeds)
+        if self.seeds:
+            # Do not take every partition for a moment before the cluster answers: wait
+            # (briefly) to hear from it, then own what the ring gives this node.
+            deadline = time.monotonic() + JOIN_WAIT_S
+            while len(self.ring) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        self.ownership.on_ring(self.ring)
         self._started_at = time.monotonic()
         self.state = "serving"
         if self.restore is not None and self.engine.statistics().commits == 0 and not any(
@@ -164,6 +185,9 @@ class Node:
         if self.membership is not None:
             await self.membership.leave()
             await self.membership.stop()
+        if self.ownership is not None:
+            await self.ownership.stop()
+            await self.replicator.close()
         if self._server is not None:
             await self._server.stop(grace_s)
         await self.engine.close()
@@ -192,18 +216,20 @@ class Node:
         its ticket makes that safe). acks=ALL waits for the in-sync replicas; alone, the
         owner is the whole in-sync set (as with Kafka's acks=all)."""
         self._check_serving()
-        if len(self.ring) == 1 and self.ring.nodes[0] == self.node_id:
-            return await self.engine.commit(records, acks)
         self.engine.validate(records)
-        groups = self.router.group([self.engine.partition_for(r.key) for r in records])
+        parts = [self.engine.partition_for(r.key) for r in records]
+        groups = self.router.group(parts)
         if len(groups) == 1 and self.node_id in groups:
-            return await self.engine.commit(records, acks)
+            return await self._commit_local(records, set(parts), acks)
         results: list[types_pb2.Result] = [None] * len(records)  # type: ignore[list-item]
 
         async def run(owner: str | None, idxs: list[int]) -> None:
             batch = [records[i] for i in idxs]
             if owner == self.node_id:
-                out = await self.engine.commit(batch, acks)
+                try:
+                    out = await self._commit_local(batch, {parts[i] for i in idxs}, acks)
+                except Unavailable as exc:
+                    out = _failed(batch, exc)
             elif owner is None:
                 out = _failed(batch, Unavailable("no node owns this partition; the ring is empty"))
             elif forwarded:
@@ -215,6 +241,36 @@ class Node:
 
         await asyncio.gather(*(run(o, idxs) for o, idxs in groups.items()))
         return results
+
+    async def _commit_local(self, records: Sequence[types_pb2.Record], partitions: set[int], acks: int) -> list[types_pb2.Result]:
+        """Commits records whose partitions this node owns: once it serves them (a new
+        owner catches up first), and for acks=ALL once the in-sync replicas have them."""
+        assert self.ownership is not None
+        await self.ownership.wait_serving(partitions)
+        results = await self.engine.commit(records, acks)
+        if acks == types_pb2.ACKS_ALL and self.replicator.assignment:
+            needs: dict[int, int] = {}
+            for r in results:
+                if not r.error_code:
+                    needs[r.partition] = max(needs.get(r.partition, 0), r.offset + 1)
+            await self.replicator.wait_all(needs)
+        return results
+
+    async def wait_serving(self, key: str) -> None:
+        """For reads at the owner: waits until the owner has caught up."""
+        if self.ownership is not None:
+            await self.ownership.wait_serving({self.engine.partition_for(key)})
+
+    def holds(self, key: str) -> bool:
+        """Whether this node keeps a copy of `key`'s partition (as owner or replica)."""
+        if self.ownership is None:
+            return True
+        return self.node_id in self.ownership.preference[self.engine.partition_for(key)]
+
+    def _alive_peers(self) -> list[str]:
+        if self.membership is None:
+            return []
+        return [m.id for m in self.membership.members() if m.id != self.node_id and m.status in ("alive", "suspect")]
 
     async def _forward_commit(
         self, owner: str, batch: list[types_pb2.Record], acks: int
@@ -279,8 +335,35 @@ class Node:
         self.router.ring = self.ring
         if self.membership is not None:
             self.membership.set_ring_checksum(self.ring.checksum())
+        if self.ownership is not None and self.state == "serving":
+            self.ownership.on_ring(self.ring)
         log.info("node.ring_changed", members=len(alive_ids), checksum=f"{self.ring.checksum():016x}",
                  owned=len(self.router.owned()))
+
+    # -- peer service: replication ----------------------------------------------------
+
+    async def append_replicated(self, request: "peer_pb2.AppendRequest") -> "peer_pb2.AppendReply":
+        if self.state not in ("serving", "recovering") or self.engine.wal.failed is not None:
+            raise Unavailable(f"node {self.node_id} is {self.state}")
+        results, seq = self.engine.append_replicated(request.frames)
+        await self.engine.wal.wait(seq)
+        return peer_pb2.AppendReply(results=results)
+
+    def digests(self, partitions: Iterable[int]) -> "peer_pb2.DigestReply":
+        P = len(self.engine.partitions)
+        return peer_pb2.DigestReply(digests=[self.engine.digest(p) for p in partitions if 0 <= p < P])
+
+    def fetch(self, request: "peer_pb2.FetchRequest") -> "peer_pb2.FetchReply":
+        p = request.partition
+        if p >= len(self.engine.partitions):
+            raise InvalidArgument(f"partition {p} does not exist")
+        limit = request.max_records or 10_000
+        if request.WhichOneof("what") == "from_offset":
+            entries = self.engine.frames_from(p, request.from_offset, limit)
+            return peer_pb2.FetchReply(entries=entries)
+        have = {o.origin: o.seq for o in request.beyond.origins}
+        records, more = self.engine.records_beyond(p, have, limit)
+        return peer_pb2.FetchReply(records=records, more=more)
 
     def deliver_peer_message(self, message: "peer_pb2.PeerMessage") -> None:
         if message.cluster != self.config.cluster.name:

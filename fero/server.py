@@ -94,8 +94,11 @@ class CountersServicer(counters_pb2_grpc.CountersServicer):
     @edge
     async def Get(self, request: counters_pb2.GetRequest, context: Any) -> counters_pb2.GetReply:
         owner = self.node.owner_address(request.name) if request.name else None
-        if owner is not None and not _forwarded(context):
+        local = request.stale_ok and request.name and self.node.holds(request.name)
+        if owner is not None and not _forwarded(context) and not local:
             return await _forward(self.node.membership.transport.counters(owner).Get(request, metadata=HOP, timeout=FORWARD_TIMEOUT_S))
+        if request.name and not local:
+            await self.node.wait_serving(request.name)
         value, kind, exists, expire_at_ms = self.node.get_counter(request.name)
         return counters_pb2.GetReply(
             value=values.to_number(value), kind=int(kind), coherent=self.node.coherent(),
@@ -136,8 +139,11 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
     @edge
     async def Read(self, request: changelog_pb2.ReadRequest, context: Any) -> changelog_pb2.ReadReply:
         owner = self.node.owner_address(request.key) if request.key else None
-        if owner is not None and not _forwarded(context):
+        local = request.stale_ok and request.key and self.node.holds(request.key)
+        if owner is not None and not _forwarded(context) and not local:
             return await _forward(self.node.membership.transport.changelog(owner).Read(request, metadata=HOP, timeout=FORWARD_TIMEOUT_S))
+        if request.key and not local:
+            await self.node.wait_serving(request.key)
         raw = self.node.read(request.key)
         return changelog_pb2.ReadReply(value=raw or b"", exists=raw is not None, coherent=self.node.coherent())
 
@@ -155,8 +161,11 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
                 earliest=request.default_from == changelog_pb2.SubscribeRequest.START_EARLIEST,
             )
             yield changelog_pb2.SubscribeEvent(subscribed=True)
-            async for commits in sub:
-                yield changelog_pb2.SubscribeEvent(commits=commits)
+            async for item in sub:
+                if isinstance(item, list):
+                    yield changelog_pb2.SubscribeEvent(commits=item)
+                else:
+                    yield changelog_pb2.SubscribeEvent(reset=item)
         except FeroError as exc:
             await context.abort(exc.code, exc.message)
         except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -185,3 +194,15 @@ class PeerServicer(peer_pb2_grpc.PeerServicer):
     async def Deliver(self, request: peer_pb2.PeerMessage, context: Any) -> peer_pb2.DeliverReply:
         self.node.deliver_peer_message(request)
         return peer_pb2.DeliverReply()
+
+    @edge
+    async def Append(self, request: peer_pb2.AppendRequest, context: Any) -> peer_pb2.AppendReply:
+        return await self.node.append_replicated(request)
+
+    @edge
+    async def Digest(self, request: peer_pb2.DigestRequest, context: Any) -> peer_pb2.DigestReply:
+        return self.node.digests(request.partitions)
+
+    @edge
+    async def Fetch(self, request: peer_pb2.FetchRequest, context: Any) -> peer_pb2.FetchReply:
+        return self.node.fetch(request)

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator
 from fero.documents import partition_key
 from fero.errors import FeroError, ResourceExhausted
 from fero.ring import partition_of
-from fero.v1 import storage_pb2, types_pb2
+from fero.v1 import changelog_pb2, storage_pb2, types_pb2
 
 HISTORY_BATCH = 512
 
@@ -53,6 +53,13 @@ class Subscription:
         self._history.append(iter(commits))
         self._wakeup.set()
 
+    def deliver_reset(self, partition: int, epoch: int, offset: int) -> None:
+        """The log of `partition` was cut back to `offset`: what came after is void."""
+        if self._closed or partition not in self.next_offset:
+            return
+        self._live.append([storage_pb2.LogEntry(partition=partition, epoch=epoch, base_offset=offset, truncate=True)])
+        self._wakeup.set()
+
     def deliver_live(self, entries: list[storage_pb2.LogEntry]) -> None:
         if self._closed:
             return
@@ -74,8 +81,9 @@ class Subscription:
     def __aiter__(self) -> "Subscription":
         return self
 
-    async def __anext__(self) -> list[types_pb2.Commit]:
-        """The next batch of commits (never empty); raises the error it was closed with."""
+    async def __anext__(self) -> "list[types_pb2.Commit] | changelog_pb2.SubscribeEvent.Reset":
+        """The next batch of commits (never empty), or a Reset when a partition's log was
+        cut back; raises the error it was closed with."""
         while True:
             while self._history:
                 batch = self._take(itertools.islice(self._history[0], HISTORY_BATCH))
@@ -84,6 +92,12 @@ class Subscription:
                 self._history.popleft()
             while self._live:
                 entries = self._live.popleft()
+                if entries and entries[0].truncate:
+                    e = entries[0]
+                    if self.next_offset.get(e.partition, 0) > e.base_offset:
+                        self.next_offset[e.partition] = e.base_offset
+                        return changelog_pb2.SubscribeEvent.Reset(partition=e.partition, epoch=e.epoch, offset=e.base_offset)
+                    continue
                 batch = self._take(self._commits_of(entries))
                 if batch:
                     return batch

@@ -25,10 +25,12 @@ class CommitReply(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[_types_pb2.Result, _Mapping]]] = ..., coherent: _Optional[bool] = ...) -> None: ...
 
 class ReadRequest(_message.Message):
-    __slots__ = ("key",)
+    __slots__ = ("key", "stale_ok")
     KEY_FIELD_NUMBER: _ClassVar[int]
+    STALE_OK_FIELD_NUMBER: _ClassVar[int]
     key: str
-    def __init__(self, key: _Optional[str] = ...) -> None: ...
+    stale_ok: bool
+    def __init__(self, key: _Optional[str] = ..., stale_ok: _Optional[bool] = ...) -> None: ...
 
 class ReadReply(_message.Message):
     __slots__ = ("value", "exists", "coherent")

@@ -35,10 +35,12 @@ class AddReply(_message.Message):
     def __init__(self, value: _Optional[_Union[_types_pb2.Number, _Mapping]] = ..., coherent: _Optional[bool] = ..., duplicate: _Optional[bool] = ..., partition: _Optional[int] = ..., offset: _Optional[int] = ..., ticket: _Optional[str] = ...) -> None: ...
 
 class GetRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "stale_ok")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    STALE_OK_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    stale_ok: bool
+    def __init__(self, name: _Optional[str] = ..., stale_ok: _Optional[bool] = ...) -> None: ...
 
 class GetReply(_message.Message):
     __slots__ = ("value", "kind", "coherent", "expire_at_ms", "exists")

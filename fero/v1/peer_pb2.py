@@ -22,41 +22,63 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from fero.v1 import storage_pb2 as fero_dot_v1_dot_storage__pb2
+from fero.v1 import types_pb2 as fero_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x66\x65ro/v1/peer.proto\x12\x07\x66\x65ro.v1\"\xc1\x02\n\x0bPeerMessage\x12\x14\n\x0c\x66rom_address\x18\x01 \x01(\t\x12\x0f\n\x07\x63luster\x18\x02 \x01(\t\x12\x1d\n\x04ping\x18\x03 \x01(\x0b\x32\r.fero.v1.PingH\x00\x12\x1b\n\x03\x61\x63k\x18\x04 \x01(\x0b\x32\x0c.fero.v1.AckH\x00\x12\x1d\n\x04nack\x18\x05 \x01(\x0b\x32\r.fero.v1.NackH\x00\x12$\n\x08ping_req\x18\x06 \x01(\x0b\x32\x10.fero.v1.PingReqH\x00\x12!\n\x06gossip\x18\x07 \x01(\x0b\x32\x0f.fero.v1.GossipH\x00\x12.\n\x11push_pull_request\x18\x08 \x01(\x0b\x32\x11.fero.v1.PushPullH\x00\x12/\n\x12push_pull_response\x18\t \x01(\x0b\x32\x11.fero.v1.PushPullH\x00\x42\x06\n\x04\x62ody\"\x0e\n\x0c\x44\x65liverReply\"\x8d\x01\n\x0cMemberUpdate\x12%\n\x05\x61live\x18\x01 \x01(\x0b\x32\x14.fero.v1.AliveUpdateH\x00\x12)\n\x07suspect\x18\x02 \x01(\x0b\x32\x16.fero.v1.SuspectUpdateH\x00\x12#\n\x04\x64\x65\x61\x64\x18\x03 \x01(\x0b\x32\x13.fero.v1.DeadUpdateH\x00\x42\x06\n\x04kind\"A\n\x0b\x41liveUpdate\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\"E\n\rSuspectUpdate\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x13\n\x0bincarnation\x18\x02 \x01(\x04\x12\x11\n\tfrom_node\x18\x03 \x01(\t\"B\n\nDeadUpdate\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x13\n\x0bincarnation\x18\x02 \x01(\x04\x12\x11\n\tfrom_node\x18\x03 \x01(\t\"r\n\x04Ping\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\x12\x15\n\rring_checksum\x18\x04 \x01(\x04\x12&\n\x07updates\x18\x05 \x03(\x0b\x32\x15.fero.v1.MemberUpdate\"a\n\x03\x41\x63k\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x15\n\rring_checksum\x18\x03 \x01(\x04\x12&\n\x07updates\x18\x04 \x03(\x0b\x32\x15.fero.v1.MemberUpdate\"K\n\x04Nack\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0e\n\x06source\x18\x02 \x01(\t\x12&\n\x07updates\x18\x03 \x03(\x0b\x32\x15.fero.v1.MemberUpdate\"\x84\x01\n\x07PingReq\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\x12\x16\n\x0etarget_address\x18\x04 \x01(\t\x12\x0c\n\x04nack\x18\x05 \x01(\x08\x12&\n\x07updates\x18\x06 \x03(\x0b\x32\x15.fero.v1.MemberUpdate\"@\n\x06Gossip\x12\x0e\n\x06source\x18\x01 \x01(\t\x12&\n\x07updates\x18\x02 \x03(\x0b\x32\x15.fero.v1.MemberUpdate\"R\n\x0cMemberRecord\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\x12\x0e\n\x06status\x18\x04 \x01(\t\"h\n\x08PushPull\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x16\n\x0esource_address\x18\x02 \x01(\t\x12&\n\x07members\x18\x03 \x03(\x0b\x32\x15.fero.v1.MemberRecord\x12\x0c\n\x04join\x18\x04 \x01(\x08\x32>\n\x04Peer\x12\x36\n\x07\x44\x65liver\x12\x14.fero.v1.PeerMessage\x1a\x15.fero.v1.DeliverReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x66\x65ro/v1/peer.proto\x12\x07\x66\x65ro.v1\x1a\x15\x66\x65ro/v1/storage.proto\x1a\x13\x66\x65ro/v1/types.proto\"\xac\x01\n\x0fPartitionDigest\x12\x11\n\tpartition\x18\x01 \x01(\r\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x13\n\x0bnext_offset\x18\x03 \x01(\x04\x12\x18\n\x10log_start_offset\x18\x04 \x01(\x04\x12#\n\x06\x65pochs\x18\x05 \x03(\x0b\x32\x13.fero.v1.EpochStart\x12#\n\x07origins\x18\x06 \x03(\x0b\x32\x12.fero.v1.OriginSeq\"D\n\rAppendRequest\x12\r\n\x05owner\x18\x01 \x01(\t\x12$\n\x06\x66rames\x18\x02 \x03(\x0b\x32\x14.fero.v1.AppendFrame\"\x90\x01\n\x0b\x41ppendFrame\x12\x10\n\x08has_prev\x18\x01 \x01(\x08\x12\x12\n\nprev_epoch\x18\x02 \x01(\x04\x12\x12\n\nprev_owner\x18\x03 \x01(\t\x12\x10\n\x08truncate\x18\x04 \x01(\x08\x12 \n\x05\x65ntry\x18\x05 \x01(\x0b\x32\x11.fero.v1.LogEntry\x12\x13\n\x0bowner_epoch\x18\x06 \x01(\x04\"5\n\x0b\x41ppendReply\x12&\n\x07results\x18\x01 \x03(\x0b\x32\x15.fero.v1.AppendResult\"{\n\x0c\x41ppendResult\x12\x11\n\tpartition\x18\x01 \x01(\r\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x13\n\x0bnext_offset\x18\x03 \x01(\x04\x12(\n\x06\x64igest\x18\x04 \x01(\x0b\x32\x18.fero.v1.PartitionDigest\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"#\n\rDigestRequest\x12\x12\n\npartitions\x18\x01 \x03(\r\"8\n\x0b\x44igestReply\x12)\n\x07\x64igests\x18\x01 \x03(\x0b\x32\x18.fero.v1.PartitionDigest\"~\n\x0c\x46\x65tchRequest\x12\x11\n\tpartition\x18\x01 \x01(\r\x12\x15\n\x0b\x66rom_offset\x18\x02 \x01(\x04H\x00\x12\'\n\x06\x62\x65yond\x18\x03 \x01(\x0b\x32\x15.fero.v1.OriginVectorH\x00\x12\x13\n\x0bmax_records\x18\x04 \x01(\rB\x06\n\x04what\"3\n\x0cOriginVector\x12#\n\x07origins\x18\x01 \x03(\x0b\x32\x12.fero.v1.OriginSeq\"`\n\nFetchReply\x12\"\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x11.fero.v1.LogEntry\x12 \n\x07records\x18\x02 \x03(\x0b\x32\x0f.fero.v1.Record\x12\x0c\n\x04more\x18\x03 \x01(\x08\"\xc1\x02\n\x0bPeerMessage\x12\x14\n\x0c\x66rom_address\x18\x01 \x01(\t\x12\x0f\n\x07\x63luster\x18\x02 \x01(\t\x12\x1d\n\x04ping\x18\x03 \x01(\x0b\x32\r.fero.v1.PingH\x00\x12\x1b\n\x03\x61\x63k\x18\x04 \x01(\x0b\x32\x0c.fero.v1.AckH\x00\x12\x1d\n\x04nack\x18\x05 \x01(\x0b\x32\r.fero.v1.NackH\x00\x12$\n\x08ping_req\x18\x06 \x01(\x0b\x32\x10.fero.v1.PingReqH\x00\x12!\n\x06gossip\x18\x07 \x01(\x0b\x32\x0f.fero.v1.GossipH\x00\x12.\n\x11push_pull_request\x18\x08 \x01(\x0b\x32\x11.fero.v1.PushPullH\x00\x12/\n\x12push_pull_response\x18\t \x01(\x0b\x32\x11.fero.v1.PushPullH\x00\x42\x06\n\x04\x62ody\"\x0e\n\x0c\x44\x65liverReply\"\x8d\x01\n\x0cMemberUpdate\x12%\n\x05\x61live\x18\x01 \x01(\x0b\x32\x14.fero.v1.AliveUpdateH\x00\x12)\n\x07suspect\x18\x02 \x01(\x0b\x32\x16.fero.v1.SuspectUpdateH\x00\x12#\n\x04\x64\x65\x61\x64\x18\x03 \x01(\x0b\x32\x13.fero.v1.DeadUpdateH\x00\x42\x06\n\x04kind\"A\n\x0b\x41liveUpdate\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\"E\n\rSuspectUpdate\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x13\n\x0bincarnation\x18\x02 \x01(\x04\x12\x11\n\tfrom_node\x18\x03 \x01(\t\"B\n\nDeadUpdate\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x13\n\x0bincarnation\x18\x02 \x01(\x04\x12\x11\n\tfrom_node\x18\x03 \x01(\t\"r\n\x04Ping\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\x12\x15\n\rring_checksum\x18\x04 \x01(\x04\x12&\n\x07updates\x18\x05 \x03(\x0b\x32\x15.fero.v1.MemberUpdate\"a\n\x03\x41\x63k\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x15\n\rring_checksum\x18\x03 \x01(\x04\x12&\n\x07updates\x18\x04 \x03(\x0b\x32\x15.fero.v1.MemberUpdate\"K\n\x04Nack\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0e\n\x06source\x18\x02 \x01(\t\x12&\n\x07updates\x18\x03 \x03(\x0b\x32\x15.fero.v1.MemberUpdate\"\x84\x01\n\x07PingReq\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\x12\x16\n\x0etarget_address\x18\x04 \x01(\t\x12\x0c\n\x04nack\x18\x05 \x01(\x08\x12&\n\x07updates\x18\x06 \x03(\x0b\x32\x15.fero.v1.MemberUpdate\"@\n\x06Gossip\x12\x0e\n\x06source\x18\x01 \x01(\t\x12&\n\x07updates\x18\x02 \x03(\x0b\x32\x15.fero.v1.MemberUpdate\"R\n\x0cMemberRecord\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\x12\x0e\n\x06status\x18\x04 \x01(\t\"h\n\x08PushPull\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x16\n\x0esource_address\x18\x02 \x01(\t\x12&\n\x07members\x18\x03 \x03(\x0b\x32\x15.fero.v1.MemberRecord\x12\x0c\n\x04join\x18\x04 \x01(\x08\x32\xe3\x01\n\x04Peer\x12\x36\n\x07\x44\x65liver\x12\x14.fero.v1.PeerMessage\x1a\x15.fero.v1.DeliverReply\x12\x36\n\x06\x41ppend\x12\x16.fero.v1.AppendRequest\x1a\x14.fero.v1.AppendReply\x12\x36\n\x06\x44igest\x12\x16.fero.v1.DigestRequest\x1a\x14.fero.v1.DigestReply\x12\x33\n\x05\x46\x65tch\x12\x15.fero.v1.FetchRequest\x1a\x13.fero.v1.FetchReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fero.v1.peer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PEERMESSAGE']._serialized_start=32
-  _globals['_PEERMESSAGE']._serialized_end=353
-  _globals['_DELIVERREPLY']._serialized_start=355
-  _globals['_DELIVERREPLY']._serialized_end=369
-  _globals['_MEMBERUPDATE']._serialized_start=372
-  _globals['_MEMBERUPDATE']._serialized_end=513
-  _globals['_ALIVEUPDATE']._serialized_start=515
-  _globals['_ALIVEUPDATE']._serialized_end=580
-  _globals['_SUSPECTUPDATE']._serialized_start=582
-  _globals['_SUSPECTUPDATE']._serialized_end=651
-  _globals['_DEADUPDATE']._serialized_start=653
-  _globals['_DEADUPDATE']._serialized_end=719
-  _globals['_PING']._serialized_start=721
-  _globals['_PING']._serialized_end=835
-  _globals['_ACK']._serialized_start=837
-  _globals['_ACK']._serialized_end=934
-  _globals['_NACK']._serialized_start=936
-  _globals['_NACK']._serialized_end=1011
-  _globals['_PINGREQ']._serialized_start=1014
-  _globals['_PINGREQ']._serialized_end=1146
-  _globals['_GOSSIP']._serialized_start=1148
-  _globals['_GOSSIP']._serialized_end=1212
-  _globals['_MEMBERRECORD']._serialized_start=1214
-  _globals['_MEMBERRECORD']._serialized_end=1296
-  _globals['_PUSHPULL']._serialized_start=1298
-  _globals['_PUSHPULL']._serialized_end=1402
-  _globals['_PEER']._serialized_start=1404
-  _globals['_PEER']._serialized_end=1466
+  _globals['_PARTITIONDIGEST']._serialized_start=76
+  _globals['_PARTITIONDIGEST']._serialized_end=248
+  _globals['_APPENDREQUEST']._serialized_start=250
+  _globals['_APPENDREQUEST']._serialized_end=318
+  _globals['_APPENDFRAME']._serialized_start=321
+  _globals['_APPENDFRAME']._serialized_end=465
+  _globals['_APPENDREPLY']._serialized_start=467
+  _globals['_APPENDREPLY']._serialized_end=520
+  _globals['_APPENDRESULT']._serialized_start=522
+  _globals['_APPENDRESULT']._serialized_end=645
+  _globals['_DIGESTREQUEST']._serialized_start=647
+  _globals['_DIGESTREQUEST']._serialized_end=682
+  _globals['_DIGESTREPLY']._serialized_start=684
+  _globals['_DIGESTREPLY']._serialized_end=740
+  _globals['_FETCHREQUEST']._serialized_start=742
+  _globals['_FETCHREQUEST']._serialized_end=868
+  _globals['_ORIGINVECTOR']._serialized_start=870
+  _globals['_ORIGINVECTOR']._serialized_end=921
+  _globals['_FETCHREPLY']._serialized_start=923
+  _globals['_FETCHREPLY']._serialized_end=1019
+  _globals['_PEERMESSAGE']._serialized_start=1022
+  _globals['_PEERMESSAGE']._serialized_end=1343
+  _globals['_DELIVERREPLY']._serialized_start=1345
+  _globals['_DELIVERREPLY']._serialized_end=1359
+  _globals['_MEMBERUPDATE']._serialized_start=1362
+  _globals['_MEMBERUPDATE']._serialized_end=1503
+  _globals['_ALIVEUPDATE']._serialized_start=1505
+  _globals['_ALIVEUPDATE']._serialized_end=1570
+  _globals['_SUSPECTUPDATE']._serialized_start=1572
+  _globals['_SUSPECTUPDATE']._serialized_end=1641
+  _globals['_DEADUPDATE']._serialized_start=1643
+  _globals['_DEADUPDATE']._serialized_end=1709
+  _globals['_PING']._serialized_start=1711
+  _globals['_PING']._serialized_end=1825
+  _globals['_ACK']._serialized_start=1827
+  _globals['_ACK']._serialized_end=1924
+  _globals['_NACK']._serialized_start=1926
+  _globals['_NACK']._serialized_end=2001
+  _globals['_PINGREQ']._serialized_start=2004
+  _globals['_PINGREQ']._serialized_end=2136
+  _globals['_GOSSIP']._serialized_start=2138
+  _globals['_GOSSIP']._serialized_end=2202
+  _globals['_MEMBERRECORD']._serialized_start=2204
+  _globals['_MEMBERRECORD']._serialized_end=2286
+  _globals['_PUSHPULL']._serialized_start=2288
+  _globals['_PUSHPULL']._serialized_end=2392
+  _globals['_PEER']._serialized_start=2395
+  _globals['_PEER']._serialized_end=2622
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,5 @@
+from fero.v1 import storage_pb2 as _storage_pb2
+from fero.v1 import types_pb2 as _types_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -5,6 +7,106 @@ from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class PartitionDigest(_message.Message):
+    __slots__ = ("partition", "epoch", "next_offset", "log_start_offset", "epochs", "origins")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    NEXT_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LOG_START_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    ORIGINS_FIELD_NUMBER: _ClassVar[int]
+    partition: int
+    epoch: int
+    next_offset: int
+    log_start_offset: int
+    epochs: _containers.RepeatedCompositeFieldContainer[_storage_pb2.EpochStart]
+    origins: _containers.RepeatedCompositeFieldContainer[_storage_pb2.OriginSeq]
+    def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., next_offset: _Optional[int] = ..., log_start_offset: _Optional[int] = ..., epochs: _Optional[_Iterable[_Union[_storage_pb2.EpochStart, _Mapping]]] = ..., origins: _Optional[_Iterable[_Union[_storage_pb2.OriginSeq, _Mapping]]] = ...) -> None: ...
+
+class AppendRequest(_message.Message):
+    __slots__ = ("owner", "frames")
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    owner: str
+    frames: _containers.RepeatedCompositeFieldContainer[AppendFrame]
+    def __init__(self, owner: _Optional[str] = ..., frames: _Optional[_Iterable[_Union[AppendFrame, _Mapping]]] = ...) -> None: ...
+
+class AppendFrame(_message.Message):
+    __slots__ = ("has_prev", "prev_epoch", "prev_owner", "truncate", "entry", "owner_epoch")
+    HAS_PREV_FIELD_NUMBER: _ClassVar[int]
+    PREV_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PREV_OWNER_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATE_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    OWNER_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    has_prev: bool
+    prev_epoch: int
+    prev_owner: str
+    truncate: bool
+    entry: _storage_pb2.LogEntry
+    owner_epoch: int
+    def __init__(self, has_prev: _Optional[bool] = ..., prev_epoch: _Optional[int] = ..., prev_owner: _Optional[str] = ..., truncate: _Optional[bool] = ..., entry: _Optional[_Union[_storage_pb2.LogEntry, _Mapping]] = ..., owner_epoch: _Optional[int] = ...) -> None: ...
+
+class AppendReply(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[AppendResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[AppendResult, _Mapping]]] = ...) -> None: ...
+
+class AppendResult(_message.Message):
+    __slots__ = ("partition", "ok", "next_offset", "digest", "error")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    NEXT_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    partition: int
+    ok: bool
+    next_offset: int
+    digest: PartitionDigest
+    error: str
+    def __init__(self, partition: _Optional[int] = ..., ok: _Optional[bool] = ..., next_offset: _Optional[int] = ..., digest: _Optional[_Union[PartitionDigest, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class DigestRequest(_message.Message):
+    __slots__ = ("partitions",)
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    partitions: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, partitions: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class DigestReply(_message.Message):
+    __slots__ = ("digests",)
+    DIGESTS_FIELD_NUMBER: _ClassVar[int]
+    digests: _containers.RepeatedCompositeFieldContainer[PartitionDigest]
+    def __init__(self, digests: _Optional[_Iterable[_Union[PartitionDigest, _Mapping]]] = ...) -> None: ...
+
+class FetchRequest(_message.Message):
+    __slots__ = ("partition", "from_offset", "beyond", "max_records")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    FROM_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    BEYOND_FIELD_NUMBER: _ClassVar[int]
+    MAX_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    partition: int
+    from_offset: int
+    beyond: OriginVector
+    max_records: int
+    def __init__(self, partition: _Optional[int] = ..., from_offset: _Optional[int] = ..., beyond: _Optional[_Union[OriginVector, _Mapping]] = ..., max_records: _Optional[int] = ...) -> None: ...
+
+class OriginVector(_message.Message):
+    __slots__ = ("origins",)
+    ORIGINS_FIELD_NUMBER: _ClassVar[int]
+    origins: _containers.RepeatedCompositeFieldContainer[_storage_pb2.OriginSeq]
+    def __init__(self, origins: _Optional[_Iterable[_Union[_storage_pb2.OriginSeq, _Mapping]]] = ...) -> None: ...
+
+class FetchReply(_message.Message):
+    __slots__ = ("entries", "records", "more")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[_storage_pb2.LogEntry]
+    records: _containers.RepeatedCompositeFieldContainer[_types_pb2.Record]
+    more: bool
+    def __init__(self, entries: _Optional[_Iterable[_Union[_storage_pb2.LogEntry, _Mapping]]] = ..., records: _Optional[_Iterable[_Union[_types_pb2.Record, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class PeerMessage(_message.Message):
     __slots__ = ("from_address", "cluster", "ping", "ack", "nack", "ping_req", "gossip", "push_pull_request", "push_pull_response")

@@ -39,6 +39,21 @@ class PeerStub:
                 request_serializer=fero_dot_v1_dot_peer__pb2.PeerMessage.SerializeToString,
                 response_deserializer=fero_dot_v1_dot_peer__pb2.DeliverReply.FromString,
                 _registered_method=True)
+        self.Append = channel.unary_unary(
+                '/fero.v1.Peer/Append',
+                request_serializer=fero_dot_v1_dot_peer__pb2.AppendRequest.SerializeToString,
+                response_deserializer=fero_dot_v1_dot_peer__pb2.AppendReply.FromString,
+                _registered_method=True)
+        self.Digest = channel.unary_unary(
+                '/fero.v1.Peer/Digest',
+                request_serializer=fero_dot_v1_dot_peer__pb2.DigestRequest.SerializeToString,
+                response_deserializer=fero_dot_v1_dot_peer__pb2.DigestReply.FromString,
+                _registered_method=True)
+        self.Fetch = channel.unary_unary(
+                '/fero.v1.Peer/Fetch',
+                request_serializer=fero_dot_v1_dot_peer__pb2.FetchRequest.SerializeToString,
+                response_deserializer=fero_dot_v1_dot_peer__pb2.FetchReply.FromString,
+                _registered_method=True)
 
 
 class PeerServicer:
@@ -50,6 +65,31 @@ class PeerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Append(self, request, context):
+        """Owner -> replica: log frames to append at the same offsets, several partitions per
+        call. A frame that does not continue the replica's log (wrong offset, or another
+        lineage just before it) is refused with the replica's digest, so the owner can
+        find where the logs diverged; a frame from an older epoch is refused (fencing).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Digest(self, request, context):
+        """What a node holds of some partitions: epoch, log end, lineages, origin vector.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Fetch(self, request, context):
+        """Frames of a partition's log from an offset (log shipping to a new owner), or the
+        records beyond an origin vector (what the caller lacks, for a merge).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PeerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -57,6 +97,21 @@ def add_PeerServicer_to_server(servicer, server):
                     servicer.Deliver,
                     request_deserializer=fero_dot_v1_dot_peer__pb2.PeerMessage.FromString,
                     response_serializer=fero_dot_v1_dot_peer__pb2.DeliverReply.SerializeToString,
+            ),
+            'Append': grpc.unary_unary_rpc_method_handler(
+                    servicer.Append,
+                    request_deserializer=fero_dot_v1_dot_peer__pb2.AppendRequest.FromString,
+                    response_serializer=fero_dot_v1_dot_peer__pb2.AppendReply.SerializeToString,
+            ),
+            'Digest': grpc.unary_unary_rpc_method_handler(
+                    servicer.Digest,
+                    request_deserializer=fero_dot_v1_dot_peer__pb2.DigestRequest.FromString,
+                    response_serializer=fero_dot_v1_dot_peer__pb2.DigestReply.SerializeToString,
+            ),
+            'Fetch': grpc.unary_unary_rpc_method_handler(
+                    servicer.Fetch,
+                    request_deserializer=fero_dot_v1_dot_peer__pb2.FetchRequest.FromString,
+                    response_serializer=fero_dot_v1_dot_peer__pb2.FetchReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +141,87 @@ class Peer:
             '/fero.v1.Peer/Deliver',
             fero_dot_v1_dot_peer__pb2.PeerMessage.SerializeToString,
             fero_dot_v1_dot_peer__pb2.DeliverReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Append(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fero.v1.Peer/Append',
+            fero_dot_v1_dot_peer__pb2.AppendRequest.SerializeToString,
+            fero_dot_v1_dot_peer__pb2.AppendReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Digest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fero.v1.Peer/Digest',
+            fero_dot_v1_dot_peer__pb2.DigestRequest.SerializeToString,
+            fero_dot_v1_dot_peer__pb2.DigestReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Fetch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fero.v1.Peer/Fetch',
+            fero_dot_v1_dot_peer__pb2.FetchRequest.SerializeToString,
+            fero_dot_v1_dot_peer__pb2.FetchReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,213 @@
+"""Ownership changes: who serves each partition, and catching up before serving.
+
+On every ring change each node recomputes, for every partition, its preference list
+(owner + replicas). A partition this node newly owns is not served until it has caught
+up: it asks every live member for its digest, takes the frames of the longest log that
+its own log is a prefix of (log shipping: a promoted replica usually needs only the
+old owner's last frames), pulls from everyone else whatever records it still lacks (a
+merge, after a split), bumps the partition's epoch above any it has seen, and only
+then serves. Requests wait for that (up to `serve_wait_s`) rather than fail.
+
+Anti-entropy: every `anti_entropy_s` an owner compares its partitions' digests with
+every live member's and pulls what it lacks, so records stranded on a node that is no
+longer in the preference list (the old owner after a join, a node that came back from
+the other side of a split) still reach the owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+import grpc
+import structlog
+
+from fero.engine import Engine
+from fero.errors import Unavailable
+from fero.lineage import divergence
+from fero.replication import Replicator
+from fero.ring import Ring
+from fero.transport import PeerTransport
+from fero.v1 import peer_pb2
+
+log = structlog.get_logger("fero.handoff")
+
+FETCH_TIMEOUT_S = 10.0
+
+
+class Ownership:
+    def __init__(
+        self,
+        engine: Engine,
+        node_id: str,
+        replication_factor: int,
+        transport: PeerTransport,
+        replicator: Replicator,
+        address_of: Callable[[str], str | None],
+        alive_peers: Callable[[], list[str]],
+        serve_wait_s: float = 10.0,
+        anti_entropy_s: float = 2.0,
+    ) -> None:
+        self.engine = engine
+        self.node_id = node_id
+        self.rf = replication_factor
+        self.transport = transport
+        self.replicator = replicator
+        self.address_of = address_of
+        self.alive_peers = alive_peers
+        self.serve_wait_s = serve_wait_s
+        self.anti_entropy_s = anti_entropy_s
+        P = len(engine.partitions)
+        self.preference: list[list[str]] = [[] for _ in range(P)]
+        self._serving: set[int] = set()
+        self._ready: dict[int, asyncio.Event] = {}
+        self._generation = 0
+        self._catch_up_task: asyncio.Task[None] | None = None
+        self._anti_entropy_task: asyncio.Task[None] | None = None
+        self.catch_ups = 0
+
+    def start(self) -> None:
+        self._anti_entropy_task = asyncio.get_running_loop().create_task(self._anti_entropy_loop(), name="anti-entropy")
+
+    async def stop(self) -> None:
+        for t in (self._catch_up_task, self._anti_entropy_task):
+            if t is not None:
+                t.cancel()
+                try:
+                    await t
+                except (asyncio.CancelledError, Exception):
+                    pass
+
+    # -- ring changes ---------------------------------------------------------------
+
+    def on_ring(self, ring: Ring) -> None:
+        rf = max(1, min(self.rf, len(ring)))
+        P = len(self.engine.partitions)
+        newly_owned: list[int] = []
+        assignment: dict[int, list[str]] = {}
+        for p in range(P):
+            pl = ring.preference_list(p, rf)
+            self.preference[p] = pl
+            if pl and pl[0] == self.node_id:
+                if p not in self._serving:
+                    newly_owned.append(p)
+                else:
+                    assignment[p] = pl[1:]
+            else:
+                self._serving.discard(p)
+        self.replicator.assign(assignment)
+        self._generation += 1
+        if newly_owned:
+            for p in newly_owned:
+                self._ready.setdefault(p, asyncio.Event()).clear()
+            if self._catch_up_task is not None and not self._catch_up_task.done():
+                self._catch_up_task.cancel()
+            pending = [p for p in range(P) if self.preference[p] and self.preference[p][0] == self.node_id and p not in self._serving]
+            self._catch_up_task = asyncio.get_running_loop().create_task(self._catch_up(pending, self._generation))
+
+    def is_serving(self, p: int) -> bool:
+        return p in self._serving
+
+    async def wait_serving(self, partitions: set[int]) -> None:
+        """Waits until this node serves each partition as owner; Unavailable if it does
+        not own one, or catching up takes longer than `serve_wait_s`."""
+        for p in partitions:
+            if p in self._serving:
+                continue
+            pl = self.preference[p]
+            if not pl or pl[0] != self.node_id:
+                raise Unavailable(f"not owner of partition {p}")
+            ev = self._ready.setdefault(p, asyncio.Event())
+            try:
+                await asyncio.wait_for(ev.wait(), self.serve_wait_s)
+            except asyncio.TimeoutError:
+                raise Unavailable(f"partition {p} is still catching up on its new owner; retry") from None
+            if p not in self._serving:
+                raise Unavailable(f"partition {p} moved while waiting; retry")
+
+    # -- catching up ----------------------------------------------------------------
+
+    async def _catch_up(self, partitions: list[int], generation: int) -> None:
+        peers = [a for a in (self.address_of(n) for n in self.alive_peers()) if a]
+        digests: dict[str, dict[int, peer_pb2.PartitionDigest]] = {}
+
+        async def ask(address: str) -> None:
+            try:
+                reply = await self.transport.stub(address).Digest(
+                    peer_pb2.DigestRequest(partitions=partitions), timeout=FETCH_TIMEOUT_S
+                )
+                digests[address] = {d.partition: d for d in reply.digests}
+            except grpc.aio.AioRpcError as exc:
+                log.warning("handoff.digest_failed", peer=address, code=exc.code().name)
+
+        await asyncio.gather(*(ask(a) for a in peers))
+        for p in partitions:
+            if generation != self._generation:
+                return
+            try:
+                await self._catch_up_one(p, {a: d[p] for a, d in digests.items() if p in d})
+            except grpc.aio.AioRpcError as exc:
+                log.warning("handoff.catch_up_failed", partition=p, code=exc.code().name)
+            pl = self.preference[p]
+            if pl and pl[0] == self.node_id and generation == self._generation:
+                self._serving.add(p)
+                self._ready.setdefault(p, asyncio.Event()).set()
+                self.replicator.assign({**self.replicator.assignment, p: pl[1:]})
+        self.catch_ups += 1
+        log.info("handoff.serving", partitions=len(partitions), peers=len(peers))
+
+    async def _catch_up_one(self, p: int, digests: dict[str, peer_pb2.PartitionDigest]) -> None:
+        engine = self.engine
+        state = engine.partitions[p]
+        mine = list(state.epochs)
+        # Log shipping: the longest log that ours is a prefix of.
+        best, best_end = None, state.next_offset
+        for address, d in digests.items():
+            theirs = [(e.epoch, e.owner, e.start_offset) for e in d.epochs]
+            if d.next_offset > best_end and divergence(mine, state.next_offset, theirs, d.next_offset) == state.next_offset:
+                if d.log_start_offset <= state.next_offset:
+                    best, best_end = address, d.next_offset
+        if best is not None:
+            stub = self.transport.stub(best)
+            while state.next_offset < best_end:
+                reply = await stub.Fetch(
+                    peer_pb2.FetchRequest(partition=p, from_offset=state.next_offset, max_records=10_000),
+                    timeout=FETCH_TIMEOUT_S,
+                )
+                if not reply.entries:
+                    break
+                await engine.wal.wait(engine.adopt(reply.entries))
+        # A new epoch above any seen: this node's lineage from here on, and what fences
+        # a previous owner that still thinks it owns the partition.
+        state.epoch = max([state.epoch, *(d.epoch for d in digests.values())]) + 1
+        # Merge: whatever anyone still holds that we lack, re-committed in our lineage.
+        for address, d in digests.items():
+            if any(o.seq > state.origins.get(o.origin, 0) for o in d.origins):
+                await self.replicator.pull(p, self.transport.stub(address))
+
+    # -- anti-entropy ---------------------------------------------------------------
+
+    async def _anti_entropy_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.anti_entropy_s)
+            owned = sorted(self._serving)
+            if not owned:
+                continue
+            for peer in self.alive_peers():
+                address = self.address_of(peer)
+                if address is None:
+                    continue
+                try:
+                    reply = await self.transport.stub(address).Digest(
+                        peer_pb2.DigestRequest(partitions=owned), timeout=FETCH_TIMEOUT_S
+                    )
+                    for d in reply.digests:
+                        state = self.engine.partitions[d.partition]
+                        if d.partition in self._serving and any(
+                            o.seq > state.origins.get(o.origin, 0) for o in d.origins
+                        ):
+                            await self.replicator.pull(d.partition, self.transport.stub(address))
+                except grpc.aio.AioRpcError:
+                    continue
+                except Exception:
+                    log.exception("handoff.anti_entropy_failed", peer=peer)

@@ -1,0 +1,327 @@
+"""Owner → replica streaming, acknowledgements, and acks=ALL.
+
+For each replica node the owner runs one `Link`: a loop that sends, in one Append call,
+the frames every partition this node owns and that node replicates is missing, then
+records how far each partition got. A link starts from the replica's digest, so a
+replica that is behind catches up from the log and one whose log diverged (it followed
+another owner during a split, or this node lost an unsynced tail) is realigned: what it
+holds that the owner lacks is pulled and re-committed first, then its log is cut back
+to where the two agree and refilled from there. Nothing a replica held is lost.
+
+acks=ALL waits until every in-sync replica of the partition has the record: a replica
+is in sync while its link answers; after `lag_timeout_s` without an answer it drops out
+of the set (Kafka's replica.lag.time.max.ms), so a dead replica delays writes by at
+most that long, and it rejoins the set when it has caught up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import grpc
+import structlog
+
+from fero.engine import Engine
+from fero.errors import Unavailable
+from fero.lineage import divergence, lineage_at
+from fero.transport import PeerTransport
+from fero.v1 import peer_pb2, storage_pb2
+
+log = structlog.get_logger("fero.replication")
+
+#: Records per Append call, across partitions: bounds a call's size and latency.
+MAX_RECORDS_PER_CALL = 20_000
+#: A replica that has not answered for this long is out of the in-sync set.
+LAG_TIMEOUT_S = 5.0
+APPEND_TIMEOUT_S = 10.0
+
+
+@dataclass
+class _PartitionProgress:
+    acked: int | None = None  # the replica's log end as it last told us; None: unknown
+    caught_up: bool = False  # reached the owner's log end since it became a replica
+    truncate: bool = False  # the next frame must cut the replica's log first
+    realign: peer_pb2.PartitionDigest | None = None
+
+
+@dataclass
+class LinkStatistics:
+    replica: str
+    up: bool
+    partitions: int
+    lag_records: int
+    calls: int
+    failures: int
+
+
+class Link:
+    def __init__(self, replicator: "Replicator", replica: str) -> None:
+        self.r = replicator
+        self.replica = replica
+        self.progress: dict[int, _PartitionProgress] = {}
+        self.last_ok = time.monotonic()
+        self.up = False
+        self.calls = 0
+        self.failures = 0
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def assign(self, partitions: set[int]) -> None:
+        for p in list(self.progress):
+            if p not in partitions:
+                del self.progress[p]
+        for p in partitions:
+            self.progress.setdefault(p, _PartitionProgress())
+        self.wake()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def in_sync(self, p: int) -> bool:
+        prog = self.progress.get(p)
+        return (
+            prog is not None and prog.caught_up and prog.acked is not None
+            and time.monotonic() - self.last_ok < LAG_TIMEOUT_S
+        )
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"link-{self.replica}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            try:
+                sent = await self._step()
+                backoff = 0.05
+            except grpc.aio.AioRpcError as exc:
+                self.failures += 1
+                self.up = False
+                log.debug("replication.link_failed", replica=self.replica, code=exc.code().name)
+                for prog in self.progress.values():
+                    # Ask again where it stands once it answers; until it has caught up
+                    # again it is out of the in-sync set.
+                    prog.acked, prog.caught_up = None, False
+                self.r.changed()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
+            if not sent:
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), 1.0)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def _step(self) -> bool:
+        address = self.r.address_of(self.replica)
+        if address is None or not self.progress:
+            return False
+        stub = self.r.transport.stub(address)
+        unknown = [p for p, prog in self.progress.items() if prog.acked is None]
+        if unknown:
+            reply = await stub.Digest(peer_pb2.DigestRequest(partitions=unknown), timeout=APPEND_TIMEOUT_S)
+            self._ok()
+            for d in reply.digests:
+                self._place(d)
+        for p, prog in list(self.progress.items()):
+            if prog.realign is not None:
+                await self._realign(p, prog, prog.realign, stub)
+        frames: list[peer_pb2.AppendFrame] = []
+        budget = MAX_RECORDS_PER_CALL
+        engine = self.r.engine
+        for p, prog in self.progress.items():
+            if prog.acked is None or budget <= 0:
+                continue
+            state = engine.partitions[p]
+            if prog.acked >= state.next_offset and not prog.truncate:
+                if not prog.caught_up:
+                    prog.caught_up = True
+                    self.r.changed()
+                continue
+            entries = engine.frames_from(p, prog.acked, budget) if prog.acked < state.next_offset else []
+            if not entries:  # only a cut to make
+                entries = [storage_pb2.LogEntry(partition=p, epoch=state.epoch, base_offset=prog.acked, owner=engine.node_id)]
+            for i, entry in enumerate(entries):
+                f = peer_pb2.AppendFrame(entry=entry, truncate=prog.truncate and i == 0, owner_epoch=state.epoch)
+                prev = lineage_at(state.epochs, entry.base_offset - 1) if entry.base_offset else None
+                if prev is not None:
+                    f.has_prev, f.prev_epoch, f.prev_owner = True, prev[0], prev[1]
+                frames.append(f)
+                budget -= len(entry.records)
+        if not frames:
+            return False
+        reply = await stub.Append(
+            peer_pb2.AppendRequest(owner=engine.node_id, frames=frames), timeout=APPEND_TIMEOUT_S
+        )
+        self.calls += 1
+        self._ok()
+        for res in reply.results:
+            prog = self.progress.get(res.partition)
+            if prog is None:
+                continue
+            prog.truncate = False
+            if res.ok:
+                prog.acked = res.next_offset
+                if res.next_offset >= engine.partitions[res.partition].next_offset:
+                    prog.caught_up = True
+            else:
+                log.info("replication.mismatch", replica=self.replica, partition=res.partition, why=res.error)
+                self._place(res.digest)
+        self.r.changed()
+        return True
+
+    def _ok(self) -> None:
+        self.last_ok = time.monotonic()
+        if not self.up:
+            self.up = True
+            self.r.changed()
+
+    def _place(self, d: peer_pb2.PartitionDigest) -> None:
+        """Where the replica's log stands against ours: continue, or realign."""
+        prog = self.progress.get(d.partition)
+        if prog is None:
+            return
+        state = self.r.engine.partitions[d.partition]
+        theirs = [(e.epoch, e.owner, e.start_offset) for e in d.epochs]
+        lacking = any(o.seq > state.origins.get(o.origin, 0) for o in d.origins)
+        agreed = divergence(state.epochs, state.next_offset, theirs, d.next_offset)
+        if d.epoch > state.epoch:
+            state.epoch = d.epoch + 1  # the ring says we own it: outrank whoever wrote that
+        if agreed == d.next_offset and not lacking:
+            prog.acked, prog.realign = d.next_offset, None
+        else:
+            prog.acked, prog.realign = None, d
+
+    async def _realign(self, p: int, prog: _PartitionProgress, d: peer_pb2.PartitionDigest, stub) -> None:
+        engine = self.r.engine
+        state = engine.partitions[p]
+        have = {o: s for o, s in state.origins.items()}
+        if any(o.seq > have.get(o.origin, 0) for o in d.origins):
+            await self.r.pull(p, stub)
+        theirs = [(e.epoch, e.owner, e.start_offset) for e in d.epochs]
+        agreed = divergence(state.epochs, state.next_offset, theirs, d.next_offset)
+        prog.acked = agreed
+        prog.truncate = agreed < d.next_offset
+        prog.realign = None
+        prog.caught_up = False
+        log.info("replication.realign", replica=self.replica, partition=p, from_offset=agreed,
+                 replica_end=d.next_offset, owner_end=state.next_offset)
+
+    def statistics(self) -> LinkStatistics:
+        lag = 0
+        for p, prog in self.progress.items():
+            end = self.r.engine.partitions[p].next_offset
+            lag += end - prog.acked if prog.acked is not None else end
+        return LinkStatistics(self.replica, self.up, len(self.progress), lag, self.calls, self.failures)
+
+
+class Replicator:
+    """All links of this node, the in-sync sets, and acks=ALL waits."""
+
+    def __init__(self, engine: Engine, transport: PeerTransport, address_of: Callable[[str], str | None]) -> None:
+        self.engine = engine
+        self.transport = transport
+        self.address_of = address_of
+        self.links: dict[str, Link] = {}
+        #: partition -> replica ids, for the partitions this node owns and serves
+        self.assignment: dict[int, list[str]] = {}
+        self._changed = asyncio.Condition()
+        self._stopped = False
+
+    def assign(self, assignment: dict[int, list[str]]) -> None:
+        self.assignment = assignment
+        by_replica: dict[str, set[int]] = {}
+        for p, replicas in assignment.items():
+            for r in replicas:
+                by_replica.setdefault(r, set()).add(p)
+        for r, parts in by_replica.items():
+            link = self.links.get(r)
+            if link is None:
+                link = self.links[r] = Link(self, r)
+                link.start()
+            link.assign(parts)
+        for r, link in self.links.items():
+            if r not in by_replica:
+                link.assign(set())
+        self.changed()
+
+    def notify(self) -> None:
+        """New frames were appended: links send them."""
+        for link in self.links.values():
+            if link.progress:
+                link.wake()
+
+    def changed(self) -> None:
+        async def notify_all() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        asyncio.get_running_loop().create_task(notify_all())
+
+    def in_sync(self, p: int) -> list[str]:
+        return [r for r in self.assignment.get(p, ()) if r in self.links and self.links[r].in_sync(p)]
+
+    def _satisfied(self, needs: dict[int, int]) -> bool:
+        for p, end in needs.items():
+            for r in self.assignment.get(p, ()):
+                link = self.links.get(r)
+                if link is not None and link.in_sync(p) and (link.progress[p].acked or 0) < end:
+                    return False
+        return True
+
+    async def wait_all(self, needs: dict[int, int], timeout_s: float = 30.0) -> None:
+        """Returns once every in-sync replica of each partition p has offsets < needs[p];
+        Unavailable if that takes longer than `timeout_s` (retry: tickets make it safe)."""
+        self.notify()
+
+        async def wait() -> None:
+            async with self._changed:
+                while not self._satisfied(needs):
+                    try:
+                        await asyncio.wait_for(self._changed.wait(), 0.5)
+                    except asyncio.TimeoutError:
+                        pass
+
+        try:
+            await asyncio.wait_for(wait(), timeout_s)
+        except asyncio.TimeoutError:
+            raise Unavailable("replicas did not acknowledge in time; retry") from None
+
+    async def pull(self, p: int, stub) -> int:
+        """Fetches from a peer what partition `p` lacks (by origin vector) and re-commits
+        it here as owner; returns how many records came."""
+        engine = self.engine
+        total = 0
+        while True:
+            state = engine.partitions[p]
+            req = peer_pb2.FetchRequest(partition=p, max_records=10_000)
+            for o, s in state.origins.items():
+                req.beyond.origins.add(origin=o, seq=s)
+            if not state.origins:
+                req.beyond.SetInParent()
+            reply = await stub.Fetch(req, timeout=APPEND_TIMEOUT_S)
+            if reply.records:
+                seq = engine.recommit(p, reply.records, state.epoch)
+                await engine.wal.wait(seq)
+                total += len(reply.records)
+            if not reply.more:
+                break
+        if total:
+            log.info("replication.pulled", partition=p, records=total)
+            self.notify()
+        return total
+
+    async def close(self) -> None:
+        for link in self.links.values():
+            await link.stop()
