@@ -43,7 +43,7 @@ proto-check: venv
 	rm -rf $$tmp; echo "proto-check: fero/v1 matches protos/"
 
 bench: venv
-	$(PY) -m benchmarks.speed
+	$(PY) -m benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,194 @@
+"""latency — one request in flight: round-trip percentiles of a counter increment.
+
+    python -m benchmarks.latency --messages 10000 --repeat 3
+
+Measures, in one run, the round trip of `Client.add(name, 1, acks=...)` (the Counters
+Add RPC through fero's Python client) with one request in flight, for acks LEADER and
+ALL, and the floor: a bare grpc.aio unary echo server (benchmarks/grpc_echo.py, a
+generic handler, no protobuf, its own process like a node) called with a payload the
+size of an AddRequest. Reported: p50/p90/p99/p99.9/p99.99 per level and fero/floor.
+
+The cluster: --nodes (default 3, RF=3 as the config says) started with
+`--membership local`; the client sends to the counter's owner. If the cluster cannot
+serve (a write sent to a non-owner is refused, e.g. UNAVAILABLE "not owner" while
+forwarding and replication are not built), it says so and falls back to one node
+(`"topology"` in the JSON); on one node acks=ALL means LEADER (the owner is the whole
+in-sync set). Results: benchmarks/results/latency.json and latency.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+import time
+from typing import Any
+
+import grpc
+
+from benchmarks import common
+
+LEVELS = ("leader", "all")
+
+
+async def _time_floor(address: str, payload: bytes, n: int, budget: float, bar: common.Progress) -> list[float]:
+    from benchmarks.grpc_echo import METHOD
+
+    async with grpc.aio.insecure_channel(address) as ch:
+        call = ch.unary_unary(METHOD)  # bytes in, bytes out
+        for _ in range(min(500, n)):
+            await call(payload)
+        out: list[float] = []
+        deadline = time.perf_counter() + budget
+        pc = time.perf_counter_ns
+        for i in range(n):
+            t0 = pc()
+            await call(payload)
+            out.append((pc() - t0) / 1e6)
+            if i % 500 == 0:
+                bar.update(i)
+                if time.perf_counter() > deadline:
+                    break
+        bar.done(len(out))
+        return out
+
+
+async def _time_fero(address: str, key: str, acks: str, n: int, budget: float, bar: common.Progress) -> tuple[list[float], int]:
+    import fero
+
+    async with fero.connect(address, timeout_s=10.0) as c:
+        total = 0
+        for _ in range(min(500, n)):
+            await c.add(key, 1, acks=acks)
+            total += 1
+        out: list[float] = []
+        deadline = time.perf_counter() + budget
+        pc = time.perf_counter_ns
+        for i in range(n):
+            t0 = pc()
+            await c.add(key, 1, acks=acks)
+            out.append((pc() - t0) / 1e6)
+            total += 1
+            if i % 500 == 0:
+                bar.update(i)
+                if time.perf_counter() > deadline:
+                    break
+        bar.done(len(out))
+        got = (await c.get(key)).value
+        return out, int(got) - total  # 0 if every increment counted once (key is fresh per run)
+
+
+def start_floor() -> common.Proc:
+    argv = [sys.executable, "-m", "benchmarks.grpc_echo"]
+    return common.Proc(argv, re.compile(r"grpc-echo: serving on (\S+)"), name="grpc echo").start()
+
+
+def run(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
+    from fero.v1 import counters_pb2, types_pb2
+
+    payload = counters_pb2.AddRequest(name="latency-0-r0", amount=types_pb2.Number(i64=1), ticket="0123456789abcdef-123",
+                                      acks=types_pb2.ACKS_LEADER).SerializeToString()
+    topology: dict[str, Any] = {"requested_nodes": args.nodes, "replication_factor": 3}
+    samples: dict[str, list[list[float]]] = {"grpc floor": [], "leader": [], "all": []}
+    drift: list[int] = []
+    floor = start_floor()
+    nodes = common.Nodes(args.nodes, fsync=args.fsync, memory=args.memory, label="latency")
+    try:
+        assert floor.match is not None
+        floor_addr = floor.match.group(1)
+        nodes.__enter__()
+        ok, why = asyncio.run(common.probe_forwarding(nodes.nodes))
+        topology["cluster_serves"] = ok
+        topology["probe"] = why
+        if not ok:
+            common.note(f"the {args.nodes}-node cluster cannot serve: {why}")
+            common.note("FALLBACK: measuring against a single node; acks=ALL on one node = LEADER")
+            nodes.__exit__()
+            nodes = common.Nodes(1, fsync=args.fsync, memory=args.memory, label="latency").__enter__()
+        topology["measured_nodes"] = len(nodes.nodes)
+        topology["mode"] = "cluster" if ok else "single-node fallback"
+        if ok and len(nodes.nodes) > 1:
+            rep, rwhy = asyncio.run(common.probe_replication(nodes.nodes))
+        else:
+            rep, rwhy = False, "single node: acks=ALL = LEADER (the owner is the whole in-sync set)"
+        topology["acks_all_replicates"] = rep
+        topology["replication_probe"] = rwhy
+        if not rep:
+            common.note(f"acks=ALL is NOT replicated here: {rwhy}")
+        owners = common.owner_table(nodes.ids)
+        by_id = dict(zip(nodes.ids, nodes.addresses))
+        for r in range(args.repeat):
+            key = f"latency-{r}-{time.time_ns()}"
+            target = by_id[owners[common.partition_of_key(key)]]
+            samples["grpc floor"].append(asyncio.run(_time_floor(
+                floor_addr, payload, args.messages, args.budget, common.Progress(f"run {r + 1} grpc floor", args.messages, "req"))))
+            for acks in LEVELS:
+                s, d = asyncio.run(_time_fero(target, f"{key}-{acks}", acks, args.messages, args.budget,
+                                              common.Progress(f"run {r + 1} fero acks={acks}", args.messages, "req")))
+                samples[acks].append(s)
+                drift.append(d)
+    finally:
+        nodes.__exit__()
+        floor.stop()
+    per_run = {k: [common.percentiles(s) for s in v] for k, v in samples.items()}
+    medians = {k: {pk: common.median([p[pk] for p in runs]) for pk in runs[0] if pk != "count"}
+               for k, runs in per_run.items() if runs}
+    return {"topology": topology, "per_run": per_run, "median_of_runs": medians,
+            "messages_per_run": {k: [len(s) for s in v] for k, v in samples.items()},
+            "exactness": {"counter_minus_sent_per_run": drift, "ok": all(d == 0 for d in drift)}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.latency", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--messages", type=int, default=10_000, help="requests per level per run")
+    ap.add_argument("--repeat", type=int, default=3, help="runs; the median of each percentile is reported")
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--fsync", choices=("always", "interval", "never"), default="interval")
+    ap.add_argument("--memory", action="store_true")
+    ap.add_argument("--budget", type=float, default=30.0, help="seconds per level per run at most")
+    ap.add_argument("--out", default="latency")
+    args = ap.parse_args(argv)
+    common.install_signal_handlers()
+    meta = common.header("latency")
+    common.note(f"{args.messages:,} requests per level, one in flight, {args.repeat} runs, fsync {args.fsync}")
+    res = run(args, meta)
+    med = res["median_of_runs"]
+    floor = med["grpc floor"]
+    keys = [common.pct_key(p) for p in common.PERCENTILES]
+    rows = []
+    for name in ("grpc floor", "leader", "all"):
+        m = med[name]
+        label = name if name == "grpc floor" else f"fero acks={name.upper()}"
+        if name == "all" and not res["topology"]["acks_all_replicates"]:
+            label += " (not replicated)"
+        rows.append([label] + [f"{m[k]:.3f}" for k in keys]
+                    + [f"{m['p50'] / floor['p50']:.2f}x", f"{m['p99'] / floor['p99']:.2f}x"])
+    print()
+    topo = res["topology"]
+    print(f"   topology: {topo['mode']} ({topo['measured_nodes']} node(s) measured; probe: {topo['probe']})")
+    print(f"   acks=ALL replicates: {topo['acks_all_replicates']} ({topo['replication_probe']})")
+    table = common.print_table(["ms (median of runs)"] + keys + ["p50/floor", "p99/floor"], rows)
+    lead, all_ = med["leader"], med["all"]
+    checks = {
+        "leader_p50_le_1.2x_floor": lead["p50"] <= 1.2 * floor["p50"],
+        "leader_p99_le_1.5ms": lead["p99"] <= 1.5,
+        "all_p50_le_1.0ms": (all_["p50"] <= 1.0) if topo["acks_all_replicates"] else None,
+    }
+    print("   bar: " + ", ".join(f"{k} {'n/a (acks=ALL not replicated)' if v is None else 'PASS' if v else 'FAIL'}"
+                            for k, v in checks.items()))
+    print(f"   exactness: every counter equals what was sent: {res['exactness']['ok']}")
+    data = {**meta, "params": vars(args), **res, "table": table, "bar_checks": checks}
+    common.write_json(args.out, data)
+    sub = (f"{meta['machine']['cores']} cores, 1 in flight, median of {args.repeat} runs, fsync {args.fsync}; "
+           f"{topo['mode']} ({topo['measured_nodes']} node(s))")
+    common.plot_percentiles(common.RESULTS / f"{args.out}.png", "round trip of one request, percentiles",
+                            {"bare grpc.aio echo (floor)": floor, "fero add, acks=LEADER": lead,
+                             "fero add, acks=ALL" + ("" if topo["acks_all_replicates"] else " (NOT replicated: = LEADER)"): all_},
+                            subtitle=sub)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(common.cli(main))

@@ -1,0 +1,363 @@
+"""speed — fero's own throughput benchmark (after the original fero's `speed`).
+
+    python -m benchmarks.speed -m 10,100,1000 -r 1000000 -l 1,2 -c 1,3
+
+For every permutation of message size M (-m), clients L (-l) and servers C (-c) it
+measures three acknowledgement levels, each against freshly started nodes:
+
+  tacks  acks=NONE    the node answers as soon as it has applied the batch (not durable)
+  yacks  acks=LEADER  the owner committed the batch to its log (fsync policy --fsync)
+  sacks  acks=REPLY   an embedded fero.Node ran its custom-action handler (echo) on
+                      every record and the replies came back
+
+Records are real keyed UPDATEs (for sacks: ACTIONs) of M-byte JSON values, one distinct
+key each (so they spread over all partitions), sent through fero's pipelined client
+(`Client.pipeline`: --batch records per gRPC message, --in-flight batches in flight).
+Each client is its own process; with several servers each client sends every record
+straight to its owner (the ring every node computes, from fero.ring), so nothing is
+forwarded. -r is the total per measurement, split over the clients; every measurement
+also stops after --budget seconds and reports the records actually acknowledged.
+Results: benchmarks/results/speed.json and speed.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import queue
+import subprocess
+import sys
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from benchmarks import common
+
+MODES = {
+    "tacks": ("none", "all sent: acks=NONE, every reply back"),
+    "yacks": ("leader", "all acknowledged by the owner: acks=LEADER"),
+    "sacks": ("reply", "all handler replies received: acks=REPLY"),
+}
+BAR = {("yacks", 100): 1_000_000, ("sacks", 100): 600_000}
+REFERENCE = {("yacks", 100): "original fero 1.0.2: 436k rec/s; fero 1.7: 331k",
+             ("sacks", 100): "original fero 1.0.2: 434k rec/s"}
+
+
+def json_value(size: int) -> bytes:
+    """A JSON string of exactly `size` bytes (at least 2: the quotes)."""
+    return b'"' + b"x" * max(0, size - 2) + b'"'
+
+
+# -- one client process ---------------------------------------------------------------
+
+
+def _client_process(idx: int, spec: dict[str, Any], ready: Any, start: Any, progress: Any, out: Any) -> None:
+    try:
+        out.put(asyncio.run(_client(idx, spec, ready, start, progress)))
+    except BaseException as exc:  # reported, never hangs the parent
+        out.put({"client": idx, "error": f"{type(exc).__name__}: {exc}"})
+
+
+async def _client(idx: int, spec: dict[str, Any], ready: Any, start: Any, progress: Any) -> dict[str, Any]:
+    import fero
+    from fero.v1 import types_pb2
+
+    mode, size, count = spec["mode"], spec["size"], spec["count"]
+    acks = MODES[mode][0]
+    op = types_pb2.OP_ACTION if mode == "sacks" else types_pb2.OP_UPDATE
+    action = "echo" if mode == "sacks" else ""
+    value = json_value(size)
+    owners: list[str] = spec["owners"]
+    P = len(owners)
+    async with AsyncExitStack() as stack:
+        pipes = {}
+        for nid, addr in spec["addresses"].items():
+            c = await stack.enter_async_context(fero.connect(addr, timeout_s=120.0, retry_for_s=10.0))
+            await c.status()  # the channel is up before the clock starts
+            pipes[nid] = common.TimedPipeline(c, acks, spec["batch"], spec["in_flight"])
+        single = next(iter(pipes.values())) if len(pipes) == 1 else None
+        from fero.documents import partition_key
+        from fero.ring import partition_of
+
+        Record = types_pb2.Record
+        session = os.urandom(4).hex()
+        prefix = f"c{idx}-{session}-"
+        ready.put(idx)
+        start.wait()
+        t0 = time.perf_counter()
+        deadline = t0 + spec["budget"]
+        n = 0
+        budget_hit = False
+        for i in range(count):
+            key = f"{prefix}{i}"
+            rec = Record(key=key, op=op, value=value, ticket=f"{session}{i}", action=action)
+            pipe = single if single is not None else pipes[owners[partition_of(partition_key(key), P)]]
+            await pipe.submit(rec)
+            n = i + 1
+            if n % 2000 == 0:
+                progress.value = sum(p.acked for p in pipes.values())
+                if time.perf_counter() > deadline:
+                    budget_hit = True
+                    break
+        t_sent = time.perf_counter()
+        for p in pipes.values():
+            await p.flush()
+        t_end = time.perf_counter()
+        progress.value = sum(p.acked for p in pipes.values())
+        lat = [s * 1000 for p in pipes.values() for s in p.batch_seconds]
+        return {
+            "client": idx,
+            "submitted": n,
+            "acked": sum(p.acked for p in pipes.values()),
+            "failed": sum(p.failed for p in pipes.values()),
+            "first_error": next((p.first_error for p in pipes.values() if p.first_error), ""),
+            "sent_s": t_sent - t0,
+            "total_s": t_end - t0,
+            "budget_hit": budget_hit,
+            "batch_ms": common.percentiles(lat),
+        }
+
+
+def run_clients(spec: dict[str, Any], clients: int, label: str, timeout_s: float) -> list[dict[str, Any]]:
+    """Starts `clients` client processes, starts them together, returns their results."""
+    ctx = mp.get_context("spawn")
+    ready, out, start = ctx.Queue(), ctx.Queue(), ctx.Event()
+    counters = [ctx.Value("q", 0, lock=False) for _ in range(clients)]
+    procs = []
+    per = [spec["count"] // clients + (1 if i < spec["count"] % clients else 0) for i in range(clients)]
+    try:
+        for i in range(clients):
+            p = ctx.Process(target=_client_process, args=(i, {**spec, "count": per[i]}, ready, start, counters[i], out),
+                            daemon=True)
+            p.start()
+            procs.append(p)
+        results: list[dict[str, Any]] = []
+        for _ in range(clients):  # every client connected (or failed) before the clock starts
+            try:
+                ready.get(timeout=60)
+            except queue.Empty:
+                raise RuntimeError("a client process did not connect in 60 s") from None
+            while not out.empty():
+                results.append(out.get())
+            if any("error" in r for r in results):
+                break
+        start.set()
+        bar = common.Progress(label, spec["count"])
+        deadline = time.monotonic() + timeout_s
+        while len(results) < clients and time.monotonic() < deadline:
+            try:
+                results.append(out.get(timeout=0.2))
+            except queue.Empty:
+                pass
+            bar.update(sum(c.value for c in counters))
+        bar.done(sum(c.value for c in counters))
+        if len(results) < clients:
+            raise RuntimeError(f"{clients - len(results)} client(s) did not finish in {timeout_s:.0f} s")
+        errors = [r["error"] for r in results if "error" in r]
+        if errors:
+            raise RuntimeError("client failed: " + errors[0])
+        return results
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+            p.join(5)
+
+
+def summarise(results: list[dict[str, Any]], size: int) -> dict[str, Any]:
+    acked = sum(r["acked"] for r in results)
+    total_s = max(r["total_s"] for r in results)
+    sent_s = max(r["sent_s"] for r in results)
+    return {
+        "records": acked,
+        "submitted": sum(r["submitted"] for r in results),
+        "failed": sum(r["failed"] for r in results),
+        "first_error": next((r["first_error"] for r in results if r["first_error"]), ""),
+        "budget_hit": any(r["budget_hit"] for r in results),
+        "ms": total_s * 1000,
+        "sent_ms": sent_s * 1000,
+        "records_per_s": acked / total_s if total_s > 0 else 0.0,
+        "mb_per_s": acked * size / total_s / 1e6 if total_s > 0 else 0.0,
+        "batch_ms": results[0]["batch_ms"] if len(results) == 1 else {},
+    }
+
+
+# -- profiling ------------------------------------------------------------------------
+
+
+def start_profiler(pid: int, seconds: float, out: Path) -> subprocess.Popen[str] | None:
+    exe = Path(sys.executable).with_name("py-spy")
+    if not exe.exists():
+        common.note("py-spy is not installed in the venv (pip install py-spy): no profile")
+        return None
+    argv = [str(exe), "record", "-p", str(pid), "-d", str(max(1, int(seconds))), "-r", "250", "-f", "raw",
+            "-o", str(out), "--nonblocking"]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    common._CHILDREN.append(p)
+    time.sleep(0.5)
+    return p
+
+
+def summarise_profile(raw: Path, top: int = 25) -> dict[str, Any]:
+    """py-spy raw (collapsed) stacks → top functions by self and by inclusive samples."""
+    selfc: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack or not n.isdigit():
+            continue
+        k = int(n)
+        total += k
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")"
+                  if " (" in f else f for f in stack.split(";")]
+        selfc[frames[-1]] = selfc.get(frames[-1], 0) + k
+        for f in set(frames):
+            incl[f] = incl.get(f, 0) + k
+
+    def rows(d: dict[str, int]) -> list[tuple[str, float]]:
+        return [(f, round(100 * c / total, 1)) for f, c in sorted(d.items(), key=lambda x: -x[1])[:top]]
+
+    return {"samples": total, "self_pct": rows(selfc), "inclusive_pct": rows(incl)}
+
+
+# -- main -----------------------------------------------------------------------------
+
+
+def measure(mode: str, size: int, clients: int, servers: int, args: argparse.Namespace,
+            profile_to: Path | None = None) -> dict[str, Any]:
+    handler = "echo" if mode == "sacks" else None
+    label = f"{mode} {size}B l{clients} c{servers}"
+    with common.Nodes(servers, fsync=args.fsync, memory=args.memory, handler=handler, label="speed") as nodes:
+        spec = {
+            "mode": mode, "size": size, "count": args.records, "batch": args.batch, "in_flight": args.in_flight,
+            "budget": args.budget, "addresses": dict(zip(nodes.ids, nodes.addresses)),
+            "owners": common.owner_table(nodes.ids),
+        }
+        prof = start_profiler(nodes.nodes[0].pid, args.budget, profile_to) if profile_to else None
+        try:
+            results = run_clients(spec, clients, label, timeout_s=args.budget * 3 + 60)
+        finally:
+            if prof is not None:
+                try:
+                    prof.wait(args.budget + 30)
+                except subprocess.TimeoutExpired:
+                    pass
+                common.stop_process(prof)
+    return summarise(results, size)
+
+
+def plot(rows: list[dict[str, Any]], modes: list[str], meta: dict[str, Any], batch: int, in_flight: int, fsync: str,
+         out: str) -> None:
+    if not rows:
+        return
+    groups = sorted({(r["size"], r["clients"], r["servers"]) for r in rows})
+    labels = [f"{s}B l{l} c{c}" for s, l, c in groups]
+    series = {m: [next((r["records_per_s"] for r in rows if r["mode"] == m and (r["size"], r["clients"], r["servers"]) == g), 0.0)
+                  for g in groups] for m in modes}
+    common.plot_bars(common.RESULTS / f"{out}.png", "fero speed: records/s (median)", labels, series,
+                     "records/s (log)", log_y=True, subtitle=f"{meta['machine']['cores']} cores, batch {batch}, "
+                     f"{in_flight} in flight, fsync {fsync}; red: the bar for 100 B yacks",
+                     hline=(1_000_000, "bar 1M/s (100 B yacks)"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-m", "--message-sizes", default="10,100,1000", help="value sizes in bytes, comma separated")
+    ap.add_argument("-r", "--records", type=int, default=1_000_000, help="records per measurement (all clients)")
+    ap.add_argument("-l", "--clients", default="1", help="client processes, comma separated")
+    ap.add_argument("-c", "--servers", default="1", help="fero nodes, comma separated")
+    ap.add_argument("--modes", default="tacks,yacks,sacks")
+    ap.add_argument("--batch", type=int, default=1000, help="records per gRPC message")
+    ap.add_argument("--in-flight", type=int, default=4, help="batches in flight per client and server")
+    ap.add_argument("--budget", type=float, default=20.0, help="seconds per measurement at most")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per measurement; the median is reported")
+    ap.add_argument("--fsync", choices=("always", "interval", "never"), default="interval")
+    ap.add_argument("--memory", action="store_true", help="in-memory log instead of a data directory")
+    ap.add_argument("--profile", action="store_true",
+                    help="py-spy the (first) node during the first yacks measurement")
+    ap.add_argument("--out", default="speed", help="name of the JSON/PNG under benchmarks/results/")
+    ap.add_argument("--plot-only", action="store_true", help="redraw the PNG from benchmarks/results/OUT.json")
+    args = ap.parse_args(argv)
+    if args.plot_only:
+        import json
+
+        d = json.loads((common.RESULTS / f"{args.out}.json").read_text())
+        p = d["params"]
+        plot(d["results"], list(dict.fromkeys(r["mode"] for r in d["results"])), d, p["batch"], p["in_flight"],
+             p["fsync"], args.out)
+        return 0
+    sizes = [int(x) for x in args.message_sizes.split(",") if x]
+    clients_l = [int(x) for x in args.clients.split(",") if x]
+    servers_l = [int(x) for x in args.servers.split(",") if x]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    for m in modes:
+        if m not in MODES:
+            ap.error(f"unknown mode {m!r}; one of {', '.join(MODES)}")
+
+    common.install_signal_handlers()
+    meta = common.header("speed")
+    common.note(f"{args.records:,} records per measurement, batch {args.batch}, {args.in_flight} in flight, "
+                f"budget {args.budget:g} s, fsync {args.fsync}, {'memory' if args.memory else 'data dir'} log, "
+                f"repeat {args.repeat}")
+    rows: list[dict[str, Any]] = []
+    profile: dict[str, Any] | None = None
+    profile_path = common.RESULTS / f"{args.out}-profile-yacks.txt"
+    try:
+        for size in sizes:
+            for clients in clients_l:
+                for servers in servers_l:
+                    for mode in modes:
+                        runs = []
+                        for k in range(args.repeat):
+                            prof_to = None
+                            if args.profile and profile is None and mode == "yacks" and k == 0:
+                                prof_to = profile_path
+                            runs.append(measure(mode, size, clients, servers, args, prof_to))
+                            if prof_to is not None:
+                                if prof_to.exists():
+                                    profile = summarise_profile(prof_to)
+                                    profile["raw"] = str(prof_to.relative_to(common.ROOT.parent))
+                                    profile["measurement"] = f"yacks {size}B l{clients} c{servers}, node n0"
+                                else:
+                                    profile = {"error": "py-spy wrote no profile"}
+                        med = {k2: common.median([r[k2] for r in runs]) for k2 in ("ms", "records_per_s", "mb_per_s")}
+                        row = {"mode": mode, "acks": MODES[mode][0], "size": size, "clients": clients,
+                               "servers": servers, **med, "runs": runs}
+                        bar = BAR.get((mode, size)) if clients == 1 and servers == 1 else None
+                        if bar:
+                            row["bar_records_per_s"] = bar
+                            row["reference"] = REFERENCE[(mode, size)]
+                        rows.append(row)
+                        fails = sum(r["failed"] for r in runs)
+                        extra = f"  ({fails} failed: {runs[0]['first_error']})" if fails else ""
+                        extra += "  [time budget hit]" if any(r["budget_hit"] for r in runs) else ""
+                        print(f"   {mode:5} {size:5}B l{clients} c{servers}: {med['ms']:9.0f} ms "
+                              f"{common.fmt_rate(med['records_per_s']):>7} rec/s {med['mb_per_s']:8.1f} MB/s"
+                              f"  ({runs[0]['records']:,} records){extra}", flush=True)
+    except KeyboardInterrupt:
+        print("\n   interrupted: writing what was measured", flush=True)
+    print()
+    table = common.print_table(
+        ["mode", "size", "clients", "servers", "records", "ms", "records/s", "MB/s", "bar"],
+        [[r["mode"], f"{r['size']}B", r["clients"], r["servers"], f"{r['runs'][0]['records']:,}", f"{r['ms']:.0f}",
+          f"{r['records_per_s']:,.0f}", f"{r['mb_per_s']:.1f}",
+          f"{r['bar_records_per_s']:,} ({r['records_per_s'] / r['bar_records_per_s']:.2f}x)" if "bar_records_per_s" in r else ""]
+         for r in rows])
+    if profile and "self_pct" in profile:
+        print(f"\n   server profile ({profile['measurement']}, {profile['samples']} samples), top self time:")
+        for f, pct in profile["self_pct"][:12]:
+            print(f"     {pct:5.1f}%  {f}")
+    data = {**meta, "params": {k: v for k, v in vars(args).items()}, "modes": {k: v[1] for k, v in MODES.items()},
+            "results": rows, "table": table, "server_profile": profile}
+    common.write_json(args.out, data)
+    plot(rows, modes, meta, args.batch, args.in_flight, args.fsync, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(common.cli(main))
