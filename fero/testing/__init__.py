@@ -1,0 +1,1 @@
+"""Test helpers: the seeded in-memory network (`simnet`)."""

@@ -1,0 +1,175 @@
+"""Whole-cluster behaviour of `Swim` on the seeded simulated network, 200 members.
+
+Bounds asserted here, all from the config (lan preset, N = 200):
+
+- Detection of a crashed member by every live member within
+  10 probe intervals (for some member to probe the victim: P(miss) ~ e^-10 since N
+  members each probe one of N per interval) + 1 probe interval (direct and indirect
+  attempts) + the max suspicion timeout (no confirmation at all: 6 * 9.204 s)
+  + retransmit limit * gossip interval (12 * 0.2 s, time for the Dead to spread)
+  = 10 + 1 + 55.22 + 2.4 = 68.6 s. And never before the min suspicion timeout
+  (9.204 s): confirmations cannot shorten it further.
+- A healed 2-way split converges within 4 rejoin intervals (heal attempts are
+  3 per interval cluster-wide; P(no attempt on a side in one interval) ~ e^-3).
+- The same detection bound at 1,000 members (86.2 s), about 8 s of CPU.
+- Under 5 % loss, and with one member processing everything 1.5 s late (Lifeguard),
+  no healthy member is ever declared dead.
+
+Figures are printed (`pytest -s`); `benchmarks/membership_sim.py` measures the same
+at 1,000 members. Runs are deterministic; FERO_SIM_SEED=<int> shifts every seed to
+explore other runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from fero.membership import EventKind, MembershipConfig
+from fero.membership.broadcast import retransmit_limit
+from fero.membership.suspicion import suspicion_timeout_s
+from fero.testing.simnet import NetworkFaults, SwimCluster
+
+N = 200
+LAN = MembershipConfig.lan()
+SEED = int(os.environ.get("FERO_SIM_SEED", "0"))
+
+
+def detection_bound_s(config: MembershipConfig, n: int) -> float:
+    first_probe = 10 * config.probe_interval_s
+    attempt = config.probe_interval_s
+    min_s = suspicion_timeout_s(config.suspicion_mult, n, config.probe_interval_s)
+    suspicion = config.suspicion_max_timeout_mult * min_s
+    spread = retransmit_limit(config.retransmit_mult, n) * config.gossip_interval_s
+    return first_probe + attempt + suspicion + spread
+
+
+def dead_events(cluster: SwimCluster) -> dict[str, list[tuple[str, float]]]:
+    """Per observer address: (member id, time) of every DEAD it declared or learned."""
+    found: dict[str, list[tuple[str, float]]] = {}
+    for address, swim in cluster.swims.items():
+        for event in swim.drain_events():
+            if event.kind is EventKind.DEAD:
+                found.setdefault(address, []).append((event.member.id, event.member.state_change_s))
+    return found
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_crashed_member_is_declared_dead_everywhere_within_bound(seed: int) -> None:
+    cluster = SwimCluster(N, LAN, seed=SEED + seed)
+    cluster.bootstrap()
+    cluster.net.run_for(10)
+    victim = 17
+    cluster.net.kill(cluster.address(victim))
+    killed_at = cluster.net.now
+    bound = detection_bound_s(LAN, N)
+    dead_seen: dict[str, float] = {}
+
+    def everyone_knows() -> bool:
+        for address, times in dead_events(cluster).items():
+            for node_id, at in times:
+                assert node_id == cluster.node_id(victim), f"false positive: {node_id} seen dead by {address}"
+                dead_seen.setdefault(address, at)
+        return len(dead_seen) == N - 1
+
+    assert cluster.net.run_until_true(everyone_knows, timeout_s=bound + 5, check_every_s=0.5)
+    first = min(dead_seen.values()) - killed_at
+    last = max(dead_seen.values()) - killed_at
+    min_suspicion = suspicion_timeout_s(LAN.suspicion_mult, N, LAN.probe_interval_s)
+    print(f"\ndetection N={N} seed={SEED + seed}: first {first:.2f} s, everyone {last:.2f} s, bound {bound:.2f} s")
+    assert min_suspicion <= first
+    assert last <= bound
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_two_way_split_heals_without_help(seed: int) -> None:
+    cluster = SwimCluster(N, LAN, seed=SEED + seed)
+    cluster.bootstrap()
+    cluster.net.run_for(5)
+    side_a = [cluster.address(i) for i in range(N // 2)]
+    side_b = [cluster.address(i) for i in range(N // 2, N)]
+    cluster.net.partition(side_a, side_b)
+    # Long enough for each side to declare the other dead and reap the tombstones,
+    # so only partition healing (not gossip to the dead) can join them again.
+    cluster.net.run_for(detection_bound_s(LAN, N) + LAN.tombstone_reap_s + 30)
+    for swim in cluster.swims.values():
+        stats = swim.statistics()
+        assert stats.alive == N // 2 and not stats.coherent
+    cluster.net.heal()
+    healed_at = cluster.net.now
+    bound = 4 * LAN.rejoin_interval_s
+    assert cluster.net.run_until_true(cluster.converged, timeout_s=bound, check_every_s=0.5)
+    took = cluster.net.now - healed_at
+    print(f"\nheal N={N} seed={SEED + seed}: converged {took:.1f} s after the heal (bound {bound:.0f} s)")
+    assert all(swim.is_coherent_locally() for swim in cluster.swims.values())
+    ids = sorted(cluster.node_id(i) for i in range(N))
+    assert all(swim.alive_ids() == ids for swim in cluster.swims.values())
+
+
+def test_five_percent_loss_causes_no_false_positives() -> None:
+    cluster = SwimCluster(N, LAN, seed=SEED + 5, faults=NetworkFaults(drop=0.05, duplicate=0.01, max_delay_s=0.02))
+    cluster.bootstrap()
+    cluster.net.run_for(300)
+    assert dead_events(cluster) == {}
+    refutations = sum(swim.statistics().refutations for swim in cluster.swims.values())
+    failures = sum(swim.statistics().probe_failures for swim in cluster.swims.values())
+    print(f"\nloss 5%: {failures} failed probes, {refutations} refutations, 0 declared dead in 300 s")
+    # The run must have stressed the detector, or this test proves nothing.
+    assert failures > 0 and refutations > 0
+    # Suspicions keep arising under loss; each must be refuted, so a moment with none
+    # in flight comes quickly (a snapshot at an arbitrary instant may catch one).
+    assert cluster.net.run_until_true(cluster.converged, timeout_s=30, check_every_s=0.5)
+    assert dead_events(cluster) == {}
+
+
+def run_with_slow_member(config: MembershipConfig) -> tuple[set[str], int, int]:
+    """100 s with member 42 processing every message 1.5 s late (longer than a probe
+    interval, so its own probes all time out). Returns (ids anyone declared dead,
+    the slow member's failed probes, its highest health score)."""
+    cluster = SwimCluster(N, config, seed=SEED + 6)
+    cluster.bootstrap()
+    slow = cluster.address(42)
+    cluster.net.set_slow(slow, 1.5)
+    max_score = 0
+    for _ in range(20):
+        cluster.net.run_for(5)
+        max_score = max(max_score, cluster.swims[slow].health_score)
+    killed = {node for events in dead_events(cluster).values() for node, _ in events}
+    return killed, cluster.swims[slow].statistics().probe_failures, max_score
+
+
+def test_slow_member_does_not_kill_healthy_ones_and_lifeguard_quiets_it() -> None:
+    killed, failures, max_score = run_with_slow_member(LAN)
+    killed_off, failures_off, max_score_off = run_with_slow_member(LAN.with_(awareness_max_multiplier=1))
+    print(
+        f"\nslow member: failed probes (= accusations) {failures} with Lifeguard, {failures_off} without; "
+        f"max health score {max_score}; declared dead: {sorted(killed | killed_off) or 'none'}"
+    )
+    assert killed <= {"node-42"} and killed_off <= {"node-42"}
+    assert max_score == LAN.awareness_max_multiplier - 1 and max_score_off == 0
+    # Backing off is the point of Lifeguard: far fewer false accusations.
+    assert failures * 10 < failures_off
+
+
+def test_thousand_members_detect_a_crash_within_bound() -> None:
+    n = 1000
+    cluster = SwimCluster(n, LAN, seed=SEED + 7)
+    cluster.bootstrap()
+    cluster.net.run_for(5)
+    cluster.net.kill(cluster.address(500))
+    killed_at = cluster.net.now
+    bound = detection_bound_s(LAN, n)
+    seen: dict[str, float] = {}
+
+    def everyone_knows() -> bool:
+        for address, times in dead_events(cluster).items():
+            for node_id, at in times:
+                assert node_id == "node-500", f"false positive: {node_id} seen dead by {address}"
+                seen.setdefault(address, at)
+        return len(seen) == n - 1
+
+    assert cluster.net.run_until_true(everyone_knows, timeout_s=bound + 5, check_every_s=0.5)
+    last = max(seen.values()) - killed_at
+    print(f"\ndetection N={n}: everyone {last:.2f} s, bound {bound:.2f} s")
+    assert last <= bound
