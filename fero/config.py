@@ -81,6 +81,11 @@ class ClusterConfig:
     #: Nodes only talk to nodes of the same cluster name; a message from another
     #: cluster is refused. Lets two clusters share a network without merging by mistake.
     name: str = "fero"
+    #: What a node does when it cannot see most of the cluster. "available": keep
+    #: taking writes on every side of a split (they merge exactly when it heals) and
+    #: answer coherent=false; "consistent": refuse writes with UNAVAILABLE on a node
+    #: that sees no majority of the last stable membership.
+    split_policy: str = "available"
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,8 @@ class Config:
         for name, ok in checks:
             if not ok:
                 raise ValueError(f"invalid config {name} = {self.get(name)!r}")
+        if self.cluster.split_policy not in ("available", "consistent"):
+            raise ValueError(f"invalid config cluster.split_policy = {self.cluster.split_policy!r}: available or consistent")
         if not self.cluster.name:
             raise ValueError("invalid config cluster.name = '': a cluster needs a name")
         try:

@@ -148,6 +148,8 @@ class Engine:
         self._recovery_ms = 0.0
         self._replayed = 0
         self._pending_records = 0
+        #: Records not applied because they would skip part of their origin's run.
+        self.gaps = 0
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -204,7 +206,11 @@ class Engine:
         state.note_epoch(entry.epoch, entry.owner, offset)
         for rec in entry.records:
             self.hlc.observe(rec.hlc)
-            if not state.has(rec):
+            if state.gap(rec):
+                self.gaps += 1
+                log.warning("engine.gap", partition=entry.partition, offset=offset, origin=rec.origin,
+                            seq=rec.origin_seq, have=state.origins.get(rec.origin, 0))
+            elif not state.has(rec):
                 try:
                     state.apply(rec, offset, remember=not rec.ticket.startswith(GENERATED_PREFIX))
                 except FeroError as exc:  # it applied where it was committed: a bug, not bad input
@@ -439,13 +445,21 @@ class Engine:
         state = self.partitions[p]
         if all(seq <= have.get(o, 0) for o, seq in state.origins.items()):
             return [], False
-        out: list[types_pb2.Record] = []
+        # Only whole runs: for each origin, the records from have+1 on without a hole
+        # (this log may miss part of a run its state holds, after a truncation).
+        found: dict[str, dict[int, types_pb2.Record]] = {}
         for entry in self.frames_from(p, state.log_start_offset, 1 << 62):
             for rec in entry.records:
                 if rec.origin and rec.origin_seq > have.get(rec.origin, 0):
-                    if len(out) >= max_records:
-                        return out, True
-                    out.append(rec)
+                    found.setdefault(rec.origin, {})[rec.origin_seq] = rec
+        out: list[types_pb2.Record] = []
+        for origin, by_seq in found.items():
+            seq = have.get(origin, 0) + 1
+            while seq in by_seq:
+                if len(out) >= max_records:
+                    return out, True
+                out.append(by_seq[seq])
+                seq += 1
         return out, False
 
     def append_replicated(self, frames: Sequence[peer_pb2.AppendFrame]) -> tuple[list[peer_pb2.AppendResult], int]:
@@ -508,9 +522,12 @@ class Engine:
         merge), keeping their identity, ticket and hlc; returns the WAL seq."""
         state = self.partitions[p]
         entry = storage_pb2.LogEntry(partition=p, epoch=epoch, base_offset=state.next_offset, owner=self.node_id)
+        expect: dict[str, int] = {}
         for rec in records:
-            if state.has(rec):
-                continue
+            nxt = expect.get(rec.origin, state.origins.get(rec.origin, 0) + 1)
+            if rec.origin and rec.origin_seq != nxt:
+                continue  # held already, or a hole before it: see PartitionState.gap
+            expect[rec.origin] = nxt + 1
             entry.records.append(rec)
         if not entry.records:
             return self.wal.appended
@@ -520,6 +537,23 @@ class Engine:
         self._unpublished.append((self.wal.appended, [entry]))
         self._publish_event.set()
         return self.wal.appended
+
+    def repair(self, p: int, records: Sequence[types_pb2.Record]) -> int:
+        """A replica applies records its state lacks though its log holds them (it met
+        them before the rest of their run, see PartitionState.gap): state only, since
+        the log already matches the owner's. Returns how many were applied."""
+        state = self.partitions[p]
+        n = 0
+        for rec in records:
+            if state.has(rec) or state.gap(rec):
+                continue
+            self.hlc.observe(rec.hlc)
+            try:
+                state.apply(rec, state.next_offset, remember=not rec.ticket.startswith(GENERATED_PREFIX))
+                n += 1
+            except FeroError as exc:
+                log.error("engine.apply_failed", partition=p, error=str(exc))
+        return n
 
     def truncate(self, p: int, offset: int) -> None:
         """Cuts partition `p`'s log back to `offset` (a control frame; state is kept)."""

@@ -187,9 +187,38 @@ class Ownership:
 
     # -- anti-entropy ---------------------------------------------------------------
 
+    async def _repair_replicas(self) -> None:
+        """As a replica: if the owner holds records this copy's state lacks, take them."""
+        by_owner: dict[str, list[int]] = {}
+        for p, pl in enumerate(self.preference):
+            if len(pl) > 1 and self.node_id in pl[1:]:
+                by_owner.setdefault(pl[0], []).append(p)
+        for owner, parts in by_owner.items():
+            address = self.address_of(owner)
+            if address is None:
+                continue
+            stub = self.transport.stub(address)
+            try:
+                reply = await stub.Digest(peer_pb2.DigestRequest(partitions=parts), timeout=FETCH_TIMEOUT_S)
+                for d in reply.digests:
+                    state = self.engine.partitions[d.partition]
+                    if not any(o.seq > state.origins.get(o.origin, 0) for o in d.origins):
+                        continue
+                    req = peer_pb2.FetchRequest(partition=d.partition, max_records=10_000)
+                    req.beyond.SetInParent()
+                    for o, s in state.origins.items():
+                        req.beyond.origins.add(origin=o, seq=s)
+                    got = await stub.Fetch(req, timeout=FETCH_TIMEOUT_S)
+                    n = self.engine.repair(d.partition, got.records)
+                    if n:
+                        log.info("handoff.replica_repaired", partition=d.partition, records=n)
+            except grpc.aio.AioRpcError:
+                continue
+
     async def _anti_entropy_loop(self) -> None:
         while True:
             await asyncio.sleep(self.anti_entropy_s)
+            await self._repair_replicas()
             owned = sorted(self._serving)
             if not owned:
                 continue

@@ -99,6 +99,10 @@ class Node:
         self._advertise = advertise
         self.membership: MembershipDriver | None = None
         self.ownership: Ownership | None = None
+        #: Members when the cluster was last coherent: the base of the majority test of
+        #: split_policy "consistent".
+        self._stable_members: set[str] = set()
+        self._stable_task: asyncio.Task[None] | None = None
         self._lock_fd = -1
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -157,6 +161,7 @@ class Node:
         self._server = server
         self.ownership.start()
         await self.membership.start(self.seeds)
+        self._stable_task = asyncio.get_running_loop().create_task(self._watch_stable(), name="stable-membership")
         if self.seeds:
             # Do not take every partition for a moment before the cluster answers: wait
             # (briefly) to hear from it, then own what the ring gives this node.
@@ -182,6 +187,8 @@ class Node:
             return
         self.state = "stopping"
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self._stable_task is not None:
+            self._stable_task.cancel()
         if self.membership is not None:
             await self.membership.leave()
             await self.membership.stop()
@@ -216,6 +223,7 @@ class Node:
         its ticket makes that safe). acks=ALL waits for the in-sync replicas; alone, the
         owner is the whole in-sync set (as with Kafka's acks=all)."""
         self._check_serving()
+        self._check_split_policy()
         self.engine.validate(records)
         parts = [self.engine.partition_for(r.key) for r in records]
         groups = self.router.group(parts)
@@ -330,6 +338,15 @@ class Node:
         gossiping the ring checksum this node computes (DESIGN.md, `coherent`)."""
         return self.membership.coherent() if self.membership is not None else True
 
+    async def _watch_stable(self) -> None:
+        while True:
+            self._note_stable()
+            await asyncio.sleep(0.2)
+
+    def _note_stable(self) -> None:
+        if self.membership is not None and self.coherent():
+            self._stable_members = {m.id for m in self.membership.members() if m.status in ("alive", "suspect")}
+
     def _on_ring_change(self, alive_ids: list[str]) -> None:
         self.ring = Ring(alive_ids, vnodes=self.config.dht.vnodes)
         self.router.ring = self.ring
@@ -414,6 +431,19 @@ class Node:
     @property
     def storage_label(self) -> str:
         return str(self.data_dir) if self.data_dir is not None else "memory"
+
+    def _check_split_policy(self) -> None:
+        if self.config.cluster.split_policy != "consistent" or self.membership is None:
+            return
+        self._note_stable()
+        alive = {m.id for m in self.membership.members() if m.status in ("alive", "suspect")}
+        stable = self._stable_members or alive
+        seen = len(alive & stable)
+        if seen * 2 <= len(stable):
+            raise Unavailable(
+                f"split policy 'consistent': this node sees {seen} of the {len(stable)} members of the "
+                "last stable membership, no majority; writes are refused until the cluster heals"
+            )
 
     def _check_serving(self) -> None:
         if self.state != "serving":

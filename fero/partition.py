@@ -70,6 +70,13 @@ class PartitionState:
         """Whether this partition already holds `record` (by its origin identity)."""
         return bool(record.origin) and record.origin_seq <= self.origins.get(record.origin, 0)
 
+    def gap(self, record: types_pb2.Record) -> bool:
+        """Whether `record` would skip records of its origin that this partition lacks.
+        Such a record must not be applied: the vector would then claim the skipped
+        ones, and they would never be applied (a lost write). It is left for a later
+        pull that brings the whole run."""
+        return bool(record.origin) and record.origin_seq > self.origins.get(record.origin, 0) + 1
+
     def next_origin_seq(self, origin: str) -> int:
         return self.origins.get(origin, 0) + 1
 

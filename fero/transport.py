@@ -20,6 +20,10 @@ import structlog
 
 from fero.v1 import changelog_pb2_grpc, counters_pb2_grpc, peer_pb2, peer_pb2_grpc
 
+#: Where calls to a blocked peer go: the discard port on loopback, closed, so they fail
+#: at once with UNAVAILABLE, like a peer behind a split.
+UNREACHABLE = "127.0.0.1:9"
+
 #: Metadata that marks a forwarded call: the receiver never forwards it again.
 HOP = (("fero-hop", "1"),)
 
@@ -45,8 +49,13 @@ class PeerTransport:
         self.failed = 0
         self.dropped = 0
         self._closed = False
+        #: Fault injection for tests: a peer address for which this returns True is
+        #: unreachable (every call fails fast with UNAVAILABLE), as across a split.
+        self.blocked: Callable[[str], bool] = lambda address: False
 
     def _channel(self, address: str) -> grpc.aio.Channel:
+        if self.blocked(address):
+            address = UNREACHABLE
         entry = self._channels.get(address)
         if entry is None:
             channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
@@ -66,7 +75,7 @@ class PeerTransport:
         return counters_pb2_grpc.CountersStub(self._channel(address))
 
     def send(self, address: str, message: peer_pb2.PeerMessage, on_error: Callable[[str], None] | None = None) -> None:
-        if self._closed:
+        if self._closed or self.blocked(address):
             return
         if self._in_flight.get(address, 0) >= self.max_in_flight_per_peer:
             self.dropped += 1

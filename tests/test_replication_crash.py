@@ -136,6 +136,9 @@ def test_sigkill_owner_under_load_with_acks_all_loses_and_doubles_nothing(serve,
         try:
             await eventually(every_node_agrees, 60, "every counter on every node to equal the ledger")
         except AssertionError:
+            for n in nodes:
+                interesting = [ln for ln in n.stderr_lines if any(w in ln for w in ("replication.", "handoff.", "engine.", "error"))]
+                print(f"--- {n.node_id} ({len(n.stderr_lines)} log lines)\n" + "".join(interesting[-60:]))
             raise AssertionError(f"{len(wrong)} wrong (node, counter, got, expected), e.g. {wrong[:10]}") from None
         resumed = min(t for t, p in ledger.acks if t > killed_at and p in owned)
         return len(ledger.acked), ledger.errors, resumed - killed_at, len(owned)

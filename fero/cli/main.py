@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--membership", choices=("lan", "local"), default="lan",
                    help="SWIM timing preset: lan (memberlist's LAN defaults) or local (loopback)")
     s.add_argument("--advertise", default=None, help="HOST:PORT peers should use to reach this node")
+    s.add_argument("--split-policy", choices=("available", "consistent"), default=None,
+                   help="available: every side of a split takes writes; consistent: a minority refuses them")
     s.add_argument("--json-logs", action="store_true")
 
     def client(name: str, help: str) -> argparse.ArgumentParser:
@@ -100,6 +102,8 @@ def _serve(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     logs.configure(json_lines=args.json_logs)
     if args.fsync:
         overrides = {**overrides, "storage.fsync": args.fsync}
+    if args.split_policy:
+        overrides = {**overrides, "cluster.split_policy": args.split_policy}
     from fero.membership.config import MembershipConfig
 
     base = Config(membership=MembershipConfig.local() if args.membership == "local" else MembershipConfig.lan())

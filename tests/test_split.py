@@ -1,0 +1,161 @@
+"""A 5-node cluster split 2+3 through a fault-injecting transport (each node's peer
+transport refuses the other side), increments on both sides, heal.
+
+With split_policy "available" both sides keep taking writes and answer
+coherent=false; after the heal every counter equals the sum of every acknowledged
+increment from both sides, none twice. With "consistent" the minority refuses writes.
+Real gRPC servers on loopback, one process; clients talk only to their own side.
+"""
+
+import asyncio
+import contextlib
+import dataclasses
+import random
+
+import pytest
+
+import fero
+from fero.config import ClusterConfig, Config
+from fero.errors import FeroError, Unavailable
+from fero.membership.config import MembershipConfig
+
+from .conftest import eventually
+
+pytestmark = pytest.mark.slow
+
+COUNTERS = 200
+
+
+def membership():
+    # The local preset at twice its probe rate, with partition healing tried every 2 s
+    # instead of 15 s, so the test spends its time on the split, not on waiting.
+    return MembershipConfig.local().with_(
+        probe_interval_s=0.5, probe_timeout_s=0.2, rejoin_interval_s=2.0, heal_attempts_per_interval=5.0
+    )
+
+
+@contextlib.asynccontextmanager
+async def cluster(policy="available", n=5):
+    cfg = Config(membership=membership(), cluster=dataclasses.replace(ClusterConfig(), split_policy=policy)).validate()
+    nodes = [fero.Node(f"n{i}", port=0, config=cfg) for i in range(n)]
+    await nodes[0].start()
+    for node in nodes[1:]:
+        node.seeds = [nodes[0].address]
+        await node.start()
+    try:
+        await eventually(lambda: all(x.coherent() and len(x.ring) == n for x in nodes), 30, "a coherent cluster of 5")
+        yield nodes
+    finally:
+        for node in nodes:
+            await node.stop()
+
+
+def split(nodes, left, right):
+    la, ra = {n.address for n in left}, {n.address for n in right}
+    for n in left:
+        n.transport.blocked = lambda a, ra=ra: a in ra
+    for n in right:
+        n.transport.blocked = lambda a, la=la: a in la
+
+
+def heal(nodes):
+    for n in nodes:
+        n.transport.blocked = lambda a: False
+
+
+async def add_load(addresses, ledger, tag, count, acks="leader", retry_for_s=5.0):
+    """`count` adds through the given nodes only; returns how many were refused."""
+    rng = random.Random(tag)
+    refused = 0
+    async with fero.connect(addresses, route=False, retry_for_s=retry_for_s) as c:
+        for i in range(count):
+            name, amount, ticket = f"c{rng.randrange(COUNTERS)}", rng.randrange(1, 50), f"{tag}-{i}"
+            try:
+                r = await c.add(name, amount, ticket=ticket, acks=acks)
+            except FeroError:
+                refused += 1
+                continue
+            ledger[ticket] = (name, amount, r.coherent)
+    return refused
+
+
+def sums(ledger):
+    out: dict[str, int] = {}
+    for name, amount, _ in ledger.values():
+        out[name] = out.get(name, 0) + amount
+    return out
+
+
+def test_split_both_sides_write_then_heal_converges_exactly():
+    async def main():
+        async with cluster() as nodes:
+            left, right = nodes[:2], nodes[2:]
+            ledger: dict = {}
+            await add_load([n.address for n in nodes], ledger, "before", 300)
+            split(nodes, left, right)
+            await eventually(
+                lambda: all(len(n.ring) == 2 for n in left) and all(len(n.ring) == 3 for n in right),
+                60, "each side to drop the other from its ring",
+            )
+            assert not any(n.coherent() for n in nodes)
+            during: dict = {}
+            refused_left, refused_right = await asyncio.gather(
+                add_load([n.address for n in left], during, "left", 400),
+                add_load([n.address for n in right], during, "right", 400),
+            )
+            assert refused_left == refused_right == 0, "with 'available' both sides take writes"
+            assert during and not any(coherent for _, _, coherent in during.values())
+            ledger.update(during)
+            heal(nodes)
+            await eventually(lambda: all(n.coherent() and len(n.ring) == 5 for n in nodes), 90, "the cluster to heal")
+            expected = sums(ledger)
+            wrong: list = []
+
+            async def converged():
+                wrong.clear()
+                async with fero.connect([n.address for n in nodes]) as c:
+                    for i in range(COUNTERS):
+                        got = (await c.get(f"c{i}")).value
+                        if got != expected.get(f"c{i}", 0):
+                            wrong.append((f"c{i}", got, expected.get(f"c{i}", 0)))
+                return not wrong
+
+            try:
+                await eventually(converged, 60, "every counter to equal the sum of both sides")
+            except AssertionError:
+                raise AssertionError(f"not converged: {wrong[:10]}") from None
+            # And every replica agrees with its owner.
+            async with fero.connect([n.address for n in nodes]) as c:
+                for n in nodes:
+                    for i in range(0, COUNTERS, 7):
+                        if n.holds(f"c{i}"):
+                            assert (await c.get(f"c{i}", stale_ok=True, address=n.address)).value == expected.get(f"c{i}", 0)
+            return len(ledger), len(during)
+
+    total, during = asyncio.run(main())
+    print(f"acknowledged={total} (during the split: {during}); converged exactly")
+
+
+def test_consistent_policy_minority_refuses_writes_majority_takes_them():
+    async def main():
+        async with cluster("consistent") as nodes:
+            left, right = nodes[:2], nodes[2:]
+            split(nodes, left, right)
+            await eventually(
+                lambda: all(len(n.ring) == 2 for n in left) and all(len(n.ring) == 3 for n in right),
+                60, "each side to drop the other",
+            )
+            ledger: dict = {}
+            refused_left = await add_load([n.address for n in left], ledger, "left", 20, retry_for_s=0.0)
+            refused_right = await add_load([n.address for n in right], ledger, "right", 50)
+            assert refused_left == 20, "the minority refuses every write"
+            assert refused_right == 0, "the majority keeps taking writes"
+            async with fero.connect(left[0].address, route=False, retry_for_s=0.0) as c:
+                with pytest.raises(Unavailable, match="no majority"):
+                    await c.add("c1", 1)
+            heal(nodes)
+            await eventually(lambda: all(n.coherent() and len(n.ring) == 5 for n in nodes), 90, "the cluster to heal")
+            refused = await add_load([left[0].address], ledger, "after", 20)
+            assert refused == 0
+
+    asyncio.run(main())
