@@ -45,6 +45,7 @@ from fero.v1 import (
 )
 from fero.documents import partition_key
 from fero.ring import Ring, partition_of
+from fero.subscriber import ClusterSubscription
 from fero.values import Kind, Value
 
 T = TypeVar("T")
@@ -241,6 +242,14 @@ class Client:
         self._current = (self._current + 1) % len(self.addresses)
         await self.refresh_ring()
 
+    def address_for_partition(self, p: int) -> str:
+        """The owner of partition `p` if the ring knows it, else the current seed."""
+        if self._ring is not None:
+            address = self._members.get(self._ring.owner(p) or "")
+            if address:
+                return address
+        return self.addresses[self._current]
+
     def ticket(self) -> str:
         """A fresh ticket, unique to this client session."""
         self._seq += 1
@@ -420,7 +429,7 @@ class Client:
     def subscribe(
         self, *, prefix: str | None = None, partition: int | None = None,
         from_offsets: dict[int, int] | None = None, earliest: bool = False,
-    ) -> "Subscription":
+    ) -> "Subscription | ClusterSubscription":
         """Commits under a key prefix (or of one partition), each once, in per-partition
         order: history from `from_offsets` (or everything, with `earliest`), then live.
 
@@ -435,7 +444,9 @@ class Client:
             req.partition = partition
         else:
             req.prefix = prefix or ""
-        return Subscription(self._conn().changelog, req)
+        if not self.route:
+            return Subscription(self._conn().changelog, req)
+        return _LazyClusterSubscription(self, req, partition, prefix or "")
 
     async def status(self, include_partitions: bool = False) -> cluster_pb2.StatusReply:
         req = cluster_pb2.StatusRequest(include_partitions=include_partitions)
@@ -488,6 +499,48 @@ class Subscription:
 
     async def aclose(self) -> None:
         self.close()
+
+
+class _LazyClusterSubscription:
+    """Learns the ring on first use, then runs a ClusterSubscription over the
+    partitions of the scope (see fero/subscriber.py)."""
+
+    def __init__(self, client: Client, request: changelog_pb2.SubscribeRequest, partition: int | None, prefix: str) -> None:
+        self._client, self._request, self._partition, self._prefix = client, request, partition, prefix
+        self._inner: ClusterSubscription | None = None
+
+    async def _open(self) -> "_LazyClusterSubscription":
+        if self._inner is None:
+            await self._client._ensure_ring()
+            P = self._client._partitions or 1
+            if self._partition is not None:
+                parts = [self._partition]
+            elif "." in self._prefix:
+                parts = [partition_of(partition_key(self._prefix), P)]
+            else:
+                parts = list(range(P))
+            self._inner = ClusterSubscription(self._client, self._request, parts)
+            await self._inner._open()
+        return self
+
+    def __await__(self) -> Any:
+        return self._open().__await__()
+
+    def __aiter__(self) -> "_LazyClusterSubscription":
+        return self
+
+    async def __anext__(self) -> Change:
+        await self._open()
+        assert self._inner is not None
+        return await self._inner.__anext__()
+
+    async def aclose(self) -> None:
+        if self._inner is not None:
+            await self._inner.aclose()
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
 
 
 class Pipeline:

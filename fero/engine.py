@@ -631,10 +631,26 @@ class Engine:
 
     # -- subscriptions --------------------------------------------------------------
 
-    def subscribe(self, sub: Subscription, from_offsets: dict[int, int], earliest: bool) -> None:
+    def subscribe(
+        self, sub: Subscription, from_offsets: dict[int, int], earliest: bool,
+        resume: dict[int, tuple[int, int, str]] | None = None,
+    ) -> None:
         """Registers `sub` and queues the history it asked for; OutOfRange if an offset
-        is older than the log keeps. Live commits follow without gaps or repeats."""
+        is older than the log keeps. Live commits follow without gaps or repeats.
+
+        `resume` maps a partition to the last commit the subscriber saw, (offset, epoch,
+        owner): it continues after it if this log holds that commit, else it first gets
+        a Reset to where this log's lineage differs, and continues from there."""
         P = len(self.partitions)
+        from_offsets = dict(from_offsets)
+        for p, (off, epoch, owner) in (resume or {}).items():
+            if not 0 <= p < P:
+                raise InvalidArgument(f"partition {p} does not exist (there are {P})")
+            state = self.partitions[p]
+            start, reset = resume_point(state.epochs, state.next_offset, off, (epoch, owner))
+            from_offsets[p] = max(start, state.log_start_offset) if reset else start
+            if reset:
+                sub.deliver_reset(p, state.epoch, from_offsets[p], force=True)
         if sub.partition is not None and not 0 <= sub.partition < P:
             raise InvalidArgument(f"partition {sub.partition} does not exist (there are {P})")
         for p, off in from_offsets.items():
@@ -663,10 +679,10 @@ class Engine:
             if fr.base_offset >= end:
                 break
             entry = storage_pb2.LogEntry.FromString(self.wal.read(fr.segment, fr.position))
-            for k, rec in enumerate(entry.records):
+            for k, rec in enumerate(entry.records[: fr.count]):  # a truncation may have cut the frame
                 off = entry.base_offset + k
                 if start <= off < end:
-                    yield types_pb2.Commit(partition=p, offset=off, epoch=entry.epoch, record=rec)
+                    yield types_pb2.Commit(partition=p, offset=off, epoch=entry.epoch, record=rec, owner=entry.owner)
 
     async def _publish_loop(self) -> None:
         while True:
@@ -827,3 +843,17 @@ class Engine:
         )
 
 
+
+
+def resume_point(epochs: list[tuple[int, str, int]], end: int, offset: int, lineage: tuple[int, str]) -> tuple[int, bool]:
+    """Where a subscriber whose last commit was `offset`, written by `lineage`, goes on
+    in a log with these lineages: (offset + 1, False) if the log holds that commit, else
+    (an earlier offset where the two may first differ, True: it must reset there)."""
+    if offset < end and lineage_at(epochs, offset) == lineage:
+        return offset + 1, False
+    starts = [s for e, o, s in epochs if (e, o) == lineage]
+    if starts:
+        later = [s for _, _, s in epochs if s > starts[0]]
+        return min(min(later) if later else end, offset + 1), True
+    covering = [s for _, _, s in epochs if s <= offset]
+    return (covering[-1] if covering else 0), True

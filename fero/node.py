@@ -187,6 +187,10 @@ class Node:
             return
         self.state = "stopping"
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self.ownership is not None:
+            # Hand over: writes are refused from now on (clients retry elsewhere), and
+            # before leaving, the replicas get everything this node committed as owner.
+            await self.replicator.flush(grace_s)
         if self._stable_task is not None:
             self._stable_task.cancel()
         if self.membership is not None:
@@ -329,9 +333,10 @@ class Node:
         self._check_serving()
         return self.engine.read(key)
 
-    def subscribe(self, sub: Subscription, from_offsets: dict[int, int], earliest: bool) -> None:
+    def subscribe(self, sub: Subscription, from_offsets: dict[int, int], earliest: bool,
+                  resume: dict[int, tuple[int, int, str]] | None = None) -> None:
         self._check_serving()
-        self.engine.subscribe(sub, from_offsets, earliest)
+        self.engine.subscribe(sub, from_offsets, earliest, resume)
 
     def coherent(self) -> bool:
         """True iff this node sees every known member alive, none suspect, and every peer

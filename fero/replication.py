@@ -322,6 +322,23 @@ class Replicator:
             self.notify()
         return total
 
+    async def flush(self, timeout_s: float) -> bool:
+        """Waits (up to `timeout_s`) until every reachable replica has every frame of
+        the partitions this node owns; True if they all have."""
+        needs = {p: self.engine.partitions[p].next_offset for p in self.assignment}
+        self.notify()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            behind = [
+                (r, p) for p, end in needs.items() for r in self.assignment[p]
+                if r in self.links and self.links[r].up and (self.links[r].progress.get(p) or _PartitionProgress()).acked != end
+                and (self.links[r].progress.get(p) or _PartitionProgress()).acked is not None
+            ]
+            if not behind:
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
     async def close(self) -> None:
         for link in self.links.values():
             await link.stop()

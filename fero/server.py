@@ -155,10 +155,13 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
             partition=request.partition if scope == "partition" else None,
             prefix=request.prefix if scope == "prefix" else "",
         )
+        if request.partitions:
+            sub.only = set(request.partitions)
         try:
             self.node.subscribe(
                 sub, dict(request.from_offsets),
                 earliest=request.default_from == changelog_pb2.SubscribeRequest.START_EARLIEST,
+                resume={p: (pos.offset, pos.epoch, pos.owner) for p, pos in request.resume.items()},
             )
             yield changelog_pb2.SubscribeEvent(subscribed=True)
             async for item in sub:

@@ -36,6 +36,9 @@ class Subscription:
         self._max_queued = max_queued
         self._closed = False
         self._error: FeroError | None = None
+        self._resets: collections.deque[changelog_pb2.SubscribeEvent.Reset] = collections.deque()
+        #: Only these partitions of the scope (None: all).
+        self.only: set[int] | None = None
 
     def partitions(self, P: int) -> Iterable[int]:
         """The partitions this subscription reads."""
@@ -43,8 +46,12 @@ class Subscription:
             return (self.partition,)
         prefix = self.prefix or ""
         if "." in prefix:  # the first segment is complete: one partition holds all of it
-            return (partition_of(partition_key(prefix), P),)
-        return range(P)
+            scope: Iterable[int] = (partition_of(partition_key(prefix), P),)
+        else:
+            scope = range(P)
+        if self.only is not None:
+            return [p for p in scope if p in self.only]
+        return scope
 
     def matches(self, key: str) -> bool:
         return self.prefix is None or key.startswith(self.prefix)
@@ -53,11 +60,15 @@ class Subscription:
         self._history.append(iter(commits))
         self._wakeup.set()
 
-    def deliver_reset(self, partition: int, epoch: int, offset: int) -> None:
-        """The log of `partition` was cut back to `offset`: what came after is void."""
-        if self._closed or partition not in self.next_offset:
+    def deliver_reset(self, partition: int, epoch: int, offset: int, force: bool = False) -> None:
+        """The log of `partition` was cut back to `offset`: what came after is void.
+        `force`: announce it even before the cursor is set (a resume that diverged)."""
+        if self._closed or (partition not in self.next_offset and not force):
             return
-        self._live.append([storage_pb2.LogEntry(partition=partition, epoch=epoch, base_offset=offset, truncate=True)])
+        if force:
+            self._resets.append(changelog_pb2.SubscribeEvent.Reset(partition=partition, epoch=epoch, offset=offset))
+        else:
+            self._live.append([storage_pb2.LogEntry(partition=partition, epoch=epoch, base_offset=offset, truncate=True)])
         self._wakeup.set()
 
     def deliver_live(self, entries: list[storage_pb2.LogEntry]) -> None:
@@ -85,6 +96,8 @@ class Subscription:
         """The next batch of commits (never empty), or a Reset when a partition's log was
         cut back; raises the error it was closed with."""
         while True:
+            if self._resets:
+                return self._resets.popleft()
             while self._history:
                 batch = self._take(itertools.islice(self._history[0], HISTORY_BATCH))
                 if batch:
@@ -114,7 +127,7 @@ class Subscription:
             if p not in self.next_offset:
                 continue
             for k, rec in enumerate(entry.records):
-                yield types_pb2.Commit(partition=p, offset=entry.base_offset + k, epoch=entry.epoch, record=rec)
+                yield types_pb2.Commit(partition=p, offset=entry.base_offset + k, epoch=entry.epoch, record=rec, owner=entry.owner)
 
     def _take(self, commits: Iterable[types_pb2.Commit]) -> list[types_pb2.Commit]:
         out = []

@@ -43,7 +43,7 @@ class ReadReply(_message.Message):
     def __init__(self, value: _Optional[bytes] = ..., exists: _Optional[bool] = ..., coherent: _Optional[bool] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("partition", "prefix", "from_offsets", "default_from")
+    __slots__ = ("partition", "prefix", "from_offsets", "default_from", "partitions", "resume")
     class Start(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         START_NOW: _ClassVar[SubscribeRequest.Start]
@@ -57,15 +57,36 @@ class SubscribeRequest(_message.Message):
         key: int
         value: int
         def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    class ResumeEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: Position
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[_Union[Position, _Mapping]] = ...) -> None: ...
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     FROM_OFFSETS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_FROM_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
     partition: int
     prefix: str
     from_offsets: _containers.ScalarMap[int, int]
     default_from: SubscribeRequest.Start
-    def __init__(self, partition: _Optional[int] = ..., prefix: _Optional[str] = ..., from_offsets: _Optional[_Mapping[int, int]] = ..., default_from: _Optional[_Union[SubscribeRequest.Start, str]] = ...) -> None: ...
+    partitions: _containers.RepeatedScalarFieldContainer[int]
+    resume: _containers.MessageMap[int, Position]
+    def __init__(self, partition: _Optional[int] = ..., prefix: _Optional[str] = ..., from_offsets: _Optional[_Mapping[int, int]] = ..., default_from: _Optional[_Union[SubscribeRequest.Start, str]] = ..., partitions: _Optional[_Iterable[int]] = ..., resume: _Optional[_Mapping[int, Position]] = ...) -> None: ...
+
+class Position(_message.Message):
+    __slots__ = ("offset", "epoch", "owner")
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    offset: int
+    epoch: int
+    owner: str
+    def __init__(self, offset: _Optional[int] = ..., epoch: _Optional[int] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class SubscribeEvent(_message.Message):
     __slots__ = ("commits", "reset", "subscribed")

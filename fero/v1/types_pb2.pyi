@@ -86,16 +86,18 @@ class Record(_message.Message):
     def __init__(self, ticket: _Optional[str] = ..., key: _Optional[str] = ..., op: _Optional[_Union[Op, str]] = ..., value: _Optional[bytes] = ..., amount: _Optional[_Union[Number, _Mapping]] = ..., action: _Optional[str] = ..., kind: _Optional[_Union[ValueKind, str]] = ..., expire_at_ms: _Optional[int] = ..., hlc: _Optional[int] = ..., origin: _Optional[str] = ..., origin_seq: _Optional[int] = ...) -> None: ...
 
 class Commit(_message.Message):
-    __slots__ = ("partition", "offset", "epoch", "record")
+    __slots__ = ("partition", "offset", "epoch", "record", "owner")
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     RECORD_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     partition: int
     offset: int
     epoch: int
     record: Record
-    def __init__(self, partition: _Optional[int] = ..., offset: _Optional[int] = ..., epoch: _Optional[int] = ..., record: _Optional[_Union[Record, _Mapping]] = ...) -> None: ...
+    owner: str
+    def __init__(self, partition: _Optional[int] = ..., offset: _Optional[int] = ..., epoch: _Optional[int] = ..., record: _Optional[_Union[Record, _Mapping]] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class Result(_message.Message):
     __slots__ = ("partition", "offset", "value", "duplicate", "reply", "ticket", "error_code", "error_message")
