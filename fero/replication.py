@@ -327,14 +327,17 @@ class Replicator:
         the partitions this node owns; True if they all have."""
         needs = {p: self.engine.partitions[p].next_offset for p in self.assignment}
         self.notify()
+
+        def behind(r: str, p: int) -> bool:
+            link = self.links.get(r)
+            prog = link.progress.get(p) if link is not None else None
+            # An unreachable replica cannot be waited for; it catches up from the new
+            # owner later (or this node's records reach it by anti-entropy).
+            return link is not None and link.up and prog is not None and (prog.acked or 0) < needs[p]
+
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            behind = [
-                (r, p) for p, end in needs.items() for r in self.assignment[p]
-                if r in self.links and self.links[r].up and (self.links[r].progress.get(p) or _PartitionProgress()).acked != end
-                and (self.links[r].progress.get(p) or _PartitionProgress()).acked is not None
-            ]
-            if not behind:
+            if not any(behind(r, p) for p in needs for r in self.assignment[p]):
                 return True
             await asyncio.sleep(0.02)
         return False
