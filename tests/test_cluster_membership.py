@@ -6,7 +6,10 @@ and stays in. Statuses are read through each node's Status RPC, polled with dead
 """
 
 import asyncio
+import json
 import signal
+import subprocess
+import sys
 import time
 
 import grpc
@@ -94,6 +97,20 @@ def test_sigkill_is_detected_ring_drops_it_and_restart_rejoins_with_higher_incar
         owners = {i: owned for i, (st, _, owned) in view["members"].items() if st == "alive"}
         assert victim.node_id not in owners
         assert sum(owners.values()) == 256, "the ring's partitions are all owned by the survivors"
+
+    # fero-ls asks the first seed that answers (the dead one does not) for the cluster.
+    ls = subprocess.run(
+        [sys.executable, "-m", "fero.cli.ls", "members", "--seeds", f"{victim.address},{addresses[0]}", "--json"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert ls.returncode == 0, ls.stderr
+    members = {m["id"]: m for m in json.loads(ls.stdout)}
+    assert set(members) == {n.node_id for n in cluster}
+    assert members[victim.node_id]["status"] == "dead"
+    assert all(members[n.node_id]["status"] == "alive" and members[n.node_id]["address"] == n.address for n in others)
+    table = subprocess.run([sys.executable, "-m", "fero.cli.ls", "members", "--seeds", addresses[0]],
+                           capture_output=True, text=True, timeout=30).stdout
+    assert len([ln for ln in table.splitlines() if " alive " in ln]) == 4 and " dead " in table
 
     victim.start()
     everyone = [n.address for n in cluster]

@@ -1,9 +1,16 @@
-"""`fero-ls`: what a node (and later, its cluster) looks like.
+"""`fero-ls`: what a node and its cluster look like.
 
-    fero-ls [--address 127.0.0.1:4000] [--json] [--partitions] [--watch [SECONDS]]
+    fero-ls [node|members|partitions] [--seeds H:P[,H:P...]] [--json] [--watch [SECONDS]]
 
-The default is a table; `--json` prints one object for machines. If no node answers,
-it says so in one line and exits 1 (no traceback).
+    node        (default) this node as a table, then the members it sees
+    members     one row per member: id, address, status, incarnation, partitions owned,
+                ring checksum (a `*` marks one that differs from the asking node's),
+                last probe round trip
+    partitions  the partitions the asked node holds: owner, epoch, offsets
+
+The first seed that answers is asked. `--json` prints JSON for machines (for
+`members`, a list with one object per member). If no seed answers, it says so in one
+line and exits 1.
 """
 
 from __future__ import annotations
@@ -20,11 +27,12 @@ DEFAULT_ADDRESS = "127.0.0.1:4000"
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="fero-ls", description="show a fero node's status")
-    p.add_argument("--address", "--seeds", dest="address", default=DEFAULT_ADDRESS,
-                   help="node to ask, HOST:PORT (several comma-separated: the first that answers)")
-    p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
-    p.add_argument("--partitions", action="store_true", help="also list partitions")
+    p = argparse.ArgumentParser(prog="fero-ls", description="show a fero node and its cluster")
+    p.add_argument("view", nargs="?", choices=("node", "members", "partitions"), default="node")
+    p.add_argument("--seeds", "--address", dest="address", default=DEFAULT_ADDRESS,
+                   help="HOST:PORT of nodes to ask, comma-separated: the first that answers")
+    p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    p.add_argument("--partitions", action="store_true", help="with the node view, also list partitions")
     p.add_argument("--watch", nargs="?", const=2.0, type=float, default=None, metavar="SECONDS",
                    help="refresh every SECONDS until interrupted")
     args = p.parse_args(argv)
@@ -39,45 +47,96 @@ async def _run(args: argparse.Namespace) -> int:
     from fero.errors import FeroError
 
     addresses = [a.strip() for a in args.address.split(",") if a.strip()]
-    async with fero.connect(addresses, timeout_s=3.0, retry_for_s=0.0) as c:
+    want_partitions = args.partitions or args.view == "partitions"
+    async with fero.connect(addresses, timeout_s=3.0, retry_for_s=0.0, route=False) as c:
         while True:
-            try:
-                status = await c.status(include_partitions=args.partitions)
-            except FeroError as exc:
-                print(f"fero-ls: no node answered at {args.address} ({exc.code.name}: {exc.message})", file=sys.stderr)
+            status = None
+            for _ in addresses:  # the client moves on to the next seed on each failure
+                try:
+                    status = await c.status(include_partitions=want_partitions)
+                    break
+                except FeroError as exc:
+                    error = exc
+                    await c._failed_over()
+            if status is None:
+                print(f"fero-ls: no node answered at {args.address} ({error.code.name}: {error.message})", file=sys.stderr)
                 return 1
             data = json_format.MessageToDict(status, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
             if args.watch is not None and not args.json:
                 print("\x1b[2J\x1b[H", end="")
-            print(json.dumps(data, indent=2) if args.json else render(data), flush=True)
+            print(render(data, args.view, args.json, args.partitions), flush=True)
             if args.watch is None:
                 return 0
             await asyncio.sleep(args.watch)
 
 
-def render(data: dict[str, Any]) -> str:
+def render(data: dict[str, Any], view: str, as_json: bool, partitions: bool = False) -> str:
+    if as_json:
+        if view == "members":
+            return json.dumps([_member(m) for m in data.get("members", [])], indent=2)
+        if view == "partitions":
+            return json.dumps(data.get("partition_status", []), indent=2)
+        return json.dumps(data, indent=2)
+    if view == "members":
+        return render_members(data)
+    if view == "partitions":
+        return render_partitions(data)
+    out = [render_node(data), "", render_members(data)]
+    if partitions:
+        out += ["", render_partitions(data)]
+    return "\n".join(out)
+
+
+def _member(m: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": m["id"], "address": m["address"], "status": m["status"],
+        "incarnation": int(m["incarnation"]), "partitions_owned": m["partitions_owned"],
+        "ring_checksum": f"{int(m['ring_checksum']):016x}", "rtt_ms": round(float(m["rtt_ms"]), 3),
+    }
+
+
+def render_node(data: dict[str, Any]) -> str:
     node = data["node"]
     rows = [
         ("id", "address", "state", "partitions", "records", "counters", "keys", "storage", "fsync", "coherent"),
         (node["id"], node["address"], node["state"], str(node["partitions_owned"]), str(node["records"]),
          str(node["counters"]), str(node["keys"]), node["storage"], node["fsync"], str(data["coherent"]).lower()),
     ]
-    out = [_table(rows), ""]
-    out.append(f"partitions {data['partitions']}  ring checksum {int(data['ring_checksum']):016x}  "
-               f"uptime {float(node['uptime_s']):.0f}s  version {node['version']}")
-    parts = data.get("partition_status") or []
-    if parts:
-        prow = [("partition", "owner", "epoch", "next offset", "log start", "counters", "keys")]
-        for ps in parts:
-            prow.append((str(ps["partition"]), ps["owner"], str(ps["epoch"]), str(ps["next_offset"]),
-                         str(ps["log_start_offset"]), str(ps["counters"]), str(ps["keys"])))
-        out += ["", _table(prow)]
-    return "\n".join(out)
+    return "\n".join([
+        _table(rows), "",
+        f"partitions {data['partitions']}  ring checksum {int(data['ring_checksum']):016x}  "
+        f"uptime {float(node['uptime_s']):.0f}s  version {node['version']}",
+    ])
+
+
+def render_members(data: dict[str, Any]) -> str:
+    mine = int(data["ring_checksum"])
+    rows = [("id", "address", "status", "incarnation", "owned", "ring checksum", "rtt ms")]
+    disagree = False
+    for m in data.get("members", []):
+        cs = int(m["ring_checksum"])
+        differs = m["status"] in ("alive", "suspect") and cs not in (0, mine)
+        disagree |= differs
+        rows.append((m["id"], m["address"], m["status"], str(int(m["incarnation"])), str(m["partitions_owned"]),
+                     f"{cs:016x}{' *' if differs else ''}" if cs else "-",
+                     f"{float(m['rtt_ms']):.2f}" if float(m["rtt_ms"]) else "-"))
+    lines = [_table(rows)]
+    lines.append("* ring checksums disagree: the cluster has not converged" if disagree
+                 else f"coherent: {str(data['coherent']).lower()}")
+    return "\n".join(lines)
+
+
+def render_partitions(data: dict[str, Any]) -> str:
+    rows = [("partition", "owner", "epoch", "next offset", "log start", "counters", "keys")]
+    for ps in data.get("partition_status") or []:
+        rows.append((str(ps["partition"]), ps["owner"], str(ps["epoch"]), str(ps["next_offset"]),
+                     str(ps["log_start_offset"]), str(ps["counters"]), str(ps["keys"])))
+    return _table(rows)
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)).rstrip() for r in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
