@@ -125,6 +125,9 @@ class Change:
 
 _NO_VALUE: Any = object()
 
+#: How often a routing client re-reads the membership from a node, in seconds.
+RING_REFRESH_S = 5.0
+
 
 def _json_bytes(value: Any) -> bytes:
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -235,7 +238,12 @@ class Client:
             return
 
     async def _ensure_ring(self) -> None:
-        if self.route and self._ring is None and self._ring_checked_at < 0:
+        """Learns the ring on first use and refreshes it every RING_REFRESH_S, so that a
+        moved partition costs at most that long of forwarding through a second node."""
+        if not self.route:
+            return
+        now = asyncio.get_running_loop().time()
+        if (self._ring is None and self._ring_checked_at < 0) or now - self._ring_checked_at > RING_REFRESH_S:
             await self.refresh_ring()
 
     async def _failed_over(self) -> None:
