@@ -116,6 +116,16 @@ class Link:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
                 continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # E.g. a replica so far behind that this log no longer reaches back to
+                # it (OutOfRange: it needs a state transfer, which fero does not do yet).
+                # Keep the link alive for the other partitions and try again later.
+                self.failures += 1
+                log.exception("replication.link_error", replica=self.replica)
+                await asyncio.sleep(1.0)
+                continue
             if not sent:
                 self._wakeup.clear()
                 try:
