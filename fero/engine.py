@@ -485,7 +485,17 @@ class Engine:
                 )
                 continue
             state.epoch = f.owner_epoch
-            if f.truncate and entry.base_offset <= state.next_offset:
+            if f.truncate and entry.base_offset < state.next_offset:
+                theirs = {o.origin: o.seq for o in f.owner_origins}
+                if any(seq > theirs.get(o, 0) for o, seq in state.origins.items()):
+                    # This copy committed more since the owner last pulled from it (it
+                    # still thought it owned the partition): cutting now could drop
+                    # records that exist nowhere else. The owner pulls, then cuts.
+                    results[p] = peer_pb2.AppendResult(
+                        partition=p, ok=False, next_offset=state.next_offset, digest=self.digest(p),
+                        error="holds records the owner lacks",
+                    )
+                    continue
                 self.truncate(p, entry.base_offset)
             prev = lineage_at(state.epochs, entry.base_offset - 1) if entry.base_offset else None
             if entry.base_offset != state.next_offset or (

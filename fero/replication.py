@@ -164,6 +164,9 @@ class Link:
                 entries = [storage_pb2.LogEntry(partition=p, epoch=state.epoch, base_offset=prog.acked, owner=engine.node_id)]
             for i, entry in enumerate(entries):
                 f = peer_pb2.AppendFrame(entry=entry, truncate=prog.truncate and i == 0, owner_epoch=state.epoch)
+                if f.truncate:
+                    for o, s in state.origins.items():
+                        f.owner_origins.add(origin=o, seq=s)
                 prev = lineage_at(state.epochs, entry.base_offset - 1) if entry.base_offset else None
                 if prev is not None:
                     f.has_prev, f.prev_epoch, f.prev_owner = True, prev[0], prev[1]
@@ -218,7 +221,11 @@ class Link:
         state = engine.partitions[p]
         have = {o: s for o, s in state.origins.items()}
         if any(o.seq > have.get(o.origin, 0) for o in d.origins):
-            await self.r.pull(p, stub)
+            if not await self.r.pull(p, stub):
+                # It claims records its log cannot give (they survive only in its
+                # state, after an earlier cut): nothing to pull now; do not spin.
+                log.warning("replication.nothing_to_pull", replica=self.replica, partition=p)
+                await asyncio.sleep(1.0)
         theirs = [(e.epoch, e.owner, e.start_offset) for e in d.epochs]
         agreed = divergence(state.epochs, state.next_offset, theirs, d.next_offset)
         prog.acked = agreed

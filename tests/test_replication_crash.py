@@ -136,9 +136,24 @@ def test_sigkill_owner_under_load_with_acks_all_loses_and_doubles_nothing(serve,
         try:
             await eventually(every_node_agrees, 60, "every counter on every node to equal the ledger")
         except AssertionError:
+            import os
+
+            from fero.documents import partition_key
+            from fero.ring import partition_of
+            from fero.v1 import peer_pb2, peer_pb2_grpc
+
+            dump = os.environ.get("FERO_TEST_DUMP", "/tmp/fero-test-dump")
+            os.makedirs(dump, exist_ok=True)
             for n in nodes:
-                interesting = [ln for ln in n.stderr_lines if any(w in ln for w in ("replication.", "handoff.", "engine.", "error"))]
-                print(f"--- {n.node_id} ({len(n.stderr_lines)} log lines)\n" + "".join(interesting[-60:]))
+                with open(f"{dump}/{n.node_id}.log", "w") as f:
+                    f.writelines(n.stderr_lines)
+            parts = sorted({partition_of(partition_key(name), 256) for _, name, _, _ in wrong})
+            import grpc as _grpc
+
+            for n in nodes:
+                async with _grpc.aio.insecure_channel(n.address) as ch:
+                    d = await peer_pb2_grpc.PeerStub(ch).Digest(peer_pb2.DigestRequest(partitions=parts), timeout=5)
+                    print(f"--- {n.node_id} digests of {parts}: {d}")
             raise AssertionError(f"{len(wrong)} wrong (node, counter, got, expected), e.g. {wrong[:10]}") from None
         resumed = min(t for t, p in ledger.acks if t > killed_at and p in owned)
         return len(ledger.acked), ledger.errors, resumed - killed_at, len(owned)

@@ -33,20 +33,22 @@ class AppendRequest(_message.Message):
     def __init__(self, owner: _Optional[str] = ..., frames: _Optional[_Iterable[_Union[AppendFrame, _Mapping]]] = ...) -> None: ...
 
 class AppendFrame(_message.Message):
-    __slots__ = ("has_prev", "prev_epoch", "prev_owner", "truncate", "entry", "owner_epoch")
+    __slots__ = ("has_prev", "prev_epoch", "prev_owner", "truncate", "entry", "owner_epoch", "owner_origins")
     HAS_PREV_FIELD_NUMBER: _ClassVar[int]
     PREV_EPOCH_FIELD_NUMBER: _ClassVar[int]
     PREV_OWNER_FIELD_NUMBER: _ClassVar[int]
     TRUNCATE_FIELD_NUMBER: _ClassVar[int]
     ENTRY_FIELD_NUMBER: _ClassVar[int]
     OWNER_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ORIGINS_FIELD_NUMBER: _ClassVar[int]
     has_prev: bool
     prev_epoch: int
     prev_owner: str
     truncate: bool
     entry: _storage_pb2.LogEntry
     owner_epoch: int
-    def __init__(self, has_prev: _Optional[bool] = ..., prev_epoch: _Optional[int] = ..., prev_owner: _Optional[str] = ..., truncate: _Optional[bool] = ..., entry: _Optional[_Union[_storage_pb2.LogEntry, _Mapping]] = ..., owner_epoch: _Optional[int] = ...) -> None: ...
+    owner_origins: _containers.RepeatedCompositeFieldContainer[_storage_pb2.OriginSeq]
+    def __init__(self, has_prev: _Optional[bool] = ..., prev_epoch: _Optional[int] = ..., prev_owner: _Optional[str] = ..., truncate: _Optional[bool] = ..., entry: _Optional[_Union[_storage_pb2.LogEntry, _Mapping]] = ..., owner_epoch: _Optional[int] = ..., owner_origins: _Optional[_Iterable[_Union[_storage_pb2.OriginSeq, _Mapping]]] = ...) -> None: ...
 
 class AppendReply(_message.Message):
     __slots__ = ("results",)
