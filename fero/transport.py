@@ -106,8 +106,12 @@ class PeerTransport:
         if entry is not None:
             asyncio.get_running_loop().create_task(entry[0].close())
 
-    async def close(self) -> None:
+    async def close(self, drain_s: float = 1.0) -> None:
+        """Stops sending. Messages already handed over get up to `drain_s` to go out
+        first: the last ones are often a graceful leave, which must reach someone."""
         self._closed = True
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=drain_s)
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
