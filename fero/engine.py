@@ -23,7 +23,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 import structlog
 
@@ -39,7 +39,6 @@ from fero.log.wal import Wal
 from fero.partition import PartitionState
 from fero.ring import partition_of
 from fero.subscriptions import Subscription
-from fero.tickets import Committed
 from fero.lineage import lineage_at
 from fero.v1 import peer_pb2, storage_pb2, types_pb2
 from fero.values import Kind, Value
@@ -172,7 +171,9 @@ class Engine:
             p = entry.partition
             if p >= len(self.partitions):
                 raise ValueError(f"log frame at segment {seg} byte {pos} names partition {p} of {len(self.partitions)}")
-            if entry.truncate:
+            if entry.HasField("install"):
+                self.index[p] = []
+            elif entry.truncate:
                 self._truncate_index(p, entry.base_offset)
             else:
                 self.index[p].append(_Frame(entry.base_offset, len(entry.records), seg, pos))
@@ -193,6 +194,10 @@ class Engine:
 
     def _replay(self, entry: storage_pb2.LogEntry) -> None:
         state = self.partitions[entry.partition]
+        if entry.HasField("install"):
+            state.load_snapshot(entry.install)
+            state.log_start_offset = state.next_offset
+            return
         if entry.truncate:
             state.truncate_log(entry.base_offset)
             return
@@ -384,7 +389,10 @@ class Engine:
         body = body if body is not None else entry.SerializeToString()
         loc = self.wal.append(body)
         p = entry.partition
-        if entry.truncate:
+        if entry.HasField("install"):
+            self.index[p] = []
+            self._recent[p] = []
+        elif entry.truncate:
             self._truncate_index(p, entry.base_offset)
             self._recent[p] = [f for f in self._recent[p] if f[0] < entry.base_offset]
         else:
@@ -472,7 +480,7 @@ class Engine:
         results: dict[int, peer_pb2.AppendResult] = {}
         for f in frames:
             entry = f.entry
-            p = entry.partition
+            p = f.install.partition if f.HasField("install") else entry.partition
             if p >= len(self.partitions):
                 raise InvalidArgument(f"partition {p} does not exist")
             if p in results and not results[p].ok:
@@ -485,9 +493,18 @@ class Engine:
                 )
                 continue
             state.epoch = f.owner_epoch
+            if f.HasField("install"):
+                if self.lacks_beyond(p, f.install.origins):
+                    results[p] = peer_pb2.AppendResult(
+                        partition=p, ok=False, next_offset=state.next_offset, digest=self.digest(p),
+                        error="holds records the owner lacks",
+                    )
+                else:
+                    self.install(f.install)
+                    results[p] = peer_pb2.AppendResult(partition=p, ok=True, next_offset=state.next_offset)
+                continue
             if f.truncate and entry.base_offset < state.next_offset:
-                theirs = {o.origin: o.seq for o in f.owner_origins}
-                if any(seq > theirs.get(o, 0) for o, seq in state.origins.items()):
+                if self.lacks_beyond(p, f.owner_origins):
                     # This copy committed more since the owner last pulled from it (it
                     # still thought it owned the partition): cutting now could drop
                     # records that exist nowhere else. The owner pulls, then cuts.
@@ -564,6 +581,26 @@ class Engine:
             except FeroError as exc:
                 log.error("engine.apply_failed", partition=p, error=str(exc))
         return n
+
+    def install(self, ps: storage_pb2.PartitionSnapshot) -> int:
+        """Replaces partition `ps.partition` with a state transferred from its owner and
+        starts its log at ps.next_offset; returns the WAL seq to wait for."""
+        p = ps.partition
+        state = self.partitions[p]
+        state.load_snapshot(ps)
+        state.log_start_offset = state.next_offset
+        entry = storage_pb2.LogEntry(partition=p, epoch=ps.epoch, base_offset=ps.next_offset, owner=self.node_id, install=ps)
+        self._append_frame(entry)
+        self.published[p] = state.next_offset
+        for sub in list(self.subscriptions):
+            sub.deliver_reset(p, state.epoch, state.next_offset)
+        log.info("engine.installed", node=self.node_id, partition=p, next_offset=state.next_offset)
+        return self.wal.appended
+
+    def lacks_beyond(self, p: int, origins: Iterable[Any]) -> bool:
+        """Whether partition `p` here holds records beyond the vector `origins`."""
+        theirs = {o.origin: o.seq for o in origins}
+        return any(seq > theirs.get(o, 0) for o, seq in self.partitions[p].origins.items())
 
     def truncate(self, p: int, offset: int) -> None:
         """Cuts partition `p`'s log back to `offset` (a control frame; state is kept)."""
@@ -751,51 +788,14 @@ class Engine:
     def _build_snapshot(self, seg: int, pos: int) -> storage_pb2.Snapshot:
         snap = storage_pb2.Snapshot(partitions=len(self.partitions), segment=seg, position=pos, hlc=self.hlc.last)
         for state in self.partitions:
-            if not (state.next_offset or state.origins or state.counters or state.documents.docs):
-                continue
-            ps = snap.partition_states.add(
-                partition=state.partition, epoch=state.epoch, next_offset=state.next_offset,
-                log_start_offset=state.log_start_offset,
-            )
-            for c in state.counters.values():
-                cs = ps.counters.add(name=c.name, kind=int(c.kind), expire_at_ms=c.expire_at_ms)
-                values.to_number(c.value, cs.value)
-            for key, doc in state.documents.docs.items():
-                ps.keys.add(key=key, value=doc.raw(), hlc=doc.hlc, origin=doc.origin)
-            for key, (hlc, origin) in state.documents.tombstones.items():
-                ps.keys.add(key=key, hlc=hlc, origin=origin, removed=True)
-            for origin, seq in state.origins.items():
-                ps.origins.add(origin=origin, seq=seq)
-            for epoch, owner, start in state.epochs:
-                ps.epochs.add(epoch=epoch, owner=owner, start_offset=start)
-            for ticket, committed in state.tickets.items():
-                ts = ps.tickets.add(ticket=ticket, offset=committed.offset, committed_ms=committed.committed_ms)
-                if committed.value is not None:
-                    ts.has_value = True
-                    values.to_number(committed.value, ts.value)
+            if state.next_offset or state.origins or state.counters or state.documents.docs:
+                snap.partition_states.append(state.to_snapshot())
         return snap
 
     def _load_snapshot(self, snap: storage_pb2.Snapshot) -> None:
-        from fero.counters import Counter
-        from fero.documents import Doc
-
         self.hlc.observe(snap.hlc)
         for ps in snap.partition_states:
-            state = self.partitions[ps.partition]
-            state.epoch, state.next_offset = ps.epoch, ps.next_offset
-            for cs in ps.counters:
-                kind = Kind.parse(cs.kind)
-                state.counters[cs.name] = Counter(cs.name, kind, values.from_number(cs.value, kind), cs.expire_at_ms)
-            for ks in ps.keys:
-                if ks.removed:
-                    state.documents.tombstones[ks.key] = (ks.hlc, ks.origin)
-                else:
-                    state.documents.docs[ks.key] = Doc(raw=ks.value, hlc=ks.hlc, origin=ks.origin)
-            state.origins = {o.origin: o.seq for o in ps.origins}
-            state.epochs = [(e.epoch, e.owner, e.start_offset) for e in ps.epochs]
-            for ts in ps.tickets:
-                value = values.parse_number(ts.value) if ts.has_value else None
-                state.tickets.put(ts.ticket, Committed(ts.offset, value, ts.committed_ms))
+            self.partitions[ps.partition].load_snapshot(ps)
 
     def _apply_retention(self) -> None:
         """Drops closed segments that no kept snapshot needs and that retention allows."""

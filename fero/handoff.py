@@ -165,8 +165,7 @@ class Ownership:
         for address, d in digests.items():
             theirs = [(e.epoch, e.owner, e.start_offset) for e in d.epochs]
             if d.next_offset > best_end and divergence(mine, state.next_offset, theirs, d.next_offset) == state.next_offset:
-                if d.log_start_offset <= state.next_offset:
-                    best, best_end = address, d.next_offset
+                best, best_end = address, d.next_offset
         if best is not None:
             stub = self.transport.stub(best)
             while state.next_offset < best_end:
@@ -174,6 +173,13 @@ class Ownership:
                     peer_pb2.FetchRequest(partition=p, from_offset=state.next_offset, max_records=10_000),
                     timeout=FETCH_TIMEOUT_S,
                 )
+                if reply.HasField("snapshot"):
+                    # Its log no longer reaches back to ours: take its whole state, if
+                    # that loses nothing of ours (else the merge below does the work).
+                    if engine.lacks_beyond(p, reply.snapshot.origins):
+                        break
+                    await engine.wal.wait(engine.install(reply.snapshot))
+                    continue
                 if not reply.entries:
                     break
                 await engine.wal.wait(engine.adopt(reply.entries))

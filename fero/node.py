@@ -381,6 +381,9 @@ class Node:
             raise InvalidArgument(f"partition {p} does not exist")
         limit = request.max_records or 10_000
         if request.WhichOneof("what") == "from_offset":
+            state = self.engine.partitions[p]
+            if request.from_offset < state.log_start_offset:
+                return peer_pb2.FetchReply(snapshot=state.to_snapshot())
             entries = self.engine.frames_from(p, request.from_offset, limit)
             return peer_pb2.FetchReply(entries=entries)
         have = {o.origin: o.seq for o in request.beyond.origins}

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from fero import hlc as hlcs
 from fero import values
 from fero.counters import Counter
-from fero.documents import Documents
+from fero.documents import Doc, Documents
 from fero.errors import InvalidArgument
 from fero.tickets import Committed, TicketTable
-from fero.v1 import types_pb2
+from fero.v1 import storage_pb2, types_pb2
 from fero.values import Kind, Value
 
 OP = types_pb2
@@ -187,3 +187,49 @@ class PartitionState:
             tickets=len(self.tickets),
         )
 
+
+    # -- snapshots --------------------------------------------------------------------
+
+    def to_snapshot(self) -> storage_pb2.PartitionSnapshot:
+        """This partition's whole state, for a node snapshot or a state transfer."""
+        ps = storage_pb2.PartitionSnapshot(
+            partition=self.partition, epoch=self.epoch, next_offset=self.next_offset,
+            log_start_offset=self.log_start_offset,
+        )
+        for c in self.counters.values():
+            cs = ps.counters.add(name=c.name, kind=int(c.kind), expire_at_ms=c.expire_at_ms)
+            values.to_number(c.value, cs.value)
+        for key, doc in self.documents.docs.items():
+            ps.keys.add(key=key, value=doc.raw(), hlc=doc.hlc, origin=doc.origin)
+        for key, (hlc, origin) in self.documents.tombstones.items():
+            ps.keys.add(key=key, hlc=hlc, origin=origin, removed=True)
+        for origin, seq in self.origins.items():
+            ps.origins.add(origin=origin, seq=seq)
+        for epoch, owner, start in self.epochs:
+            ps.epochs.add(epoch=epoch, owner=owner, start_offset=start)
+        for ticket, committed in self.tickets.items():
+            ts = ps.tickets.add(ticket=ticket, offset=committed.offset, committed_ms=committed.committed_ms)
+            if committed.value is not None:
+                ts.has_value = True
+                values.to_number(committed.value, ts.value)
+        return ps
+
+    def load_snapshot(self, ps: storage_pb2.PartitionSnapshot) -> None:
+        """Replaces this partition's state with `ps` (from to_snapshot)."""
+        self.epoch, self.next_offset, self.log_start_offset = ps.epoch, ps.next_offset, ps.log_start_offset
+        self.counters = {}
+        for cs in ps.counters:
+            kind = Kind.parse(cs.kind)
+            self.counters[cs.name] = Counter(cs.name, kind, values.from_number(cs.value, kind), cs.expire_at_ms)
+        self.documents = Documents()
+        for ks in ps.keys:
+            if ks.removed:
+                self.documents.tombstones[ks.key] = (ks.hlc, ks.origin)
+            else:
+                self.documents.docs[ks.key] = Doc(raw=ks.value, hlc=ks.hlc, origin=ks.origin)
+        self.origins = {o.origin: o.seq for o in ps.origins}
+        self.epochs = [(e.epoch, e.owner, e.start_offset) for e in ps.epochs]
+        self.tickets = TicketTable(self.tickets.window_ms, self.tickets.max_entries)
+        for ts in ps.tickets:
+            value = values.parse_number(ts.value) if ts.has_value else None
+            self.tickets.put(ts.ticket, Committed(ts.offset, value, ts.committed_ms))

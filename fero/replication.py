@@ -154,6 +154,11 @@ class Link:
             if prog.acked is None or budget <= 0:
                 continue
             state = engine.partitions[p]
+            if prog.acked < state.log_start_offset:
+                # Further behind than this log reaches back: send the whole state.
+                frames.append(peer_pb2.AppendFrame(install=state.to_snapshot(), owner_epoch=state.epoch))
+                budget -= 1000
+                continue
             if prog.acked >= state.next_offset and not prog.truncate:
                 if not prog.caught_up:
                     prog.caught_up = True

@@ -33,7 +33,7 @@ class AppendRequest(_message.Message):
     def __init__(self, owner: _Optional[str] = ..., frames: _Optional[_Iterable[_Union[AppendFrame, _Mapping]]] = ...) -> None: ...
 
 class AppendFrame(_message.Message):
-    __slots__ = ("has_prev", "prev_epoch", "prev_owner", "truncate", "entry", "owner_epoch", "owner_origins")
+    __slots__ = ("has_prev", "prev_epoch", "prev_owner", "truncate", "entry", "owner_epoch", "owner_origins", "install")
     HAS_PREV_FIELD_NUMBER: _ClassVar[int]
     PREV_EPOCH_FIELD_NUMBER: _ClassVar[int]
     PREV_OWNER_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,7 @@ class AppendFrame(_message.Message):
     ENTRY_FIELD_NUMBER: _ClassVar[int]
     OWNER_EPOCH_FIELD_NUMBER: _ClassVar[int]
     OWNER_ORIGINS_FIELD_NUMBER: _ClassVar[int]
+    INSTALL_FIELD_NUMBER: _ClassVar[int]
     has_prev: bool
     prev_epoch: int
     prev_owner: str
@@ -48,7 +49,8 @@ class AppendFrame(_message.Message):
     entry: _storage_pb2.LogEntry
     owner_epoch: int
     owner_origins: _containers.RepeatedCompositeFieldContainer[_storage_pb2.OriginSeq]
-    def __init__(self, has_prev: _Optional[bool] = ..., prev_epoch: _Optional[int] = ..., prev_owner: _Optional[str] = ..., truncate: _Optional[bool] = ..., entry: _Optional[_Union[_storage_pb2.LogEntry, _Mapping]] = ..., owner_epoch: _Optional[int] = ..., owner_origins: _Optional[_Iterable[_Union[_storage_pb2.OriginSeq, _Mapping]]] = ...) -> None: ...
+    install: _storage_pb2.PartitionSnapshot
+    def __init__(self, has_prev: _Optional[bool] = ..., prev_epoch: _Optional[int] = ..., prev_owner: _Optional[str] = ..., truncate: _Optional[bool] = ..., entry: _Optional[_Union[_storage_pb2.LogEntry, _Mapping]] = ..., owner_epoch: _Optional[int] = ..., owner_origins: _Optional[_Iterable[_Union[_storage_pb2.OriginSeq, _Mapping]]] = ..., install: _Optional[_Union[_storage_pb2.PartitionSnapshot, _Mapping]] = ...) -> None: ...
 
 class AppendReply(_message.Message):
     __slots__ = ("results",)
@@ -101,14 +103,16 @@ class OriginVector(_message.Message):
     def __init__(self, origins: _Optional[_Iterable[_Union[_storage_pb2.OriginSeq, _Mapping]]] = ...) -> None: ...
 
 class FetchReply(_message.Message):
-    __slots__ = ("entries", "records", "more")
+    __slots__ = ("entries", "records", "more", "snapshot")
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     MORE_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[_storage_pb2.LogEntry]
     records: _containers.RepeatedCompositeFieldContainer[_types_pb2.Record]
     more: bool
-    def __init__(self, entries: _Optional[_Iterable[_Union[_storage_pb2.LogEntry, _Mapping]]] = ..., records: _Optional[_Iterable[_Union[_types_pb2.Record, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
+    snapshot: _storage_pb2.PartitionSnapshot
+    def __init__(self, entries: _Optional[_Iterable[_Union[_storage_pb2.LogEntry, _Mapping]]] = ..., records: _Optional[_Iterable[_Union[_types_pb2.Record, _Mapping]]] = ..., more: _Optional[bool] = ..., snapshot: _Optional[_Union[_storage_pb2.PartitionSnapshot, _Mapping]] = ...) -> None: ...
 
 class PeerMessage(_message.Message):
     __slots__ = ("from_address", "cluster", "ping", "ack", "nack", "ping_req", "gossip", "push_pull_request", "push_pull_response")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from fero.v1 import types_pb2 as fero_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x66\x65ro/v1/storage.proto\x12\x07\x66\x65ro.v1\x1a\x13\x66\x65ro/v1/types.proto\"\x84\x01\n\x08LogEntry\x12\x11\n\tpartition\x18\x01 \x01(\r\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x13\n\x0b\x62\x61se_offset\x18\x03 \x01(\x04\x12 \n\x07records\x18\x04 \x03(\x0b\x32\x0f.fero.v1.Record\x12\r\n\x05owner\x18\x05 \x01(\t\x12\x10\n\x08truncate\x18\x06 \x01(\x08\"\x84\x01\n\x08Snapshot\x12\x12\n\npartitions\x18\x01 \x01(\r\x12\x0f\n\x07segment\x18\x02 \x01(\x04\x12\x10\n\x08position\x18\x03 \x01(\x04\x12\x34\n\x10partition_states\x18\x04 \x03(\x0b\x32\x1a.fero.v1.PartitionSnapshot\x12\x0b\n\x03hlc\x18\x05 \x01(\x04\"\x9f\x02\n\x11PartitionSnapshot\x12\x11\n\tpartition\x18\x01 \x01(\r\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x13\n\x0bnext_offset\x18\x03 \x01(\x04\x12\'\n\x08\x63ounters\x18\x04 \x03(\x0b\x32\x15.fero.v1.CounterState\x12\x1f\n\x04keys\x18\x05 \x03(\x0b\x32\x11.fero.v1.KeyState\x12%\n\x07tickets\x18\x06 \x03(\x0b\x32\x14.fero.v1.TicketState\x12\x18\n\x10log_start_offset\x18\x07 \x01(\x04\x12#\n\x07origins\x18\x08 \x03(\x0b\x32\x12.fero.v1.OriginSeq\x12#\n\x06\x65pochs\x18\t \x03(\x0b\x32\x13.fero.v1.EpochStart\"(\n\tOriginSeq\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\"@\n\nEpochStart\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x14\n\x0cstart_offset\x18\x03 \x01(\x04\"t\n\x0c\x43ounterState\x12\x0c\n\x04name\x18\x01 \x01(\t\x12 \n\x04kind\x18\x02 \x01(\x0e\x32\x12.fero.v1.ValueKind\x12\x1e\n\x05value\x18\x03 \x01(\x0b\x32\x0f.fero.v1.Number\x12\x14\n\x0c\x65xpire_at_ms\x18\x04 \x01(\x03\"T\n\x08KeyState\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x0b\n\x03hlc\x18\x03 \x01(\x04\x12\x0f\n\x07removed\x18\x04 \x01(\x08\x12\x0e\n\x06origin\x18\x05 \x01(\t\"v\n\x0bTicketState\x12\x0e\n\x06ticket\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x1e\n\x05value\x18\x03 \x01(\x0b\x32\x0f.fero.v1.Number\x12\x14\n\x0c\x63ommitted_ms\x18\x04 \x01(\x03\x12\x11\n\thas_value\x18\x05 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x66\x65ro/v1/storage.proto\x12\x07\x66\x65ro.v1\x1a\x13\x66\x65ro/v1/types.proto\"\xb1\x01\n\x08LogEntry\x12\x11\n\tpartition\x18\x01 \x01(\r\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x13\n\x0b\x62\x61se_offset\x18\x03 \x01(\x04\x12 \n\x07records\x18\x04 \x03(\x0b\x32\x0f.fero.v1.Record\x12\r\n\x05owner\x18\x05 \x01(\t\x12\x10\n\x08truncate\x18\x06 \x01(\x08\x12+\n\x07install\x18\x07 \x01(\x0b\x32\x1a.fero.v1.PartitionSnapshot\"\x84\x01\n\x08Snapshot\x12\x12\n\npartitions\x18\x01 \x01(\r\x12\x0f\n\x07segment\x18\x02 \x01(\x04\x12\x10\n\x08position\x18\x03 \x01(\x04\x12\x34\n\x10partition_states\x18\x04 \x03(\x0b\x32\x1a.fero.v1.PartitionSnapshot\x12\x0b\n\x03hlc\x18\x05 \x01(\x04\"\x9f\x02\n\x11PartitionSnapshot\x12\x11\n\tpartition\x18\x01 \x01(\r\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x13\n\x0bnext_offset\x18\x03 \x01(\x04\x12\'\n\x08\x63ounters\x18\x04 \x03(\x0b\x32\x15.fero.v1.CounterState\x12\x1f\n\x04keys\x18\x05 \x03(\x0b\x32\x11.fero.v1.KeyState\x12%\n\x07tickets\x18\x06 \x03(\x0b\x32\x14.fero.v1.TicketState\x12\x18\n\x10log_start_offset\x18\x07 \x01(\x04\x12#\n\x07origins\x18\x08 \x03(\x0b\x32\x12.fero.v1.OriginSeq\x12#\n\x06\x65pochs\x18\t \x03(\x0b\x32\x13.fero.v1.EpochStart\"(\n\tOriginSeq\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\"@\n\nEpochStart\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x14\n\x0cstart_offset\x18\x03 \x01(\x04\"t\n\x0c\x43ounterState\x12\x0c\n\x04name\x18\x01 \x01(\t\x12 \n\x04kind\x18\x02 \x01(\x0e\x32\x12.fero.v1.ValueKind\x12\x1e\n\x05value\x18\x03 \x01(\x0b\x32\x0f.fero.v1.Number\x12\x14\n\x0c\x65xpire_at_ms\x18\x04 \x01(\x03\"T\n\x08KeyState\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x0b\n\x03hlc\x18\x03 \x01(\x04\x12\x0f\n\x07removed\x18\x04 \x01(\x08\x12\x0e\n\x06origin\x18\x05 \x01(\t\"v\n\x0bTicketState\x12\x0e\n\x06ticket\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x1e\n\x05value\x18\x03 \x01(\x0b\x32\x0f.fero.v1.Number\x12\x14\n\x0c\x63ommitted_ms\x18\x04 \x01(\x03\x12\x11\n\thas_value\x18\x05 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,19 +33,19 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fero.v1.storage_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_LOGENTRY']._serialized_start=56
-  _globals['_LOGENTRY']._serialized_end=188
-  _globals['_SNAPSHOT']._serialized_start=191
-  _globals['_SNAPSHOT']._serialized_end=323
-  _globals['_PARTITIONSNAPSHOT']._serialized_start=326
-  _globals['_PARTITIONSNAPSHOT']._serialized_end=613
-  _globals['_ORIGINSEQ']._serialized_start=615
-  _globals['_ORIGINSEQ']._serialized_end=655
-  _globals['_EPOCHSTART']._serialized_start=657
-  _globals['_EPOCHSTART']._serialized_end=721
-  _globals['_COUNTERSTATE']._serialized_start=723
-  _globals['_COUNTERSTATE']._serialized_end=839
-  _globals['_KEYSTATE']._serialized_start=841
-  _globals['_KEYSTATE']._serialized_end=925
-  _globals['_TICKETSTATE']._serialized_start=927
-  _globals['_TICKETSTATE']._serialized_end=1045
+  _globals['_LOGENTRY']._serialized_end=233
+  _globals['_SNAPSHOT']._serialized_start=236
+  _globals['_SNAPSHOT']._serialized_end=368
+  _globals['_PARTITIONSNAPSHOT']._serialized_start=371
+  _globals['_PARTITIONSNAPSHOT']._serialized_end=658
+  _globals['_ORIGINSEQ']._serialized_start=660
+  _globals['_ORIGINSEQ']._serialized_end=700
+  _globals['_EPOCHSTART']._serialized_start=702
+  _globals['_EPOCHSTART']._serialized_end=766
+  _globals['_COUNTERSTATE']._serialized_start=768
+  _globals['_COUNTERSTATE']._serialized_end=884
+  _globals['_KEYSTATE']._serialized_start=886
+  _globals['_KEYSTATE']._serialized_end=970
+  _globals['_TICKETSTATE']._serialized_start=972
+  _globals['_TICKETSTATE']._serialized_end=1090
 # @@protoc_insertion_point(module_scope)

@@ -8,20 +8,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class LogEntry(_message.Message):
-    __slots__ = ("partition", "epoch", "base_offset", "records", "owner", "truncate")
+    __slots__ = ("partition", "epoch", "base_offset", "records", "owner", "truncate", "install")
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     BASE_OFFSET_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     TRUNCATE_FIELD_NUMBER: _ClassVar[int]
+    INSTALL_FIELD_NUMBER: _ClassVar[int]
     partition: int
     epoch: int
     base_offset: int
     records: _containers.RepeatedCompositeFieldContainer[_types_pb2.Record]
     owner: str
     truncate: bool
-    def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., base_offset: _Optional[int] = ..., records: _Optional[_Iterable[_Union[_types_pb2.Record, _Mapping]]] = ..., owner: _Optional[str] = ..., truncate: _Optional[bool] = ...) -> None: ...
+    install: PartitionSnapshot
+    def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., base_offset: _Optional[int] = ..., records: _Optional[_Iterable[_Union[_types_pb2.Record, _Mapping]]] = ..., owner: _Optional[str] = ..., truncate: _Optional[bool] = ..., install: _Optional[_Union[PartitionSnapshot, _Mapping]] = ...) -> None: ...
 
 class Snapshot(_message.Message):
     __slots__ = ("partitions", "segment", "position", "partition_states", "hlc")
