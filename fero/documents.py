@@ -133,7 +133,8 @@ class Documents:
         return encode(node)
 
     def update(self, key: str, raw: bytes, hlc: int, origin: str = "") -> None:
-        parts = split_path(key)
+        # A bare key (the common case: whole values, as in fero's cache) needs no path.
+        parts = [key] if "." not in key else split_path(key)
         if len(parts) == 1:
             if self._older(parts[0], hlc, origin):
                 return

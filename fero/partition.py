@@ -136,8 +136,11 @@ class PartitionState:
         return result
 
     def _count_origin(self, record: types_pb2.Record) -> None:
-        if record.origin:
-            self.origins[record.origin] = max(record.origin_seq, self.origins.get(record.origin, 0))
+        origin = record.origin
+        if origin:
+            seq = record.origin_seq
+            if seq > self.origins.get(origin, 0):
+                self.origins[origin] = seq
 
     def note_epoch(self, epoch: int, owner: str, start_offset: int) -> None:
         """Records that lineage (epoch, owner) writes from `start_offset` on."""
