@@ -1,38 +1,21 @@
 """Proxy to owner and client routing, with three real in-process nodes on loopback."""
 
 import asyncio
-import contextlib
 
 import grpc
 import pytest
 
 import fero
-from fero.config import Config
 from fero.documents import partition_key
-from fero.membership.config import MembershipConfig
 from fero.ring import partition_of
+from fero.testing.cluster import local_cluster
 from fero.v1 import counters_pb2, counters_pb2_grpc, types_pb2
 
 from .conftest import eventually
 
 
-@contextlib.asynccontextmanager
-async def cluster(n=3):
-    cfg = Config(membership=MembershipConfig.local())
-    nodes = [fero.Node(f"n{i}", port=0, config=cfg) for i in range(n)]
-    await nodes[0].start()
-    for node in nodes[1:]:
-        node.seeds = [nodes[0].address]
-        await node.start()
-    try:
-        await eventually(
-            lambda: all(len(x.ring) == n and x.coherent() for x in nodes) and len({x.ring.checksum() for x in nodes}) == 1,
-            20, "every node to see the same ring of 3 and call the cluster coherent",
-        )
-        yield nodes
-    finally:
-        for node in nodes:
-            await node.stop()
+def cluster(n=3):
+    return local_cluster(n)
 
 
 def owned_records(node):

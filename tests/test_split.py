@@ -8,7 +8,6 @@ Real gRPC servers on loopback, one process; clients talk only to their own side.
 """
 
 import asyncio
-import contextlib
 import dataclasses
 import random
 
@@ -18,6 +17,7 @@ import fero
 from fero.config import ClusterConfig, Config
 from fero.errors import FeroError, Unavailable
 from fero.membership.config import MembershipConfig
+from fero.testing.cluster import local_cluster
 
 from .conftest import eventually
 
@@ -34,20 +34,9 @@ def membership():
     )
 
 
-@contextlib.asynccontextmanager
-async def cluster(policy="available", n=5):
+def cluster(policy="available", n=5):
     cfg = Config(membership=membership(), cluster=dataclasses.replace(ClusterConfig(), split_policy=policy)).validate()
-    nodes = [fero.Node(f"n{i}", port=0, config=cfg) for i in range(n)]
-    await nodes[0].start()
-    for node in nodes[1:]:
-        node.seeds = [nodes[0].address]
-        await node.start()
-    try:
-        await eventually(lambda: all(x.coherent() and len(x.ring) == n for x in nodes), 30, "a coherent cluster of 5")
-        yield nodes
-    finally:
-        for node in nodes:
-            await node.stop()
+    return local_cluster(n, cfg)
 
 
 def split(nodes, left, right):
