@@ -171,11 +171,11 @@ class Node:
         self.ownership.on_ring(self.ring)
         self._started_at = time.monotonic()
         self.state = "serving"
-        if self.restore is not None and self.engine.statistics().commits == 0 and not any(
-            s.next_offset for s in self.engine.partitions
-        ):
+        first_of_a_new_cluster = not self.seeds and not any(s.next_offset for s in self.engine.partitions)
+        if self.restore is not None and first_of_a_new_cluster:
             # fero's restore hook: the first node of a new cluster, with nothing in its
-            # log, loads initial state (e.g. from a database) through its own API.
+            # log, loads initial state (e.g. from a database) through its own API. A node
+            # that joins a running cluster gets its state from the cluster instead.
             await self.restore(self)
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info("node.serving", node=self.node_id, address=self.address, storage=self.storage_label)
