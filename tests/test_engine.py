@@ -215,3 +215,28 @@ def test_acks_none_returns_before_the_disk_and_still_commits(tmp_path):
         return v
 
     assert run(check()) == 4
+
+
+def test_a_subscriber_gets_an_explicit_reset_when_its_log_is_cut_back(tmp_path):
+    """A replica whose log diverged cuts it back; its subscribers are told where."""
+    from fero.v1 import changelog_pb2
+
+    async def main():
+        e = await opened(tmp_path)
+        await e.commit([add("r", 1, f"t{i}") for i in range(10)], LEADER)
+        p = e.partition_for("r")
+        sub = Subscription(partition=p)
+        e.subscribe(sub, {p: 0}, earliest=False)
+        first = await asyncio.wait_for(sub.__anext__(), 5)
+        e.truncate(p, 4)
+        reset = await asyncio.wait_for(sub.__anext__(), 5)
+        value = e.get_counter("r")[0]
+        await e.close()
+        return first, reset, value, e.partitions[p].next_offset
+
+    first, reset, value, next_offset = run(main())
+    assert [c.offset for c in first] == list(range(10))
+    assert isinstance(reset, changelog_pb2.SubscribeEvent.Reset)
+    assert (reset.partition, reset.offset) == (first[0].partition, 4)
+    assert next_offset == 4
+    assert value == 10, "cutting the log keeps the state: records are identified, not replayed"
