@@ -7,7 +7,7 @@ PROTOS := $(wildcard protos/fero/v1/*.proto)
 PORT ?= 4000
 DATA_DIR ?= ./fero-data
 
-.PHONY: run test proto proto-check bench clean venv
+.PHONY: run cluster test proto proto-check bench clean venv
 
 venv: $(VENV)/.installed
 
@@ -22,6 +22,10 @@ run: venv
 	@echo "fero: starting a node on 127.0.0.1:$(PORT), data in $(DATA_DIR)."
 	@echo "fero: try, in another shell:  $(VENV)/bin/fero add visits 1 && $(VENV)/bin/fero-ls"
 	$(VENV)/bin/fero serve --host 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR)
+
+# Three nodes on 127.0.0.1:4001-4003 (data in ./fero-cluster), shown by fero-ls; Ctrl-C stops them.
+cluster: venv
+	$(PY) -m fero.cli.cluster --nodes 3 --base-port 4001 --data-dir ./fero-cluster
 
 test: venv proto-check
 	$(PY) -m pytest -q

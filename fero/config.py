@@ -1,8 +1,9 @@
 """fero's configuration: one dataclass tree, documented defaults, validation, overrides.
 
-Every constant lives here. A field can be overridden by a flag
-`--constants.SECTION.FIELD VALUE` (e.g. `--constants.dht.vnodes 100`) or by an
-environment variable `FERO_SECTION_FIELD` (e.g. `FERO_DHT_VNODES=100`); flags win.
+Every constant lives here. A field can be set, from weakest to strongest, by a TOML
+file (`fero serve --config fero.toml`, sections as below: `[storage] fsync = "interval"`),
+an environment variable `FERO_SECTION_FIELD` (e.g. `FERO_DHT_VNODES=100`), or a flag
+`--constants.SECTION.FIELD VALUE` (e.g. `--constants.dht.vnodes 100`).
 `validate()` refuses a bad value at start with a message that names the field.
 """
 
@@ -154,6 +155,25 @@ class Config:
             value = _convert(dotted, type(getattr(section, name)), text)
             cfg = dataclasses.replace(cfg, **{section_name: dataclasses.replace(section, **{name: value})})
         return cfg
+
+    def with_toml(self, path: str) -> "Config":
+        """A copy with the values of a TOML file applied; ValueError names a bad field."""
+        import tomllib
+
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except OSError as exc:
+            raise ValueError(f"cannot read config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
+        overrides: dict[str, str] = {}
+        for section, fields in data.items():
+            if not isinstance(fields, dict):
+                raise ValueError(f"config file {path}: {section!r} must be a [section] of fields")
+            for name, value in fields.items():
+                overrides[f"{section}.{name}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        return self.with_overrides(overrides)
 
     def with_environment(self, environ: Mapping[str, str] | None = None) -> "Config":
         env = os.environ if environ is None else environ

@@ -131,3 +131,34 @@ def test_bounds_are_inclusive(dotted: str, text: str) -> None:
     if dotted == "limits.max_message_bytes":
         cfg = cfg.with_overrides({"limits.max_value_bytes": "1024"})
     assert cfg.validate() is cfg
+
+
+def test_toml_file_then_environment_then_flags(tmp_path):
+    from fero.config import Config
+
+    p = tmp_path / "fero.toml"
+    p.write_text('[storage]\nfsync = "interval"\nfsync_interval_ms = 250\n[dht]\nvnodes = 50\n[cluster]\nsplit_policy = "consistent"\n')
+    cfg = Config().with_toml(str(p)).with_environment({"FERO_DHT_VNODES": "60"}).with_overrides({"storage.fsync_interval_ms": "300"}).validate()
+    assert (cfg.storage.fsync, cfg.storage.fsync_interval_ms, cfg.dht.vnodes, cfg.cluster.split_policy) == (
+        "interval", 300, 60, "consistent")
+
+
+def test_toml_file_errors_name_the_problem(tmp_path):
+    import pytest
+
+    from fero.config import Config
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[storage]\nfsync = \n")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        Config().with_toml(str(bad))
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("[storage]\nfsink = 'always'\n")
+    with pytest.raises(ValueError, match="unknown config field 'storage.fsink'"):
+        Config().with_toml(str(unknown))
+    with pytest.raises(ValueError, match="cannot read config file"):
+        Config().with_toml(str(tmp_path / "missing.toml"))
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text("[dht]\nvnodes = 0\n")
+    with pytest.raises(ValueError, match="invalid config dht.vnodes = 0"):
+        Config().with_toml(str(wrong)).validate()

@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--split-policy", choices=("available", "consistent"), default=None,
                    help="available: every side of a split takes writes; consistent: a minority refuses them")
     s.add_argument("--json-logs", action="store_true")
+    s.add_argument("--config", default=None, help="a TOML file of [section] fields (see fero/config.py)")
 
     def client(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
@@ -107,6 +108,8 @@ def _serve(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     from fero.membership.config import MembershipConfig
 
     base = Config(membership=MembershipConfig.local() if args.membership == "local" else MembershipConfig.lan())
+    if args.config:
+        base = base.with_toml(args.config)
     config = base.with_environment().with_overrides(overrides).validate()
     return asyncio.run(_run_node(args, config))
 
