@@ -86,6 +86,7 @@ class Node:
         restore: "Callable[[Node], Awaitable[None]] | None" = None,
         seeds: Iterable[str] = (),
         advertise: str | None = None,
+        metrics_port: int | None = None,
         clock: Clock = REAL,
     ) -> None:
         self.config = (config or Config()).validate()
@@ -96,6 +97,10 @@ class Node:
         self.handler = handler
         self.restore = restore
         self.seeds = list(seeds)
+        self.metrics_port = metrics_port
+        self._metrics_server: asyncio.AbstractServer | None = None
+        #: Requests this node forwarded to another owner (proxy hops).
+        self.forwards = 0
         self._advertise = advertise
         self.membership: MembershipDriver | None = None
         self.ownership: Ownership | None = None
@@ -178,6 +183,11 @@ class Node:
             # that joins a running cluster gets its state from the cluster instead.
             await self.restore(self)
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        if self.metrics_port is not None:
+            from fero import metrics
+
+            self._metrics_server = await metrics.serve(self, self.host, self.metrics_port)
+            self.metrics_port = self._metrics_server.sockets[0].getsockname()[1]
         log.info("node.serving", node=self.node_id, address=self.address, storage=self.storage_label)
 
     async def stop(self, grace_s: float = 2.0) -> None:
@@ -193,6 +203,8 @@ class Node:
             await self.replicator.flush(grace_s)
         if self._stable_task is not None:
             self._stable_task.cancel()
+        if self._metrics_server is not None:
+            self._metrics_server.close()
         if self.membership is not None:
             await self.membership.leave()
             await self.membership.stop()
@@ -291,6 +303,7 @@ class Node:
         if address is None:
             return _failed(batch, Unavailable(f"owner {owner} has no known address"))
         assert self.membership is not None
+        self.forwards += 1
         try:
             reply = await self.membership.transport.changelog(address).Commit(
                 changelog_pb2.CommitRequest(records=batch, acks=acks), metadata=HOP, timeout=FORWARD_TIMEOUT_S

@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="available: every side of a split takes writes; consistent: a minority refuses them")
     s.add_argument("--json-logs", action="store_true")
     s.add_argument("--config", default=None, help="a TOML file of [section] fields (see fero/config.py)")
+    s.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics at http://HOST:PORT/metrics")
 
     def client(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
@@ -121,6 +122,7 @@ async def _run_node(args: argparse.Namespace, config: Config) -> int:
         args.node_id, host=args.host, port=args.port,
         data_dir=None if args.memory else args.data_dir, config=config,
         seeds=[x for x in args.seeds.split(",") if x.strip()], advertise=args.advertise,
+        metrics_port=args.metrics_port,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

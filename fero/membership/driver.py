@@ -76,6 +76,8 @@ class MembershipDriver:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._seeds: list[str] = []
+        #: Membership change events seen, for metrics.
+        self.events = 0
 
     async def start(self, seeds: Iterable[str]) -> None:
         seed_list = list(seeds)
@@ -112,6 +114,7 @@ class MembershipDriver:
         if not events:
             return
         ring_changed = False
+        self.events += len(events)
         for e in events:
             log.info(
                 f"membership.{e.kind.value}", member=e.member.id, address=e.member.address,
