@@ -108,6 +108,10 @@ class Ownership:
     def is_serving(self, p: int) -> bool:
         return p in self._serving
 
+    def catching_up(self) -> int:
+        """How many partitions this node owns but does not serve yet."""
+        return sum(1 for p, pl in enumerate(self.preference) if pl and pl[0] == self.node_id and p not in self._serving)
+
     async def wait_serving(self, partitions: set[int]) -> None:
         """Waits until this node serves each partition as owner; Unavailable if it does
         not own one, or catching up takes longer than `serve_wait_s`."""

@@ -174,6 +174,11 @@ class Node:
             while len(self.ring) < 2 and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
         self.ownership.on_ring(self.ring)
+        # Report SERVING once the partitions this node owns are caught up (bounded: a
+        # slow catch-up leaves health NOT_SERVING and requests waiting, not a stuck start).
+        deadline = time.monotonic() + JOIN_WAIT_S
+        while self.ownership.catching_up() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         self._started_at = time.monotonic()
         self.state = "serving"
         first_of_a_new_cluster = not self.seeds and not any(s.next_offset for s in self.engine.partitions)
@@ -182,7 +187,10 @@ class Node:
             # log, loads initial state (e.g. from a database) through its own API. A node
             # that joins a running cluster gets its state from the cluster instead.
             await self.restore(self)
-        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        await self._set_health(
+            health_pb2.HealthCheckResponse.SERVING if not self.ownership.catching_up()
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
         if self.metrics_port is not None:
             from fero import metrics
 
@@ -357,8 +365,17 @@ class Node:
         return self.membership.coherent() if self.membership is not None else True
 
     async def _watch_stable(self) -> None:
+        ready = self.ownership is None or self.ownership.catching_up() == 0
         while True:
             self._note_stable()
+            # gRPC health says NOT_SERVING while this node catches up on partitions it
+            # now owns, so a load balancer or an orchestrator waits for it.
+            now_ready = self.ownership is None or self.ownership.catching_up() == 0
+            if now_ready != ready and self.state == "serving":
+                ready = now_ready
+                await self._set_health(
+                    health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+                )
             await asyncio.sleep(0.2)
 
     def _note_stable(self) -> None:
