@@ -45,6 +45,7 @@ from fero.v1 import (
 )
 from fero.documents import partition_key
 from fero.ring import Ring, partition_of
+from fero.security import open_channel
 from fero.subscriber import ClusterSubscription
 from fero.values import Kind, Value
 
@@ -138,7 +139,8 @@ def _json_bytes(value: Any) -> bytes:
 class _Conn:
     """One channel to one node and the stubs on it."""
 
-    def __init__(self, address: str, max_message_bytes: int) -> None:
+    def __init__(self, address: str, max_message_bytes: int, credentials: grpc.ChannelCredentials | None = None,
+                 metadata: tuple[tuple[str, str], ...] = ()) -> None:
         opts = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
@@ -149,7 +151,7 @@ class _Conn:
             ("grpc.max_reconnect_backoff_ms", 1000),
         ]
         self.address = address
-        self.channel = grpc.aio.insecure_channel(address, options=opts)
+        self.channel = open_channel(address, opts, credentials, metadata)
         self.counters = counters_pb2_grpc.CountersStub(self.channel)
         self.changelog = changelog_pb2_grpc.ChangelogStub(self.channel)
         self.cluster = cluster_pb2_grpc.ClusterStub(self.channel)
@@ -172,7 +174,14 @@ class Client:
         retry_for_s: float = 30.0,
         max_message_bytes: int = 64 * 1024 * 1024,
         route: bool = True,
+        token: str | None = None,
+        tls_ca: bytes | None = None,
+        tls_cert: bytes | None = None,
+        tls_key: bytes | None = None,
     ) -> None:
+        """`token`: a bearer token for nodes that require one. `tls_ca` (PEM bytes)
+        turns on TLS, trusting that CA; `tls_cert`/`tls_key` add a client certificate
+        for nodes that require mutual TLS."""
         self.addresses = [address] if isinstance(address, str) else list(address)
         if not self.addresses:
             raise InvalidArgument("connect() needs at least one address")
@@ -189,6 +198,11 @@ class Client:
         self._members: dict[str, str] = {}  # node id -> address
         self._partitions = 0
         self._ring_checked_at = -1e9
+        self._credentials = (
+            grpc.ssl_channel_credentials(root_certificates=tls_ca, private_key=tls_key, certificate_chain=tls_cert)
+            if tls_ca is not None else None
+        )
+        self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
 
     # -- connection and routing -----------------------------------------------------
 
@@ -207,7 +221,7 @@ class Client:
         address = address or self.addresses[self._current]
         c = self._conns.get(address)
         if c is None:
-            c = self._conns[address] = _Conn(address, self._max_message_bytes)
+            c = self._conns[address] = _Conn(address, self._max_message_bytes, self._credentials, self._metadata)
         return c
 
     def _route(self, key: str | None) -> _Conn:

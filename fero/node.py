@@ -37,6 +37,7 @@ from fero.router import Router
 from fero.server import ChangelogServicer, ClusterServicer, CountersServicer, PeerServicer
 from fero.subscriptions import Subscription
 from fero.handoff import Ownership
+from fero.security import AuthInterceptor, Security
 from fero.replication import Replicator
 from fero.transport import HOP, PeerTransport
 from fero.v1 import (
@@ -87,6 +88,7 @@ class Node:
         seeds: Iterable[str] = (),
         advertise: str | None = None,
         metrics_port: int | None = None,
+        security: "Security | None" = None,
         clock: Clock = REAL,
     ) -> None:
         self.config = (config or Config()).validate()
@@ -98,6 +100,7 @@ class Node:
         self.restore = restore
         self.seeds = list(seeds)
         self.metrics_port = metrics_port
+        self.security = security or Security()
         self._metrics_server: asyncio.AbstractServer | None = None
         #: Requests this node forwarded to another owner (proxy hops).
         self.forwards = 0
@@ -129,7 +132,9 @@ class Node:
         await asyncio.to_thread(self.engine.open)
         self.engine.start()
         limit = self.config.limits.max_message_bytes
+        sec = self.security
         server = grpc.aio.server(
+            interceptors=[AuthInterceptor(sec)] if (sec.cluster_secret or sec.tokens) else None,
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
@@ -145,12 +150,18 @@ class Node:
             SERVICE_NAMES + (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             server,
         )
-        bound = server.add_insecure_port(f"{self.host}:{self.port}")
+        if sec.tls:
+            bound = server.add_secure_port(f"{self.host}:{self.port}", sec.server_credentials())
+        else:
+            bound = server.add_insecure_port(f"{self.host}:{self.port}")
         if bound == 0:
             raise OSError(f"cannot listen on {self.host}:{self.port}")
         self.port = bound
         self.address = self._advertise or f"{self.host}:{bound}"
-        self.transport = PeerTransport(send_timeout_s=max(1.0, self.config.membership.probe_interval_s))
+        self.transport = PeerTransport(
+            send_timeout_s=max(1.0, self.config.membership.probe_interval_s),
+            credentials=sec.channel_credentials() if sec.tls else None, metadata=sec.peer_metadata(),
+        )
         self.replicator = Replicator(self.engine, self.transport, self._address_of)
         self.ownership = Ownership(
             self.engine, self.node_id, self.config.dht.replication_factor, self.transport,

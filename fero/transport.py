@@ -18,6 +18,7 @@ from typing import Callable
 import grpc
 import structlog
 
+from fero.security import open_channel
 from fero.v1 import changelog_pb2_grpc, counters_pb2_grpc, peer_pb2, peer_pb2_grpc
 
 #: Where calls to a blocked peer go: the discard port on loopback, closed, so they fail
@@ -39,8 +40,14 @@ CHANNEL_OPTIONS = [
 
 
 class PeerTransport:
-    def __init__(self, send_timeout_s: float = 1.0, max_in_flight_per_peer: int = 64) -> None:
+    def __init__(
+        self, send_timeout_s: float = 1.0, max_in_flight_per_peer: int = 64,
+        credentials: grpc.ChannelCredentials | None = None, metadata: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.send_timeout_s = send_timeout_s
+        #: TLS for peer calls, and metadata (the cluster secret) sent with each of them.
+        self.credentials = credentials
+        self.metadata = metadata
         self.max_in_flight_per_peer = max_in_flight_per_peer
         self._channels: dict[str, tuple[grpc.aio.Channel, peer_pb2_grpc.PeerStub]] = {}
         self._in_flight: dict[str, int] = {}
@@ -58,7 +65,7 @@ class PeerTransport:
             address = UNREACHABLE
         entry = self._channels.get(address)
         if entry is None:
-            channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            channel = open_channel(address, CHANNEL_OPTIONS, self.credentials, self.metadata)
             entry = (channel, peer_pb2_grpc.PeerStub(channel))
             self._channels[address] = entry
         return entry[0]

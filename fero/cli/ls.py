@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--partitions", action="store_true", help="with the node view, also list partitions")
     p.add_argument("--watch", nargs="?", const=2.0, type=float, default=None, metavar="SECONDS",
                    help="refresh every SECONDS until interrupted")
+    from fero.cli.main import add_client_security
+
+    add_client_security(p)
     args = p.parse_args(argv)
     try:
         return asyncio.run(_run(args))
@@ -48,7 +51,9 @@ async def _run(args: argparse.Namespace) -> int:
 
     addresses = [a.strip() for a in args.address.split(",") if a.strip()]
     want_partitions = args.partitions or args.view == "partitions"
-    async with fero.connect(addresses, timeout_s=3.0, retry_for_s=0.0, route=False) as c:
+    from fero.cli.main import client_security
+
+    async with fero.connect(addresses, timeout_s=3.0, retry_for_s=0.0, route=False, **client_security(args)) as c:
         while True:
             status = None
             for _ in addresses:  # the client moves on to the next seed on each failure

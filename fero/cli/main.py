@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 
@@ -74,10 +75,17 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json-logs", action="store_true")
     s.add_argument("--config", default=None, help="a TOML file of [section] fields (see fero/config.py)")
     s.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics at http://HOST:PORT/metrics")
+    s.add_argument("--tls-cert", default=None, help="PEM certificate: serve TLS (with --tls-key)")
+    s.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
+    s.add_argument("--tls-ca", default=None, help="PEM CA: require and check client certificates (mutual TLS)")
+    s.add_argument("--cluster-secret", default=os.environ.get("FERO_CLUSTER_SECRET"),
+                   help="shared secret peers must present (default: $FERO_CLUSTER_SECRET)")
+    s.add_argument("--tokens", default=None, help="file of 'TOKEN read|write' lines: clients need a bearer token")
 
     def client(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
         p.add_argument("--address", default=DEFAULT_ADDRESS)
+        add_client_security(p)
         return p
 
     a = client("add", "add to a counter")
@@ -118,8 +126,11 @@ def _serve(args: argparse.Namespace, overrides: dict[str, str]) -> int:
 async def _run_node(args: argparse.Namespace, config: Config) -> int:
     from fero.node import Node
 
+    from fero.security import Security
+
+    security = Security.from_files(args.tls_cert, args.tls_key, args.tls_ca, args.cluster_secret, args.tokens)
     node = Node(
-        args.node_id, host=args.host, port=args.port,
+        args.node_id, host=args.host, port=args.port, security=security,
         data_dir=None if args.memory else args.data_dir, config=config,
         seeds=[x for x in args.seeds.split(",") if x.strip()], advertise=args.advertise,
         metrics_port=args.metrics_port,
@@ -142,7 +153,7 @@ async def _run_node(args: argparse.Namespace, config: Config) -> int:
 async def _client_command(args: argparse.Namespace) -> int:
     import fero
 
-    async with fero.connect(args.address, retry_for_s=5.0) as c:
+    async with fero.connect(args.address, retry_for_s=5.0, **client_security(args)) as c:
         if args.command == "add":
             r = await c.add(args.name, args.amount, ticket=args.ticket, acks=args.acks)
             print(json.dumps({"name": args.name, "value": str(r.value), "coherent": r.coherent, "duplicate": r.duplicate}))
@@ -163,6 +174,20 @@ async def _client_command(args: argparse.Namespace) -> int:
         elif args.command == "read":
             print(json.dumps(await c.read(args.key)))
     return 0
+
+
+def add_client_security(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--token", default=os.environ.get("FERO_TOKEN"), help="bearer token (default: $FERO_TOKEN)")
+    p.add_argument("--tls-ca", default=None, help="PEM CA to trust: connect with TLS")
+    p.add_argument("--tls-cert", default=None, help="PEM client certificate, for mutual TLS")
+    p.add_argument("--tls-key", default=None, help="PEM key of --tls-cert")
+
+
+def client_security(args: argparse.Namespace) -> dict[str, object]:
+    def read(path: str | None) -> bytes | None:
+        return open(path, "rb").read() if path else None
+
+    return {"token": args.token, "tls_ca": read(args.tls_ca), "tls_cert": read(args.tls_cert), "tls_key": read(args.tls_key)}
 
 
 if __name__ == "__main__":
