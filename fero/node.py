@@ -445,35 +445,61 @@ class Node:
 
     def status(self, include_partitions: bool = False) -> cluster_pb2.StatusReply:
         st = self.engine.statistics()
+        P = self.config.dht.partitions
         owned = self.router.owned()
+        prefs = self.ownership.preference if self.ownership is not None else [[self.node_id]] * P
+        replicated: dict[str, int] = {}
+        for pl in prefs:
+            for r in pl[1:]:
+                replicated[r] = replicated.get(r, 0) + 1
+        links = self.replicator.links if self.ownership is not None else {}
         reply = cluster_pb2.StatusReply(
             node=cluster_pb2.NodeStatus(
                 id=self.node_id, address=self.address, state=self.state,
                 partitions_owned=len(owned), records=st.records, counters=st.counters, keys=st.keys,
                 uptime_s=time.monotonic() - self._started_at if self._started_at else 0.0,
                 version=__version__, storage=self.storage_label, fsync=self.engine.wal.fsync_policy,
+                replication_lag_records=sum(link.statistics().lag_records for link in links.values()),
+                partitions_replicated=replicated.get(self.node_id, 0),
+                partitions_catching_up=self.ownership.catching_up() if self.ownership is not None else 0,
             ),
             coherent=self.coherent(),
-            partitions=self.config.dht.partitions,
+            partitions=P,
             ring_checksum=self.ring.checksum(),
             vnodes=self.config.dht.vnodes,
             replication_factor=self.config.dht.replication_factor,
         )
         if self.membership is not None:
-            ownership = self.ring.ownership(self.config.dht.partitions)
+            ownership = self.ring.ownership(P)
             for m in self.membership.members():
                 reply.members.add(
                     id=m.id, address=m.address, status=m.status, incarnation=m.incarnation,
                     partitions_owned=len(ownership.get(m.id, ())),
+                    partitions_replicated=replicated.get(m.id, 0),
                     ring_checksum=self.ring.checksum() if m.id == self.node_id else m.ring_checksum,
                     rtt_ms=m.rtt_ms,
                 )
         if include_partitions:
-            for p in owned:
+            for p, pl in enumerate(prefs):
+                if self.node_id not in pl:
+                    continue
                 ps = self.engine.partitions[p].statistics()
+                owner = pl[0]
+                role = "replica"
+                hw, lag = 0, 0
+                if owner == self.node_id:
+                    serving = self.ownership is None or self.ownership.is_serving(p)
+                    role = "owner" if serving else "catching-up"
+                    acked = [
+                        links[r].progress[p].acked or 0 for r in pl[1:]
+                        if r in links and p in links[r].progress and links[r].in_sync(p)
+                    ]
+                    hw = min([ps.next_offset, *acked])
+                    lag = max([0, *(ps.next_offset - a for a in acked)])
                 reply.partition_status.add(
-                    partition=p, owner=self.node_id, epoch=ps.epoch, next_offset=ps.next_offset,
+                    partition=p, owner=owner, epoch=ps.epoch, next_offset=ps.next_offset,
                     log_start_offset=ps.log_start_offset, counters=ps.counters, keys=ps.keys,
+                    replicas=pl[1:], high_watermark=hw, lag_records=lag, role=role,
                 )
         return reply
 

@@ -3,10 +3,11 @@
     fero-ls [node|members|partitions] [--seeds H:P[,H:P...]] [--json] [--watch [SECONDS]]
 
     node        (default) this node as a table, then the members it sees
-    members     one row per member: id, address, status, incarnation, partitions owned,
-                ring checksum (a `*` marks one that differs from the asking node's),
-                last probe round trip
-    partitions  the partitions the asked node holds: owner, epoch, offsets
+    members     one row per member: id, address, status, incarnation, partitions owned
+                and replicated, records and replication lag (asked of each member), ring
+                checksum (a `*` marks one that differs from the asking node's), last RTT
+    partitions  the partitions the asked node holds: role, owner, replicas, epoch,
+                offset, high-watermark and replica lag (owner's view), log start
 
 The first seed that answers is asked. `--json` prints JSON for machines (for
 `members`, a list with one object per member). If no seed answers, it says so in one
@@ -67,12 +68,34 @@ async def _run(args: argparse.Namespace) -> int:
                 print(f"fero-ls: no node answered at {args.address} ({error.code.name}: {error.message})", file=sys.stderr)
                 return 1
             data = json_format.MessageToDict(status, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+            if args.view in ("node", "members"):
+                await _member_details(data, client_security(args))
             if args.watch is not None and not args.json:
                 print("\x1b[2J\x1b[H", end="")
             print(render(data, args.view, args.json, args.partitions), flush=True)
             if args.watch is None:
                 return 0
             await asyncio.sleep(args.watch)
+
+
+async def _member_details(data: dict[str, Any], security: dict[str, Any]) -> None:
+    """Asks each live member for its own records and replication lag (what only it
+    knows); a member that does not answer keeps them empty."""
+    import fero
+    from fero.errors import FeroError
+
+    async def ask(m: dict[str, Any]) -> None:
+        if m["status"] not in ("alive", "suspect"):
+            return
+        try:
+            async with fero.connect(m["address"], timeout_s=2.0, retry_for_s=0.0, route=False, **security) as c:
+                st = await c.status()
+            m["records"] = int(st.node.records)
+            m["replication_lag_records"] = int(st.node.replication_lag_records)
+        except FeroError:
+            pass
+
+    await asyncio.gather(*(ask(m) for m in data.get("members", [])))
 
 
 def render(data: dict[str, Any], view: str, as_json: bool, partitions: bool = False) -> str:
@@ -96,6 +119,8 @@ def _member(m: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": m["id"], "address": m["address"], "status": m["status"],
         "incarnation": int(m["incarnation"]), "partitions_owned": m["partitions_owned"],
+        "partitions_replicated": m.get("partitions_replicated", 0),
+        "records": m.get("records"), "replication_lag_records": m.get("replication_lag_records"),
         "ring_checksum": f"{int(m['ring_checksum']):016x}", "rtt_ms": round(float(m["rtt_ms"]), 3),
     }
 
@@ -116,13 +141,15 @@ def render_node(data: dict[str, Any]) -> str:
 
 def render_members(data: dict[str, Any]) -> str:
     mine = int(data["ring_checksum"])
-    rows = [("id", "address", "status", "incarnation", "owned", "ring checksum", "rtt ms")]
+    rows = [("id", "address", "status", "incarnation", "owned", "replicated", "records", "lag", "ring checksum", "rtt ms")]
     disagree = False
     for m in data.get("members", []):
         cs = int(m["ring_checksum"])
         differs = m["status"] in ("alive", "suspect") and cs not in (0, mine)
         disagree |= differs
         rows.append((m["id"], m["address"], m["status"], str(int(m["incarnation"])), str(m["partitions_owned"]),
+                     str(m.get("partitions_replicated", 0)), str(m.get("records", "-")),
+                     str(m.get("replication_lag_records", "-")),
                      f"{cs:016x}{' *' if differs else ''}" if cs else "-",
                      f"{float(m['rtt_ms']):.2f}" if float(m["rtt_ms"]) else "-"))
     lines = [_table(rows)]
@@ -132,10 +159,12 @@ def render_members(data: dict[str, Any]) -> str:
 
 
 def render_partitions(data: dict[str, Any]) -> str:
-    rows = [("partition", "owner", "epoch", "next offset", "log start", "counters", "keys")]
+    rows = [("partition", "role", "owner", "replicas", "epoch", "offset", "high-watermark", "lag", "log start",
+             "counters", "keys")]
     for ps in data.get("partition_status") or []:
-        rows.append((str(ps["partition"]), ps["owner"], str(ps["epoch"]), str(ps["next_offset"]),
-                     str(ps["log_start_offset"]), str(ps["counters"]), str(ps["keys"])))
+        rows.append((str(ps["partition"]), ps.get("role", ""), ps["owner"], ",".join(ps.get("replicas", [])) or "-",
+                     str(ps["epoch"]), str(ps["next_offset"]), str(ps.get("high_watermark", 0)),
+                     str(ps.get("lag_records", 0)), str(ps["log_start_offset"]), str(ps["counters"]), str(ps["keys"])))
     return _table(rows)
 
 
