@@ -332,6 +332,13 @@ class Client:
         )
         return await self._call(lambda c: c.counters.Setup(req, timeout=self.timeout_s), name)
 
+    async def list(self, prefix: str = "", limit: int = 1000) -> dict[str, Value]:
+        """{name: value} of the counters whose names start with `prefix`, in name order,
+        from every owner (at most `limit`)."""
+        req = counters_pb2.ListRequest(prefix=prefix, limit=limit)
+        r = await self._call(lambda c: c.counters.List(req, timeout=self.timeout_s))
+        return {e.name: values.parse_number(e.value) for e in r.counters}
+
     # -- keyed changes --------------------------------------------------------------
 
     def record(

@@ -51,6 +51,7 @@ from fero.v1 import (
     peer_pb2_grpc,
     types_pb2,
 )
+from fero import values
 from fero.values import Kind, Value
 
 log = structlog.get_logger("fero.node")
@@ -355,6 +356,47 @@ class Node:
     def get_counter(self, name: str) -> tuple[Value, Kind, bool, int]:
         self._check_serving()
         return self.engine.get_counter(name)
+
+    def list_counters(self, prefix: str, limit: int) -> tuple[list[counters_pb2.CounterEntry], bool]:
+        """Counters named `prefix...` in the partitions this node owns and serves."""
+        now = self.clock.wall_ms()
+        found = []
+        for p, state in enumerate(self.engine.partitions):
+            if self.ownership is not None and not self.ownership.is_serving(p):
+                continue
+            for name, c in state.counters.items():
+                if name.startswith(prefix) and not c.expired(now):
+                    found.append(c)
+        found.sort(key=lambda c: c.name)
+        out = []
+        for c in found[:limit]:
+            e = counters_pb2.CounterEntry(name=c.name, kind=int(c.kind), expire_at_ms=c.expire_at_ms)
+            values.to_number(c.value, e.value)
+            out.append(e)
+        return out, len(found) > limit
+
+    async def list_counters_cluster(self, prefix: str, limit: int) -> counters_pb2.ListReply:
+        """Asks every live member (this one included) and merges in name order."""
+        self._check_serving()
+        entries, truncated = self.list_counters(prefix, limit)
+        partial = False
+
+        async def ask(address: str) -> None:
+            nonlocal truncated, partial
+            try:
+                r = await self.transport.counters(address).List(
+                    counters_pb2.ListRequest(prefix=prefix, limit=limit), metadata=HOP, timeout=FORWARD_TIMEOUT_S
+                )
+            except grpc.aio.AioRpcError:
+                partial = True
+                return
+            entries.extend(r.counters)
+            truncated |= r.truncated
+
+        await asyncio.gather(*(ask(a) for a in (self._address_of(n) for n in self._alive_peers()) if a))
+        entries.sort(key=lambda e: e.name)
+        truncated |= len(entries) > limit
+        return counters_pb2.ListReply(counters=entries[:limit], truncated=truncated, coherent=self.coherent(), partial=partial)
 
     def counter_kind(self, name: str) -> Kind:
         """The kind of a counter as it stands (int if it does not exist), even if expired."""

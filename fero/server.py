@@ -127,6 +127,17 @@ class CountersServicer(counters_pb2_grpc.CountersServicer):
         return counters_pb2.SetupReply(coherent=self.node.coherent(), kind=int(kind), expire_at_ms=expire_at_ms)
 
 
+    @edge
+    async def List(self, request: counters_pb2.ListRequest, context: Any) -> counters_pb2.ListReply:
+        limit = request.limit or 1000
+        if limit > 100_000:
+            raise InvalidArgument(f"limit {limit} is above 100000")
+        if _forwarded(context):
+            entries, truncated = self.node.list_counters(request.prefix, limit)
+            return counters_pb2.ListReply(counters=entries, truncated=truncated, coherent=self.node.coherent())
+        return await self.node.list_counters_cluster(request.prefix, limit)
+
+
 class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
     def __init__(self, node: "Node") -> None:
         self.node = node

@@ -76,3 +76,35 @@ def test_a_forwarded_call_to_a_non_owner_is_refused_not_forwarded_again():
                 assert ok.value.i64 == 1
 
     asyncio.run(main())
+
+
+def test_list_counters_across_owners_and_fero_ls_counters():
+    import json
+    import subprocess
+    import sys
+
+    async def main():
+        async with cluster() as nodes:
+            async with fero.connect([nodes[0].address]) as c:
+                for i in range(60):
+                    await c.add(f"bill.{i:02d}" if i % 2 else f"bill-{i:02d}", i + 1)
+                    await c.add(f"other{i}", 1)
+                listed = await c.list("bill-")
+                everything = await c.list("", limit=1000)
+                capped = await c.list("bill", limit=10)
+            out = await asyncio.to_thread(subprocess.run, [
+                sys.executable, "-m", "fero.cli.ls", "counters", "bill-", "--seeds", nodes[2].address, "--json"],
+                capture_output=True, text=True, timeout=30)
+            owners = {nodes[0].ring.owner(partition_of(partition_key(f"bill-{i:02d}"), 256)) for i in range(0, 60, 2)}
+            return listed, everything, capped, out, owners
+
+    listed, everything, capped, out, owners = asyncio.run(main())
+    assert listed == {f"bill-{i:02d}": i + 1 for i in range(0, 60, 2)}
+    assert list(listed) == sorted(listed)
+    assert len(owners) == 3, "the counters live on all three owners"
+    assert len(everything) == 120
+    assert len(capped) == 10
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert [e["name"] for e in data["counters"]] == sorted(listed) and not data["partial"]
+    assert {e["name"]: int(e["value"]) for e in data["counters"]} == listed

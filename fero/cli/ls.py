@@ -1,6 +1,6 @@
 """`fero-ls`: what a node and its cluster look like.
 
-    fero-ls [node|members|partitions] [--seeds H:P[,H:P...]] [--json] [--watch [SECONDS]]
+    fero-ls [node|members|partitions|counters PREFIX] [--seeds H:P[,H:P...]] [--json] [--watch [SECONDS]]
 
     node        (default) this node as a table, then the members it sees
     members     one row per member: id, address, status, incarnation, partitions owned
@@ -8,6 +8,7 @@
                 checksum (a `*` marks one that differs from the asking node's), last RTT
     partitions  the partitions the asked node holds: role, owner, replicas, epoch,
                 offset, high-watermark and replica lag (owner's view), log start
+    counters    counters whose names start with PREFIX, across the cluster
 
 The first seed that answers is asked. `--json` prints JSON for machines (for
 `members`, a list with one object per member). If no seed answers, it says so in one
@@ -24,12 +25,15 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from fero.v1 import counters_pb2
+
 DEFAULT_ADDRESS = "127.0.0.1:4000"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="fero-ls", description="show a fero node and its cluster")
-    p.add_argument("view", nargs="?", choices=("node", "members", "partitions"), default="node")
+    p.add_argument("view", nargs="?", choices=("node", "members", "partitions", "counters"), default="node")
+    p.add_argument("prefix", nargs="?", default="", help="with `counters`: the name prefix")
     p.add_argument("--seeds", "--address", dest="address", default=DEFAULT_ADDRESS,
                    help="HOST:PORT of nodes to ask, comma-separated: the first that answers")
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
@@ -56,6 +60,18 @@ async def _run(args: argparse.Namespace) -> int:
 
     async with fero.connect(addresses, timeout_s=3.0, retry_for_s=0.0, route=False, **client_security(args)) as c:
         while True:
+            if args.view == "counters":
+                try:
+                    reply = await c._call(lambda conn: conn.counters.List(
+                        counters_pb2.ListRequest(prefix=args.prefix, limit=10_000), timeout=5.0))
+                except FeroError as exc:
+                    print(f"fero-ls: no node answered at {args.address} ({exc.code.name}: {exc.message})", file=sys.stderr)
+                    return 1
+                print(render_counters(reply, args.json), flush=True)
+                if args.watch is None:
+                    return 0
+                await asyncio.sleep(args.watch)
+                continue
             status = None
             for _ in addresses:  # the client moves on to the next seed on each failure
                 try:
@@ -166,6 +182,27 @@ def render_partitions(data: dict[str, Any]) -> str:
                      str(ps["epoch"]), str(ps["next_offset"]), str(ps.get("high_watermark", 0)),
                      str(ps.get("lag_records", 0)), str(ps["log_start_offset"]), str(ps["counters"]), str(ps["keys"])))
     return _table(rows)
+
+
+def render_counters(reply: Any, as_json: bool) -> str:
+    from fero import values
+
+    entries = [
+        {"name": e.name, "value": str(values.parse_number(e.value)), "kind": values.Kind.parse(e.kind).label,
+         "expire_at_ms": e.expire_at_ms}
+        for e in reply.counters
+    ]
+    if as_json:
+        return json.dumps({"counters": entries, "truncated": reply.truncated, "partial": reply.partial,
+                           "coherent": reply.coherent}, indent=2)
+    rows = [("name", "value", "kind", "expires (unix ms)")]
+    rows += [(e["name"], e["value"], e["kind"], str(e["expire_at_ms"] or "-")) for e in entries]
+    notes = []
+    if reply.truncated:
+        notes.append("(more counters than shown)")
+    if reply.partial:
+        notes.append("(some owners did not answer: the list may be incomplete)")
+    return "\n".join([_table(rows), *notes])
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:

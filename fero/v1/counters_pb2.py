@@ -25,25 +25,31 @@ _sym_db = _symbol_database.Default()
 from fero.v1 import types_pb2 as fero_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x66\x65ro/v1/counters.proto\x12\x07\x66\x65ro.v1\x1a\x13\x66\x65ro/v1/types.proto\"h\n\nAddRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1f\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x0f.fero.v1.Number\x12\x0e\n\x06ticket\x18\x03 \x01(\t\x12\x1b\n\x04\x61\x63ks\x18\x04 \x01(\x0e\x32\r.fero.v1.Acks\"\x82\x01\n\x08\x41\x64\x64Reply\x12\x1e\n\x05value\x18\x01 \x01(\x0b\x32\x0f.fero.v1.Number\x12\x10\n\x08\x63oherent\x18\x02 \x01(\x08\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12\x11\n\tpartition\x18\x04 \x01(\r\x12\x0e\n\x06offset\x18\x05 \x01(\x04\x12\x0e\n\x06ticket\x18\x06 \x01(\t\",\n\nGetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08stale_ok\x18\x02 \x01(\x08\"\x84\x01\n\x08GetReply\x12\x1e\n\x05value\x18\x01 \x01(\x0b\x32\x0f.fero.v1.Number\x12 \n\x04kind\x18\x02 \x01(\x0e\x32\x12.fero.v1.ValueKind\x12\x10\n\x08\x63oherent\x18\x03 \x01(\x08\x12\x14\n\x0c\x65xpire_at_ms\x18\x04 \x01(\x03\x12\x0e\n\x06\x65xists\x18\x05 \x01(\x08\"\x91\x01\n\x0cSetupRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12 \n\x04kind\x18\x02 \x01(\x0e\x32\x12.fero.v1.ValueKind\x12\x14\n\x0c\x65xpire_at_ms\x18\x03 \x01(\x03\x12\x0e\n\x06ttl_ms\x18\x04 \x01(\x03\x12\x0e\n\x06ticket\x18\x05 \x01(\t\x12\x1b\n\x04\x61\x63ks\x18\x06 \x01(\x0e\x32\r.fero.v1.Acks\"V\n\nSetupReply\x12\x10\n\x08\x63oherent\x18\x01 \x01(\x08\x12 \n\x04kind\x18\x02 \x01(\x0e\x32\x12.fero.v1.ValueKind\x12\x14\n\x0c\x65xpire_at_ms\x18\x03 \x01(\x03\x32\x9d\x01\n\x08\x43ounters\x12-\n\x03\x41\x64\x64\x12\x13.fero.v1.AddRequest\x1a\x11.fero.v1.AddReply\x12-\n\x03Get\x12\x13.fero.v1.GetRequest\x1a\x11.fero.v1.GetReply\x12\x33\n\x05Setup\x12\x15.fero.v1.SetupRequest\x1a\x13.fero.v1.SetupReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x66\x65ro/v1/counters.proto\x12\x07\x66\x65ro.v1\x1a\x13\x66\x65ro/v1/types.proto\",\n\x0bListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"t\n\x0c\x43ounterEntry\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1e\n\x05value\x18\x02 \x01(\x0b\x32\x0f.fero.v1.Number\x12 \n\x04kind\x18\x03 \x01(\x0e\x32\x12.fero.v1.ValueKind\x12\x14\n\x0c\x65xpire_at_ms\x18\x04 \x01(\x03\"j\n\tListReply\x12\'\n\x08\x63ounters\x18\x01 \x03(\x0b\x32\x15.fero.v1.CounterEntry\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x12\x10\n\x08\x63oherent\x18\x03 \x01(\x08\x12\x0f\n\x07partial\x18\x04 \x01(\x08\"h\n\nAddRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1f\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x0f.fero.v1.Number\x12\x0e\n\x06ticket\x18\x03 \x01(\t\x12\x1b\n\x04\x61\x63ks\x18\x04 \x01(\x0e\x32\r.fero.v1.Acks\"\x82\x01\n\x08\x41\x64\x64Reply\x12\x1e\n\x05value\x18\x01 \x01(\x0b\x32\x0f.fero.v1.Number\x12\x10\n\x08\x63oherent\x18\x02 \x01(\x08\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12\x11\n\tpartition\x18\x04 \x01(\r\x12\x0e\n\x06offset\x18\x05 \x01(\x04\x12\x0e\n\x06ticket\x18\x06 \x01(\t\",\n\nGetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08stale_ok\x18\x02 \x01(\x08\"\x84\x01\n\x08GetReply\x12\x1e\n\x05value\x18\x01 \x01(\x0b\x32\x0f.fero.v1.Number\x12 \n\x04kind\x18\x02 \x01(\x0e\x32\x12.fero.v1.ValueKind\x12\x10\n\x08\x63oherent\x18\x03 \x01(\x08\x12\x14\n\x0c\x65xpire_at_ms\x18\x04 \x01(\x03\x12\x0e\n\x06\x65xists\x18\x05 \x01(\x08\"\x91\x01\n\x0cSetupRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12 \n\x04kind\x18\x02 \x01(\x0e\x32\x12.fero.v1.ValueKind\x12\x14\n\x0c\x65xpire_at_ms\x18\x03 \x01(\x03\x12\x0e\n\x06ttl_ms\x18\x04 \x01(\x03\x12\x0e\n\x06ticket\x18\x05 \x01(\t\x12\x1b\n\x04\x61\x63ks\x18\x06 \x01(\x0e\x32\r.fero.v1.Acks\"V\n\nSetupReply\x12\x10\n\x08\x63oherent\x18\x01 \x01(\x08\x12 \n\x04kind\x18\x02 \x01(\x0e\x32\x12.fero.v1.ValueKind\x12\x14\n\x0c\x65xpire_at_ms\x18\x03 \x01(\x03\x32\xcf\x01\n\x08\x43ounters\x12-\n\x03\x41\x64\x64\x12\x13.fero.v1.AddRequest\x1a\x11.fero.v1.AddReply\x12-\n\x03Get\x12\x13.fero.v1.GetRequest\x1a\x11.fero.v1.GetReply\x12\x33\n\x05Setup\x12\x15.fero.v1.SetupRequest\x1a\x13.fero.v1.SetupReply\x12\x30\n\x04List\x12\x14.fero.v1.ListRequest\x1a\x12.fero.v1.ListReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fero.v1.counters_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ADDREQUEST']._serialized_start=56
-  _globals['_ADDREQUEST']._serialized_end=160
-  _globals['_ADDREPLY']._serialized_start=163
-  _globals['_ADDREPLY']._serialized_end=293
-  _globals['_GETREQUEST']._serialized_start=295
-  _globals['_GETREQUEST']._serialized_end=339
-  _globals['_GETREPLY']._serialized_start=342
-  _globals['_GETREPLY']._serialized_end=474
-  _globals['_SETUPREQUEST']._serialized_start=477
-  _globals['_SETUPREQUEST']._serialized_end=622
-  _globals['_SETUPREPLY']._serialized_start=624
-  _globals['_SETUPREPLY']._serialized_end=710
-  _globals['_COUNTERS']._serialized_start=713
-  _globals['_COUNTERS']._serialized_end=870
+  _globals['_LISTREQUEST']._serialized_start=56
+  _globals['_LISTREQUEST']._serialized_end=100
+  _globals['_COUNTERENTRY']._serialized_start=102
+  _globals['_COUNTERENTRY']._serialized_end=218
+  _globals['_LISTREPLY']._serialized_start=220
+  _globals['_LISTREPLY']._serialized_end=326
+  _globals['_ADDREQUEST']._serialized_start=328
+  _globals['_ADDREQUEST']._serialized_end=432
+  _globals['_ADDREPLY']._serialized_start=435
+  _globals['_ADDREPLY']._serialized_end=565
+  _globals['_GETREQUEST']._serialized_start=567
+  _globals['_GETREQUEST']._serialized_end=611
+  _globals['_GETREPLY']._serialized_start=614
+  _globals['_GETREPLY']._serialized_end=746
+  _globals['_SETUPREQUEST']._serialized_start=749
+  _globals['_SETUPREQUEST']._serialized_end=894
+  _globals['_SETUPREPLY']._serialized_start=896
+  _globals['_SETUPREPLY']._serialized_end=982
+  _globals['_COUNTERS']._serialized_start=985
+  _globals['_COUNTERS']._serialized_end=1192
 # @@protoc_insertion_point(module_scope)

@@ -1,10 +1,43 @@
 from fero.v1 import types_pb2 as _types_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ListRequest(_message.Message):
+    __slots__ = ("prefix", "limit")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    limit: int
+    def __init__(self, prefix: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class CounterEntry(_message.Message):
+    __slots__ = ("name", "value", "kind", "expire_at_ms")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: _types_pb2.Number
+    kind: _types_pb2.ValueKind
+    expire_at_ms: int
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.Number, _Mapping]] = ..., kind: _Optional[_Union[_types_pb2.ValueKind, str]] = ..., expire_at_ms: _Optional[int] = ...) -> None: ...
+
+class ListReply(_message.Message):
+    __slots__ = ("counters", "truncated", "coherent", "partial")
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    COHERENT_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_FIELD_NUMBER: _ClassVar[int]
+    counters: _containers.RepeatedCompositeFieldContainer[CounterEntry]
+    truncated: bool
+    coherent: bool
+    partial: bool
+    def __init__(self, counters: _Optional[_Iterable[_Union[CounterEntry, _Mapping]]] = ..., truncated: _Optional[bool] = ..., coherent: _Optional[bool] = ..., partial: _Optional[bool] = ...) -> None: ...
 
 class AddRequest(_message.Message):
     __slots__ = ("name", "amount", "ticket", "acks")

@@ -49,6 +49,11 @@ class CountersStub:
                 request_serializer=fero_dot_v1_dot_counters__pb2.SetupRequest.SerializeToString,
                 response_deserializer=fero_dot_v1_dot_counters__pb2.SetupReply.FromString,
                 _registered_method=True)
+        self.List = channel.unary_unary(
+                '/fero.v1.Counters/List',
+                request_serializer=fero_dot_v1_dot_counters__pb2.ListRequest.SerializeToString,
+                response_deserializer=fero_dot_v1_dot_counters__pb2.ListReply.FromString,
+                _registered_method=True)
 
 
 class CountersServicer:
@@ -78,6 +83,14 @@ class CountersServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def List(self, request, context):
+        """Counters whose names start with `prefix`, in name order, across the cluster (each
+        owner answers for its partitions). At most `limit` (default 1000, at most 100000).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CountersServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +108,11 @@ def add_CountersServicer_to_server(servicer, server):
                     servicer.Setup,
                     request_deserializer=fero_dot_v1_dot_counters__pb2.SetupRequest.FromString,
                     response_serializer=fero_dot_v1_dot_counters__pb2.SetupReply.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=fero_dot_v1_dot_counters__pb2.ListRequest.FromString,
+                    response_serializer=fero_dot_v1_dot_counters__pb2.ListReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +196,33 @@ class Counters:
             '/fero.v1.Counters/Setup',
             fero_dot_v1_dot_counters__pb2.SetupRequest.SerializeToString,
             fero_dot_v1_dot_counters__pb2.SetupReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fero.v1.Counters/List',
+            fero_dot_v1_dot_counters__pb2.ListRequest.SerializeToString,
+            fero_dot_v1_dot_counters__pb2.ListReply.FromString,
             options,
             channel_credentials,
             insecure,
