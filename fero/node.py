@@ -112,6 +112,7 @@ class Node:
         #: split_policy "consistent".
         self._stable_members: set[str] = set()
         self._stable_task: asyncio.Task[None] | None = None
+        self._reported_ready = False
         self._lock_fd = -1
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -199,10 +200,7 @@ class Node:
             # log, loads initial state (e.g. from a database) through its own API. A node
             # that joins a running cluster gets its state from the cluster instead.
             await self.restore(self)
-        await self._set_health(
-            health_pb2.HealthCheckResponse.SERVING if not self.ownership.catching_up()
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
+        await self._report_health(not self.ownership.catching_up())
         if self.metrics_port is not None:
             from fero import metrics
 
@@ -418,18 +416,20 @@ class Node:
         return self.membership.coherent() if self.membership is not None else True
 
     async def _watch_stable(self) -> None:
-        ready = self.ownership is None or self.ownership.catching_up() == 0
         while True:
             self._note_stable()
             # gRPC health says NOT_SERVING while this node catches up on partitions it
             # now owns, so a load balancer or an orchestrator waits for it.
-            now_ready = self.ownership is None or self.ownership.catching_up() == 0
-            if now_ready != ready and self.state == "serving":
-                ready = now_ready
-                await self._set_health(
-                    health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
-                )
+            ready = self.ownership is None or self.ownership.catching_up() == 0
+            if self.state == "serving" and ready != self._reported_ready:
+                await self._report_health(ready)
             await asyncio.sleep(0.2)
+
+    async def _report_health(self, ready: bool) -> None:
+        self._reported_ready = ready
+        await self._set_health(
+            health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
 
     def _note_stable(self) -> None:
         if self.membership is not None and self.coherent():

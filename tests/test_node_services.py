@@ -64,3 +64,37 @@ def test_restore_runs_once_on_an_empty_log_and_not_after_restart(tmp_path):
     assert asyncio.run(start_and_read()) == 41
     assert asyncio.run(start_and_read()) == 41
     assert calls == ["r2"]
+
+
+def test_health_is_not_serving_while_owned_partitions_catch_up():
+    async def status(address):
+        async with grpc.aio.insecure_channel(address) as ch:
+            r = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=3)
+            return r.status
+
+    async def main():
+        from .conftest import eventually
+
+        node = fero.Node("hc", port=0)
+        await node.start()
+        try:
+            assert await status(node.address) == health_pb2.HealthCheckResponse.SERVING
+            held = set(node.ownership._serving)
+            node.ownership._serving.difference_update({0, 1, 2})  # as if it had just taken them over
+            seen = []
+
+            async def not_serving():
+                seen.append(await status(node.address))
+                return seen[-1] == health_pb2.HealthCheckResponse.NOT_SERVING
+
+            await eventually(not_serving, 5, "NOT_SERVING while catching up")
+            node.ownership._serving |= held  # caught up
+
+            async def serving():
+                return await status(node.address) == health_pb2.HealthCheckResponse.SERVING
+
+            await eventually(serving, 5, "SERVING again once caught up")
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
