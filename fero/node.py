@@ -323,7 +323,7 @@ class Node:
         assert self.membership is not None
         self.forwards += 1
         try:
-            reply = await self.membership.transport.changelog(address).Commit(
+            reply = await self.transport.changelog(address).Commit(
                 changelog_pb2.CommitRequest(records=batch, acks=acks), metadata=HOP, timeout=FORWARD_TIMEOUT_S
             )
         except grpc.aio.AioRpcError as exc:

@@ -70,6 +70,21 @@ async def _forward(call: Any) -> Any:
         raise err from exc
 
 
+async def _read_where(node: "Node", key: str, stale_ok: bool, context: Any) -> str | None:
+    """Where a read of `key` is answered: the owner's address to forward to, or None
+    to answer here (this node owns it and has caught up, or it holds a copy and the
+    caller accepts a stale one, or the call was already forwarded once)."""
+    if not key:
+        return None
+    owner = node.owner_address(key)
+    if stale_ok and node.holds(key):
+        return None
+    if owner is not None and not _forwarded(context):
+        return owner
+    await node.wait_serving(key)
+    return None
+
+
 def _raise_if_error(result: types_pb2.Result) -> None:
     if result.error_code:
         raise from_status(status_code(result.error_code), result.error_message)
@@ -93,12 +108,9 @@ class CountersServicer(counters_pb2_grpc.CountersServicer):
 
     @edge
     async def Get(self, request: counters_pb2.GetRequest, context: Any) -> counters_pb2.GetReply:
-        owner = self.node.owner_address(request.name) if request.name else None
-        local = request.stale_ok and request.name and self.node.holds(request.name)
-        if owner is not None and not _forwarded(context) and not local:
-            return await _forward(self.node.membership.transport.counters(owner).Get(request, metadata=HOP, timeout=FORWARD_TIMEOUT_S))
-        if request.name and not local:
-            await self.node.wait_serving(request.name)
+        owner = await _read_where(self.node, request.name, request.stale_ok, context)
+        if owner is not None:
+            return await _forward(self.node.transport.counters(owner).Get(request, metadata=HOP, timeout=FORWARD_TIMEOUT_S))
         value, kind, exists, expire_at_ms = self.node.get_counter(request.name)
         return counters_pb2.GetReply(
             value=values.to_number(value), kind=int(kind), coherent=self.node.coherent(),
@@ -120,7 +132,7 @@ class CountersServicer(counters_pb2_grpc.CountersServicer):
         _raise_if_error(r)
         owner = self.node.owner_address(request.name)
         if owner is not None:
-            got = await _forward(self.node.membership.transport.counters(owner).Get(
+            got = await _forward(self.node.transport.counters(owner).Get(
                 counters_pb2.GetRequest(name=request.name), metadata=HOP, timeout=FORWARD_TIMEOUT_S))
             return counters_pb2.SetupReply(coherent=self.node.coherent(), kind=got.kind, expire_at_ms=expire_at_ms)
         kind = self.node.counter_kind(request.name)
@@ -149,12 +161,9 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
 
     @edge
     async def Read(self, request: changelog_pb2.ReadRequest, context: Any) -> changelog_pb2.ReadReply:
-        owner = self.node.owner_address(request.key) if request.key else None
-        local = request.stale_ok and request.key and self.node.holds(request.key)
-        if owner is not None and not _forwarded(context) and not local:
-            return await _forward(self.node.membership.transport.changelog(owner).Read(request, metadata=HOP, timeout=FORWARD_TIMEOUT_S))
-        if request.key and not local:
-            await self.node.wait_serving(request.key)
+        owner = await _read_where(self.node, request.key, request.stale_ok, context)
+        if owner is not None:
+            return await _forward(self.node.transport.changelog(owner).Read(request, metadata=HOP, timeout=FORWARD_TIMEOUT_S))
         raw = self.node.read(request.key)
         return changelog_pb2.ReadReply(value=raw or b"", exists=raw is not None, coherent=self.node.coherent())
 
