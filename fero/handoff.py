@@ -152,6 +152,12 @@ class Ownership:
                 await self._catch_up_one(p, {a: d[p] for a, d in digests.items() if p in d})
             except grpc.aio.AioRpcError as exc:
                 log.warning("handoff.catch_up_failed", partition=p, code=exc.code().name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Serve anyway: what was not pulled now, anti-entropy pulls later; a
+                # partition that never serves would refuse every write to it.
+                log.exception("handoff.catch_up_failed", partition=p)
             pl = self.preference[p]
             if pl and pl[0] == self.node_id and generation == self._generation:
                 self._serving.add(p)
