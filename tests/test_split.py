@@ -39,6 +39,12 @@ def cluster(policy="available", n=5):
     return local_cluster(n, cfg)
 
 
+def describe(nodes):
+    return "; ".join(
+        f"{n.node_id}: ring {len(n.ring)}, coherent {n.coherent()}, catching up {n.ownership.catching_up()}" for n in nodes
+    )
+
+
 def split(nodes, left, right):
     la, ra = {n.address for n in left}, {n.address for n in right}
     for n in left:
@@ -52,12 +58,17 @@ def heal(nodes):
         n.transport.blocked = lambda a: False
 
 
-async def add_load(addresses, ledger, tag, count, acks="leader", retry_for_s=5.0):
-    """`count` adds through the given nodes only; returns how many were refused."""
+async def add_load(addresses, ledger, tag, count, acks="leader", retry_for_s=5.0, budget_s=60.0):
+    """`count` adds through the given nodes only; returns how many were refused. Stops
+    after `budget_s` (what was not tried counts as refused), so a cluster that cannot
+    serve fails the test's assertions instead of its timeout."""
     rng = random.Random(tag)
     refused = 0
+    deadline = asyncio.get_running_loop().time() + budget_s
     async with fero.connect(addresses, route=False, retry_for_s=retry_for_s) as c:
         for i in range(count):
+            if asyncio.get_running_loop().time() > deadline:
+                return refused + count - i
             name, amount, ticket = f"c{rng.randrange(COUNTERS)}", rng.randrange(1, 50), f"{tag}-{i}"
             try:
                 r = await c.add(name, amount, ticket=ticket, acks=acks)
@@ -92,7 +103,7 @@ def test_split_both_sides_write_then_heal_converges_exactly():
                 add_load([n.address for n in left], during, "left", 400),
                 add_load([n.address for n in right], during, "right", 400),
             )
-            assert refused_left == refused_right == 0, "with 'available' both sides take writes"
+            assert refused_left == refused_right == 0, f"with 'available' both sides take writes; {describe(nodes)}"
             assert during and not any(coherent for _, _, coherent in during.values())
             ledger.update(during)
             heal(nodes)
@@ -138,13 +149,13 @@ def test_consistent_policy_minority_refuses_writes_majority_takes_them():
             refused_left = await add_load([n.address for n in left], ledger, "left", 20, retry_for_s=0.0)
             refused_right = await add_load([n.address for n in right], ledger, "right", 50)
             assert refused_left == 20, "the minority refuses every write"
-            assert refused_right == 0, "the majority keeps taking writes"
+            assert refused_right == 0, f"the majority keeps taking writes; {describe(nodes)}"
             async with fero.connect(left[0].address, route=False, retry_for_s=0.0) as c:
                 with pytest.raises(Unavailable, match="no majority"):
                     await c.add("c1", 1)
             heal(nodes)
             await eventually(lambda: all(n.coherent() and len(n.ring) == 5 for n in nodes), 90, "the cluster to heal")
             refused = await add_load([left[0].address], ledger, "after", 20)
-            assert refused == 0
+            assert refused == 0, f"after the heal every write is taken; {describe(nodes)}"
 
     asyncio.run(main())
