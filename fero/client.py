@@ -226,11 +226,8 @@ class Client:
 
     def _route(self, key: str | None) -> _Conn:
         """The owner of `key`'s partition if the ring knows it, else the current seed."""
-        if key and self._ring is not None and self._partitions:
-            owner = self._ring.owner(partition_of(partition_key(key), self._partitions))
-            address = self._members.get(owner or "")
-            if address:
-                return self._conn(address)
+        if key and self._partitions:
+            return self._conn(self.address_for_partition(partition_of(partition_key(key), self._partitions)))
         return self._conn()
 
     async def refresh_ring(self) -> None:
