@@ -65,9 +65,13 @@ def all_alive_and_coherent(ids):
 
 @pytest.fixture
 def cluster(serve, tmp_path):
-    first = serve(tmp_path / "n0", node_id="n0", extra_args=["--membership", "local"])
+    # The local preset, with suspicions lasting at least 5 probe intervals instead of 3:
+    # a SIGCONTed node must get its refutation out before the others' timers expire,
+    # and on a loaded 2-core CI machine 3 s was sometimes too short for that.
+    args = ["--membership", "local", "--constants.membership.suspicion_mult", "5"]
+    first = serve(tmp_path / "n0", node_id="n0", extra_args=args)
     nodes = [first] + [
-        serve(tmp_path / f"n{i}", node_id=f"n{i}", extra_args=["--membership", "local", "--seeds", first.address])
+        serve(tmp_path / f"n{i}", node_id=f"n{i}", extra_args=args + ["--seeds", first.address])
         for i in range(1, N)
     ]
     ids = [n.node_id for n in nodes]
