@@ -19,7 +19,8 @@ document's shape does not allow the change (PUSH onto a number, a path through a
 from __future__ import annotations
 
 import json
-from typing import Any
+from itertools import repeat
+from typing import Any, Iterator, Sequence
 
 from fero.errors import FailedPrecondition, InvalidArgument
 
@@ -97,15 +98,70 @@ class Documents:
     """
 
     def __init__(self) -> None:
-        self.docs: dict[str, Doc] = {}
+        #: A document is a Doc, or (raw, hlc, origin) as a batch stored it: a tuple costs
+        #: no Python call to make; `_get` turns it into a Doc when something needs one.
+        self.docs: dict[str, Doc | tuple[bytes, int, str]] = {}
         #: Removed documents: key -> (hlc, origin) of the REMOVE, kept for a while so an
         #: older UPDATE arriving late (from the other side of a split) cannot revive them.
         self.tombstones: dict[str, tuple[int, str]] = {}
 
+    def _get(self, name: str) -> Doc | None:
+        doc = self.docs.get(name)
+        if doc.__class__ is tuple:
+            raw, hlc, origin = doc  # type: ignore[misc]
+            doc = self.docs[name] = Doc(raw=raw, hlc=hlc, origin=origin)
+        return doc  # type: ignore[return-value]
+
+    def items(self) -> Iterator[tuple[str, bytes, int, str]]:
+        """(key, raw JSON, hlc, origin) of every document."""
+        for key, doc in self.docs.items():
+            if doc.__class__ is tuple:
+                yield key, *doc  # type: ignore[misc]
+            else:
+                yield key, doc.raw(), doc.hlc, doc.origin  # type: ignore[union-attr]
+
+    def to_columns(self, out: Any) -> None:
+        """Every document into a fero.v1.KeyColumns (a snapshot), in bulk."""
+        docs = self.docs
+        plain = [k for k, d in docs.items() if d.__class__ is not tuple]
+        if plain:
+            tuples = {k: d for k, d in docs.items() if d.__class__ is tuple}
+            for k in plain:
+                d = docs[k]
+                tuples[k] = (d.raw(), d.hlc, d.origin)  # type: ignore[union-attr]
+        else:
+            tuples = docs  # type: ignore[assignment]
+        if not tuples:
+            return
+        raws, hlcs, origins = zip(*tuples.values())
+        out.keys.extend(tuples.keys())
+        out.values.extend(raws)
+        out.hlcs.extend(hlcs)
+        out.origins.extend(origins)
+
+    def from_columns(self, cols: Any) -> None:
+        """Loads documents from a fero.v1.KeyColumns, in bulk."""
+        self.docs.update(zip(cols.keys, zip(cols.values, cols.hlcs, cols.origins)))
+
+    def update_many(self, keys: Sequence[str], raws: Sequence[bytes], hlc: int, origin: str) -> bool:
+        """Sets whole documents: key k to raws[k], stamped hlc + k. Done in bulk, with
+        no Python call per key, when every key is bare and new (nor removed lately);
+        returns False, changing nothing, otherwise (then update() each)."""
+        docs = self.docs
+        if (
+            not docs.keys().isdisjoint(keys)
+            or (self.tombstones and not self.tombstones.keys().isdisjoint(keys))
+            or "." in "".join(keys)
+        ):
+            return False
+        # A key repeated in the batch: the later one wins, as its stamp is higher.
+        docs.update(zip(keys, zip(raws, range(hlc, hlc + len(keys)), repeat(origin))))
+        return True
+
     def _older(self, name: str, hlc: int, origin: str) -> bool:
         """Whether a change stamped (hlc, origin) loses to what `name` already has."""
         stamp = (hlc, origin)
-        doc = self.docs.get(name)
+        doc = self._get(name)
         if doc is not None and stamp < (doc.hlc, doc.origin):
             return True
         tomb = self.tombstones.get(name)
@@ -120,7 +176,7 @@ class Documents:
 
     def read(self, key: str) -> bytes | None:
         parts = split_path(key)
-        doc = self.docs.get(parts[0])
+        doc = self._get(parts[0])
         if doc is None:
             return None
         if len(parts) == 1:
@@ -152,7 +208,7 @@ class Documents:
             self.docs.pop(parts[0], None)
             self.tombstones[parts[0]] = (hlc, origin)
             return
-        doc = self.docs.get(parts[0])
+        doc = self._get(parts[0])
         if doc is None:
             return
         node = doc.value
@@ -205,7 +261,7 @@ class Documents:
         tomb = self.tombstones.get(parts[0])
         if tomb is not None and (hlc, origin) < tomb:
             return
-        doc = self.docs.get(parts[0])
+        doc = self._get(parts[0])
         root = doc.value if doc is not None else _MISSING
         if len(parts) == 1:
             new_root = change(root)

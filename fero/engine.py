@@ -27,6 +27,7 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 import structlog
 
+from fero import batch as batches
 from fero import values
 from fero.clock import Clock
 from fero.config import Config
@@ -47,6 +48,9 @@ log = structlog.get_logger("fero.engine")
 
 #: Node-assigned tickets start with this; client tickets may not.
 GENERATED_PREFIX = "@"
+#: A snapshot waits for this many records per entry (counter, document, ticket) that
+#: the last one held: writing an entry costs about as much as committing 2-4 records.
+SNAPSHOT_STATE_FACTOR = 4
 #: Frames per partition kept in memory for replication (older ones are read from disk).
 RECENT_FRAMES = 64
 
@@ -139,6 +143,7 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self._records_since_snapshot = 0
         self._last_snapshot_at = clock.now()
+        self._snapshot_entries = 0
         self._snapshot_lock = asyncio.Lock()
         self._commits = 0
         self._duplicates = 0
@@ -176,7 +181,7 @@ class Engine:
             elif entry.truncate:
                 self._truncate_index(p, entry.base_offset)
             else:
-                self.index[p].append(_Frame(entry.base_offset, len(entry.records), seg, pos))
+                self.index[p].append(_Frame(entry.base_offset, batches.count(entry), seg, pos))
             if (seg, pos) < start:
                 continue
             self._replay(entry)
@@ -202,13 +207,16 @@ class Engine:
             state.truncate_log(entry.base_offset)
             return
         self.apply_entry(state, entry)
-        self._replayed += len(entry.records)
+        self._replayed += batches.count(entry)
 
     def apply_entry(self, state: PartitionState, entry: storage_pb2.LogEntry) -> None:
         """Applies a frame written elsewhere (a replica's copy, or the log at replay):
         records already held are skipped, the rest applied at the frame's offsets."""
         offset = entry.base_offset
         state.note_epoch(entry.epoch, entry.owner, offset)
+        if entry.HasField("batch"):
+            self._apply_batch_frame(state, entry)
+            return
         for rec in entry.records:
             self.hlc.observe(rec.hlc)
             if state.gap(rec):
@@ -222,6 +230,32 @@ class Engine:
                     log.error("engine.apply_failed", partition=entry.partition, offset=offset, error=str(exc))
             offset += 1
         state.next_offset = offset
+        state.epoch = max(state.epoch, entry.epoch)
+
+    def _apply_batch_frame(self, state: PartitionState, entry: storage_pb2.LogEntry) -> None:
+        b = entry.batch
+        n = len(b.keys)
+        offset = entry.base_offset
+        self.hlc.observe(b.hlc + n - 1)
+        held = state.origins.get(b.origin, 0)
+        if held < b.origin_seq - 1:
+            self.gaps += 1
+            log.warning("engine.gap", partition=entry.partition, offset=offset, origin=b.origin,
+                        seq=b.origin_seq, have=held)
+        elif held >= b.origin_seq:
+            # Part of the batch is held already (it met some of its records one by one,
+            # in a merge): the rest one by one too.
+            for k, rec in enumerate(batches.records(entry)):
+                if not state.has(rec):
+                    try:
+                        state.apply(rec, offset + k, remember=False)
+                    except FeroError as exc:
+                        log.error("engine.apply_failed", partition=entry.partition, offset=offset + k, error=str(exc))
+        else:
+            _, failed, _ = state.apply_batch(b, offset)
+            if failed:  # it applied where it was committed: a bug, not bad input
+                log.error("engine.apply_failed", partition=entry.partition, offset=offset, errors=failed[:3])
+        state.next_offset = offset + n
         state.epoch = max(state.epoch, entry.epoch)
 
     def _truncate_index(self, p: int, offset: int) -> None:
@@ -302,29 +336,83 @@ class Engine:
                 f"{self._pending_records} records are waiting for the disk; retry with backoff"
             )
         results, entries, any_duplicate = self._commit_now(records)
-        seq = self.wal.appended
-        if entries:
-            self._unpublished.append((seq, entries))
-            self._publish_event.set()
-            if self.on_append is not None:
-                self.on_append()
+        await self._settle(entries, any_duplicate, acks)
         if acks == types_pb2.ACKS_NONE:
             if self.handler is not None:
                 self._spawn_handlers(entries, None)
             return results
-        if entries or any_duplicate:
-            n = sum(len(e.records) for e in entries)
-            self._pending_records += n
-            try:
-                await self.wal.wait(seq)
-            finally:
-                self._pending_records -= n
         if self.handler is not None:
             if acks == types_pb2.ACKS_REPLY:
                 await self._run_handlers(entries, results, records)
             else:
                 self._spawn_handlers(entries, None)
         return results
+
+    async def _settle(self, entries: list[storage_pb2.LogEntry], any_duplicate: bool, acks: int) -> None:
+        """Hands appended frames on (subscribers, replicas) and waits for durability as
+        `acks` asks. A duplicate waits too: its first commit may still be in flight."""
+        seq = self.wal.appended
+        if entries:
+            self._unpublished.append((seq, entries))
+            self._publish_event.set()
+            if self.on_append is not None:
+                self.on_append()
+        if acks == types_pb2.ACKS_NONE or not (entries or any_duplicate):
+            return
+        n = sum(batches.count(e) for e in entries)
+        self._pending_records += n
+        try:
+            await self.wal.wait(seq)
+        finally:
+            self._pending_records -= n
+
+    async def commit_batches(self, batch_list: Sequence[types_pb2.Batch], acks: int) -> list[types_pb2.BatchResult]:
+        """Commits columnar batches (see fero.batch); one BatchResult each, in order."""
+        columns = batches.validate(batch_list, len(self.partitions), self.config.limits)
+        if self._pending_records + sum(len(b.keys) for b in batch_list) > self.config.limits.max_pending_records:
+            raise ResourceExhausted(
+                f"{self._pending_records} records are waiting for the disk; retry with backoff"
+            )
+        results, entries, any_duplicate = self._commit_batches_now(batch_list, columns)
+        await self._settle(entries, any_duplicate, acks)
+        return results
+
+    def _commit_batches_now(
+        self, batch_list: Sequence[types_pb2.Batch], columns: list[tuple[list[str], list]]
+    ) -> tuple[list[types_pb2.BatchResult], list[storage_pb2.LogEntry], bool]:
+        results: list[types_pb2.BatchResult] = []
+        entries: list[storage_pb2.LogEntry] = []
+        any_duplicate = False
+        LogEntry = storage_pb2.LogEntry
+        for b, (keys, column) in zip(batch_list, columns):
+            p = b.partition
+            state = self.partitions[p]
+            seen = state.tickets.get(b.ticket)
+            if seen is not None:
+                results.append(batches.result(p, b.ticket, seen.offset, seen.values, seen.errors, duplicate=True))
+                any_duplicate = True
+                self._duplicates += 1
+                continue
+            base = state.next_offset
+            # The frame gets its own copy of the batch, stamped; the caller's is left as sent.
+            entry = LogEntry(partition=p, epoch=state.epoch, base_offset=base, owner=self.node_id, batch=b)
+            stamped = entry.batch
+            stamped.hlc = self.hlc.reserve(len(keys))
+            stamped.origin = self.origin
+            stamped.origin_seq = state.next_origin_seq(self.origin)
+            vals, failed, _ = state.apply_batch(stamped, base, keys, column)
+            if failed:
+                batches.drop(stamped, failed)
+            results.append(batches.result(p, b.ticket, base, vals, failed))
+            n = len(stamped.keys)
+            if not n:
+                continue
+            state.next_offset = base + n
+            state.note_epoch(entry.epoch, entry.owner, base)
+            self._append_frame(entry)
+            entries.append(entry)
+            self._commits += n
+        return results, entries, any_duplicate
 
     def _commit_now(
         self, records: Sequence[types_pb2.Record]
@@ -396,7 +484,7 @@ class Engine:
             self._truncate_index(p, entry.base_offset)
             self._recent[p] = [f for f in self._recent[p] if f[0] < entry.base_offset]
         else:
-            n = len(entry.records)
+            n = batches.count(entry)
             self.index[p].append(_Frame(entry.base_offset, n, loc.segment, loc.position))
             recent = self._recent[p]
             recent.append((entry.base_offset, n, body, loc.seq))
@@ -436,13 +524,12 @@ class Engine:
             if body is None:
                 body = self.wal.read(fr.segment, fr.position)
             entry = storage_pb2.LogEntry.FromString(body)
-            if len(entry.records) != fr.count:  # trimmed by a truncation
-                del entry.records[fr.count:]
-            if entry.base_offset < offset:
-                del entry.records[: offset - entry.base_offset]
-                entry.base_offset = offset
+            # A truncation may have cut the frame's end; a start before `offset` is cut here.
+            start = max(0, offset - entry.base_offset)
+            if start or batches.count(entry) != fr.count:
+                batches.cut(entry, start, fr.count)
             out.append(entry)
-            n += len(entry.records)
+            n += batches.count(entry)
             if n >= max_records:
                 break
         return out
@@ -457,7 +544,7 @@ class Engine:
         # (this log may miss part of a run its state holds, after a truncation).
         found: dict[str, dict[int, types_pb2.Record]] = {}
         for entry in self.frames_from(p, state.log_start_offset, 1 << 62):
-            for rec in entry.records:
+            for rec in batches.records(entry):
                 if rec.origin and rec.origin_seq > have.get(rec.origin, 0):
                     found.setdefault(rec.origin, {})[rec.origin_seq] = rec
         out: list[types_pb2.Record] = []
@@ -523,7 +610,7 @@ class Engine:
                     error="does not continue this log",
                 )
                 continue
-            if entry.records:
+            if batches.count(entry):
                 self.apply_entry(state, entry)
                 self._append_frame(entry)
                 self._unpublished.append((self.wal.appended, [entry]))
@@ -536,7 +623,7 @@ class Engine:
         same offsets; returns the WAL seq to wait for."""
         for entry in entries:
             state = self.partitions[entry.partition]
-            if entry.base_offset != state.next_offset or not entry.records:
+            if entry.base_offset != state.next_offset or not batches.count(entry):
                 continue
             self.apply_entry(state, entry)
             self._append_frame(entry)
@@ -726,7 +813,7 @@ class Engine:
             if fr.base_offset >= end:
                 break
             entry = storage_pb2.LogEntry.FromString(self.wal.read(fr.segment, fr.position))
-            for k, rec in enumerate(entry.records[: fr.count]):  # a truncation may have cut the frame
+            for k, rec in enumerate(batches.records(entry)[: fr.count]):  # a truncation may have cut the frame
                 off = entry.base_offset + k
                 if start <= off < end:
                     yield types_pb2.Commit(partition=p, offset=off, epoch=entry.epoch, record=rec, owner=entry.owner)
@@ -744,7 +831,7 @@ class Engine:
                 batch, self._unpublished = self._unpublished, []
                 for _, entries in batch:
                     for entry in entries:
-                        self.published[entry.partition] = entry.base_offset + len(entry.records)
+                        self.published[entry.partition] = entry.base_offset + batches.count(entry)
                     if self.subscriptions:
                         for sub in list(self.subscriptions):
                             sub.deliver_live(entries)
@@ -755,7 +842,13 @@ class Engine:
         s = self.config.storage
         while True:
             await asyncio.sleep(min(1.0, s.snapshot_every_s / 4))
-            due_records = self._records_since_snapshot >= s.snapshot_every_records
+            # Also at least SNAPSHOT_STATE_FACTOR records per entry of the last snapshot:
+            # taking one costs in proportion to the state, so this bounds its cost per
+            # record however large the state grows (replay stays within that many
+            # records per entry of state).
+            due_records = self._records_since_snapshot >= max(
+                s.snapshot_every_records, SNAPSHOT_STATE_FACTOR * self._snapshot_entries
+            )
             due_time = self._records_since_snapshot > 0 and self.clock.now() - self._last_snapshot_at >= s.snapshot_every_s
             if due_records or due_time:
                 try:
@@ -776,6 +869,7 @@ class Engine:
             dropped = sum(state.compact(now_ms) for state in self.partitions)
             seg, pos = self.wal.end
             snap = self._build_snapshot(seg, pos)
+            self._snapshot_entries = sum(len(st.counters) + len(st.documents) + len(st.tickets) for st in self.partitions)
             self._records_since_snapshot = 0
             self._last_snapshot_at = self.clock.now()
             await self.wal.sync()
@@ -789,7 +883,7 @@ class Engine:
         snap = storage_pb2.Snapshot(partitions=len(self.partitions), segment=seg, position=pos, hlc=self.hlc.last)
         for state in self.partitions:
             if state.next_offset or state.origins or state.counters or state.documents.docs:
-                snap.partition_states.append(state.to_snapshot())
+                state.to_snapshot(snap.partition_states.add())
         return snap
 
     def _load_snapshot(self, snap: storage_pb2.Snapshot) -> None:

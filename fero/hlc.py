@@ -36,6 +36,12 @@ class HybridClock:
         self.last = physical if physical > self.last else self.last + 1
         return self.last
 
+    def reserve(self, n: int) -> int:
+        """The first of `n` consecutive timestamps, all later than any before."""
+        first = self.now()
+        self.last = first + max(0, n - 1)
+        return first
+
     def observe(self, remote: int) -> None:
         if remote > self.last:
             self.last = remote

@@ -27,6 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from fero import __version__
+from fero import batch as batches
 from fero.clock import REAL, Clock
 from fero.config import Config
 from fero.engine import Engine, Handler
@@ -67,6 +68,13 @@ def _failed(batch: Sequence[types_pb2.Record], err: FeroError) -> list[types_pb2
     return [
         types_pb2.Result(ticket=r.ticket, error_code=err.code.value[0], error_message=err.message) for r in batch
     ]
+
+def _failed_batches(group: Sequence[types_pb2.Batch], err: FeroError) -> list[types_pb2.BatchResult]:
+    return [
+        types_pb2.BatchResult(partition=b.partition, ticket=b.ticket, error_code=err.code.value[0], error_message=err.message)
+        for b in group
+    ]
+
 
 SERVICE_NAMES = (
     counters_pb2.DESCRIPTOR.services_by_name["Counters"].full_name,
@@ -283,6 +291,75 @@ class Node:
 
         await asyncio.gather(*(run(o, idxs) for o, idxs in groups.items()))
         return results
+
+    async def commit_batches(
+        self, batch_list: Sequence[types_pb2.Batch], acks: int, forwarded: bool = False
+    ) -> list[types_pb2.BatchResult]:
+        """Commits columnar batches (fero.batch), each at the owner of its partition, as
+        commit() does records; a batch that cannot reach its owner gets a BatchResult
+        with an UNAVAILABLE error_code (retry it whole: its ticket makes that safe)."""
+        self._check_serving()
+        self._check_split_policy()
+        batches.validate(batch_list, len(self.engine.partitions), self.config.limits)
+        groups = self.router.group([b.partition for b in batch_list])
+        results: list[types_pb2.BatchResult] = [None] * len(batch_list)  # type: ignore[list-item]
+
+        async def run(owner: str | None, idxs: list[int]) -> None:
+            group = [batch_list[i] for i in idxs]
+            if owner == self.node_id:
+                try:
+                    out = await self._commit_batches_local(group, acks)
+                except Unavailable as exc:
+                    out = _failed_batches(group, exc)
+            elif owner is None:
+                out = _failed_batches(group, Unavailable("no node owns this partition; the ring is empty"))
+            elif forwarded:
+                out = _failed_batches(group, NotOwner(f"not owner of this partition; its owner is {owner}"))
+            else:
+                out = await self._forward_batches(owner, group, acks)
+            for i, r in zip(idxs, out):
+                results[i] = r
+
+        if len(groups) == 1:
+            ((owner, idxs),) = groups.items()
+            await run(owner, idxs)
+        else:
+            await asyncio.gather(*(run(o, idxs) for o, idxs in groups.items()))
+        return results
+
+    async def _commit_batches_local(self, batch_list: Sequence[types_pb2.Batch], acks: int) -> list[types_pb2.BatchResult]:
+        assert self.ownership is not None
+        await self.ownership.wait_serving({b.partition for b in batch_list})
+        results = await self.engine.commit_batches(batch_list, acks)
+        if acks == types_pb2.ACKS_ALL and self.replicator.assignment:
+            needs: dict[int, int] = {}
+            for b, r in zip(batch_list, results):
+                # A duplicate's first commit may still be on its way to the replicas:
+                # wait for everything this partition has.
+                end = (self.engine.partitions[r.partition].next_offset if r.duplicate
+                       else r.base_offset + len(b.keys) - len(r.errors))
+                if end > r.base_offset:
+                    needs[r.partition] = max(needs.get(r.partition, 0), end)
+            await self.replicator.wait_all(needs)
+        return results
+
+    async def _forward_batches(
+        self, owner: str, group: list[types_pb2.Batch], acks: int
+    ) -> list[types_pb2.BatchResult]:
+        address = self._address_of(owner)
+        if address is None:
+            return _failed_batches(group, Unavailable(f"owner {owner} has no known address"))
+        self.forwards += 1
+        try:
+            reply = await self.transport.changelog(address).Commit(
+                changelog_pb2.CommitRequest(batches=group, acks=acks), metadata=HOP, timeout=FORWARD_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            err = from_status(exc.code(), exc.details() or "")
+            if not err.retriable and err.code != grpc.StatusCode.INVALID_ARGUMENT:
+                err = Unavailable(f"forward to owner {owner} failed: {err}")
+            return _failed_batches(group, err)
+        return list(reply.batch_results)
 
     async def _commit_local(self, records: Sequence[types_pb2.Record], partitions: set[int], acks: int) -> list[types_pb2.Result]:
         """Commits records whose partitions this node owns: once it serves them (a new

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Sequence
+
+from fero import batch as batches
 from fero import hlc as hlcs
 from fero import values
 from fero.counters import Counter
 from fero.documents import Doc, Documents
-from fero.errors import InvalidArgument
+from fero.errors import FeroError, InvalidArgument
 from fero.tickets import Committed, TicketTable
 from fero.v1 import storage_pb2, types_pb2
 from fero.values import Kind, Value
@@ -94,6 +97,17 @@ class PartitionState:
         if remember and record.ticket and self.tickets.get(record.ticket) is not None:
             self._count_origin(record)
             return None
+        derived = batches.parse_derived(record.ticket) if record.ticket.startswith(batches.DERIVED_PREFIX) else None
+        if derived is not None:
+            # One record of a batch, met on its own (a merge): deduped by the batch's
+            # ticket, unless that ticket stands for this very batch.
+            ticket, k = derived
+            first = record.origin_seq - k
+            seen = self.tickets.get(ticket)
+            if seen is not None and (seen.origin, seen.first_seq) != (record.origin, first):
+                self._count_origin(record)
+                return None
+            remember = False
         op = record.op
         at_ms = hlcs.wall_ms(record.hlc)
         result: Value | None = None
@@ -132,8 +146,108 @@ class PartitionState:
             raise InvalidArgument(f"unknown op {op}")
         if remember:
             self.tickets.put(record.ticket, Committed(offset, result, at_ms))
+        elif derived is not None and seen is None:
+            self.tickets.put(ticket, Committed(offset - k, None, at_ms, record.origin, first))
         self._count_origin(record)
         return result
+
+    def apply_batch(
+        self, b: types_pb2.Batch, offset: int, keys: list[str] | None = None, column: list | None = None
+    ) -> tuple[list[Value] | None, list[tuple[int, int, str]], bool]:
+        """Applies a columnar batch (hlc and origin set) whose first record is the commit
+        at `offset`: (values after each applied COUNTER_ADD / ADD, the records that could
+        not apply as (index, code, message), whether it was a duplicate).
+
+        A record that cannot apply changes nothing and takes no position: the records
+        after it take its hlc and origin_seq (the owner then drops it from the batch it
+        logs, so every copy applies the same records at the same stamps). A batch whose
+        ticket is committed here under another identity (a retry on the other side of
+        a split) is counted in the digest but not applied again.
+        """
+        if keys is None:  # (the owner passes the lists it checked: see fero.batch.validate)
+            keys = list(b.keys)
+            column = list(b.amounts if b.op in batches.AMOUNT_OPS else b.values)
+        n = len(keys)
+        first = b.origin_seq - b.position
+        seen = self.tickets.get(b.ticket)
+        if seen is not None and (seen.origin, seen.first_seq) != (b.origin, first):
+            self._count_run(b.origin, b.origin_seq + n - 1)
+            return None, [], True
+        at_ms = hlcs.wall_ms(b.hlc)
+        op = b.op
+        vals: list[Value] | None = None
+        failed: list[tuple[int, int, str]] = []
+        if op == OP.OP_COUNTER_ADD:
+            vals, failed = self._add_counters(keys, column, at_ms)  # type: ignore[arg-type]
+        elif not (op == OP.OP_UPDATE and self.documents.update_many(keys, column, b.hlc, b.origin)):  # type: ignore[arg-type]
+            vals, failed = self._apply_each(b)
+        applied = n - len(failed)
+        if applied:
+            self._count_run(b.origin, b.origin_seq + applied - 1)
+        # A batch none of whose records applied is not remembered (nor logged): as with
+        # a record that fails, a retry is judged afresh.
+        if seen is None and applied:
+            errors = tuple(failed) or tuple((e.index, e.code, e.message) for e in b.errors)
+            self.tickets.put(b.ticket, Committed(
+                offset - b.position, None, at_ms, b.origin, first,
+                vals if b.position == 0 else None, errors, max(1, n),
+            ))
+        return vals, failed, False
+
+    def _add_counters(
+        self, keys: Sequence[str], amounts: Sequence[int], at_ms: int
+    ) -> tuple[list[Value], list[tuple[int, int, str]]]:
+        """COUNTER_ADD in bulk: one dict lookup and one add per record while counters
+        are plain ints without expiry (the common case); the rest as apply() does it."""
+        counters = self.counters
+        INT = Kind.INT
+        out: list[Value] = []
+        append = out.append
+        failed: list[tuple[int, int, str]] = []
+        for i, (name, a) in enumerate(zip(keys, amounts)):
+            c = counters.get(name)
+            if c is None:
+                counters[name] = Counter(name, INT, a, 0)
+                append(a)
+            elif c.kind is INT and not c.expire_at_ms:
+                v = c.value = c.value + a
+                append(v)
+            else:
+                try:
+                    c = self._live_counter(name, at_ms)
+                    if c is None:
+                        c = counters[name] = Counter.new(name)
+                    append(c.add(values.from_number(types_pb2.Number(i64=a), c.kind), at_ms))
+                except FeroError as exc:
+                    failed.append((i, exc.code.value[0], exc.message))
+        return out, failed
+
+    def _apply_each(self, b: types_pb2.Batch) -> tuple[list[Value] | None, list[tuple[int, int, str]]]:
+        """The records of a batch one by one, as Records (ops without a bulk path)."""
+        out: list[Value] | None = [] if b.op in batches.AMOUNT_OPS else None
+        failed: list[tuple[int, int, str]] = []
+        Record = types_pb2.Record
+        vals, amounts = b.values, b.amounts
+        k = 0
+        for i, key in enumerate(b.keys):
+            rec = Record(key=key, op=b.op, hlc=b.hlc + k, origin=b.origin, origin_seq=b.origin_seq + k)
+            if vals:
+                rec.value = vals[i]
+            if amounts:
+                rec.amount.i64 = amounts[i]
+            try:
+                v = self.apply(rec, 0, remember=False)
+            except FeroError as exc:
+                failed.append((i, exc.code.value[0], exc.message))
+                continue
+            if out is not None:
+                out.append(v)  # type: ignore[arg-type]
+            k += 1
+        return out, failed
+
+    def _count_run(self, origin: str, last_seq: int) -> None:
+        if last_seq > self.origins.get(origin, 0):
+            self.origins[origin] = last_seq
 
     def _count_origin(self, record: types_pb2.Record) -> None:
         origin = record.origin
@@ -193,17 +307,16 @@ class PartitionState:
 
     # -- snapshots --------------------------------------------------------------------
 
-    def to_snapshot(self) -> storage_pb2.PartitionSnapshot:
-        """This partition's whole state, for a node snapshot or a state transfer."""
-        ps = storage_pb2.PartitionSnapshot(
-            partition=self.partition, epoch=self.epoch, next_offset=self.next_offset,
-            log_start_offset=self.log_start_offset,
-        )
+    def to_snapshot(self, out: storage_pb2.PartitionSnapshot | None = None) -> storage_pb2.PartitionSnapshot:
+        """This partition's whole state, for a node snapshot or a state transfer; fills
+        `out` in place if given (no copy of a large state)."""
+        ps = out if out is not None else storage_pb2.PartitionSnapshot()
+        ps.partition, ps.epoch, ps.next_offset = self.partition, self.epoch, self.next_offset
+        ps.log_start_offset = self.log_start_offset
         for c in self.counters.values():
             cs = ps.counters.add(name=c.name, kind=int(c.kind), expire_at_ms=c.expire_at_ms)
             values.to_number(c.value, cs.value)
-        for key, doc in self.documents.docs.items():
-            ps.keys.add(key=key, value=doc.raw(), hlc=doc.hlc, origin=doc.origin)
+        self.documents.to_columns(ps.key_columns)
         for key, (hlc, origin) in self.documents.tombstones.items():
             ps.keys.add(key=key, hlc=hlc, origin=origin, removed=True)
         for origin, seq in self.origins.items():
@@ -215,6 +328,10 @@ class PartitionState:
             if committed.value is not None:
                 ts.has_value = True
                 values.to_number(committed.value, ts.value)
+            if committed.origin:
+                ts.origin, ts.first_seq, ts.weight = committed.origin, committed.first_seq, committed.weight
+                if committed.values is not None or committed.errors:
+                    ts.batch.CopyFrom(batches.result(self.partition, ticket, committed.offset, committed.values, committed.errors))
         return ps
 
     def load_snapshot(self, ps: storage_pb2.PartitionSnapshot) -> None:
@@ -225,6 +342,7 @@ class PartitionState:
             kind = Kind.parse(cs.kind)
             self.counters[cs.name] = Counter(cs.name, kind, values.from_number(cs.value, kind), cs.expire_at_ms)
         self.documents = Documents()
+        self.documents.from_columns(ps.key_columns)
         for ks in ps.keys:
             if ks.removed:
                 self.documents.tombstones[ks.key] = (ks.hlc, ks.origin)
@@ -235,4 +353,11 @@ class PartitionState:
         self.tickets = TicketTable(self.tickets.window_ms, self.tickets.max_entries)
         for ts in ps.tickets:
             value = values.parse_number(ts.value) if ts.has_value else None
-            self.tickets.put(ts.ticket, Committed(ts.offset, value, ts.committed_ms))
+            if ts.origin:
+                self.tickets.put(ts.ticket, Committed(
+                    ts.offset, value, ts.committed_ms, ts.origin, ts.first_seq,
+                    batches.result_values(ts.batch) if ts.HasField("batch") else None,
+                    tuple((e.index, e.code, e.message) for e in ts.batch.errors), max(1, ts.weight),
+                ))
+            else:
+                self.tickets.put(ts.ticket, Committed(ts.offset, value, ts.committed_ms))

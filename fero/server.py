@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 import grpc
 import structlog
 
+from fero import batch as batches
 from fero import values
 from fero.errors import FeroError, InvalidArgument, Unavailable, from_status, status_code
 from fero.transport import HOP
@@ -156,8 +157,21 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
 
     @edge
     async def Commit(self, request: changelog_pb2.CommitRequest, context: Any) -> changelog_pb2.CommitReply:
-        results = await self.node.commit(request.records, request.acks, _forwarded(context))
-        return changelog_pb2.CommitReply(results=results, coherent=self.node.coherent())
+        forwarded = _forwarded(context)
+        if not request.batches:
+            results = await self.node.commit(request.records, request.acks, forwarded)
+            return changelog_pb2.CommitReply(results=results, coherent=self.node.coherent())
+        if request.records:
+            # Both checked before either commits: a malformed call commits nothing.
+            self.node.engine.validate(request.records)
+            batches.validate(request.batches, len(self.node.engine.partitions), self.node.config.limits, len(request.records))
+            results, batch_results = await asyncio.gather(
+                self.node.commit(request.records, request.acks, forwarded),
+                self.node.commit_batches(request.batches, request.acks, forwarded),
+            )
+        else:
+            results, batch_results = [], await self.node.commit_batches(request.batches, request.acks, forwarded)
+        return changelog_pb2.CommitReply(results=results, batch_results=batch_results, coherent=self.node.coherent())
 
     @edge
     async def Read(self, request: changelog_pb2.ReadRequest, context: Any) -> changelog_pb2.ReadReply:

@@ -16,6 +16,7 @@ import collections
 import itertools
 from typing import Callable, Iterable, Iterator
 
+from fero import batch as batches
 from fero.documents import partition_key
 from fero.errors import FeroError, ResourceExhausted
 from fero.ring import partition_of
@@ -126,7 +127,7 @@ class Subscription:
             p = entry.partition
             if p not in self.next_offset:
                 continue
-            for k, rec in enumerate(entry.records):
+            for k, rec in enumerate(batches.records(entry)):
                 yield types_pb2.Commit(partition=p, offset=entry.base_offset + k, epoch=entry.epoch, record=rec, owner=entry.owner)
 
     def _take(self, commits: Iterable[types_pb2.Commit]) -> list[types_pb2.Commit]:

@@ -2,7 +2,8 @@
 result, so that a retried record is acknowledged again and never applied twice.
 
 The table is a bounded window, as in Kafka's idempotent producer: a ticket is
-recognised while it is among the last `max_entries` of its partition and younger than
+recognised while it is among the last `max_entries` records of its partition (a
+batch ticket counts as its records) and younger than
 `window_ms`. Clients retry within seconds; the defaults (see fero.config) cover far
 longer than any retry policy, and bound memory when a partition takes millions of
 writes. Entries are evicted in commit order, which is also their order in the log, so
@@ -23,6 +24,13 @@ class Committed:
     offset: int
     value: Value | None  # the value after the record, for ADD-like ops
     committed_ms: int
+    # A batch ticket (fero.batch): the identity of the batch's first record, and the
+    # committed records' values and failed records (index, code, message), if known.
+    origin: str = ""
+    first_seq: int = 0
+    values: list[Value] | None = None
+    errors: tuple[tuple[int, int, str], ...] = ()
+    weight: int = 1  # records it stands for: the window counts records, not tickets
 
 
 class TicketTable:
@@ -30,6 +38,7 @@ class TicketTable:
         self.window_ms = window_ms
         self.max_entries = max_entries
         self._entries: OrderedDict[str, Committed] = OrderedDict()
+        self._weight = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -39,9 +48,13 @@ class TicketTable:
 
     def put(self, ticket: str, committed: Committed) -> None:
         entries = self._entries
+        old = entries.get(ticket)
+        if old is not None:
+            self._weight -= old.weight
         entries[ticket] = committed
-        if len(entries) > self.max_entries:
-            entries.popitem(last=False)
+        self._weight += committed.weight
+        while self._weight > self.max_entries and len(entries) > 1:
+            self._weight -= entries.popitem(last=False)[1].weight
 
     def expire(self, now_ms: int) -> int:
         """Drops entries older than the window; returns how many."""
@@ -53,6 +66,7 @@ class TicketTable:
             if first.committed_ms >= cutoff:
                 break
             del entries[ticket]
+            self._weight -= first.weight
             dropped += 1
         return dropped
 

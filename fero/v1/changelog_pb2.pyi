@@ -9,20 +9,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CommitRequest(_message.Message):
-    __slots__ = ("records", "acks")
+    __slots__ = ("records", "acks", "batches")
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     ACKS_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
     records: _containers.RepeatedCompositeFieldContainer[_types_pb2.Record]
     acks: _types_pb2.Acks
-    def __init__(self, records: _Optional[_Iterable[_Union[_types_pb2.Record, _Mapping]]] = ..., acks: _Optional[_Union[_types_pb2.Acks, str]] = ...) -> None: ...
+    batches: _containers.RepeatedCompositeFieldContainer[_types_pb2.Batch]
+    def __init__(self, records: _Optional[_Iterable[_Union[_types_pb2.Record, _Mapping]]] = ..., acks: _Optional[_Union[_types_pb2.Acks, str]] = ..., batches: _Optional[_Iterable[_Union[_types_pb2.Batch, _Mapping]]] = ...) -> None: ...
 
 class CommitReply(_message.Message):
-    __slots__ = ("results", "coherent")
+    __slots__ = ("results", "coherent", "batch_results")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     COHERENT_FIELD_NUMBER: _ClassVar[int]
+    BATCH_RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[_types_pb2.Result]
     coherent: bool
-    def __init__(self, results: _Optional[_Iterable[_Union[_types_pb2.Result, _Mapping]]] = ..., coherent: _Optional[bool] = ...) -> None: ...
+    batch_results: _containers.RepeatedCompositeFieldContainer[_types_pb2.BatchResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[_types_pb2.Result, _Mapping]]] = ..., coherent: _Optional[bool] = ..., batch_results: _Optional[_Iterable[_Union[_types_pb2.BatchResult, _Mapping]]] = ...) -> None: ...
 
 class ReadRequest(_message.Message):
     __slots__ = ("key", "stale_ok")

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class LogEntry(_message.Message):
-    __slots__ = ("partition", "epoch", "base_offset", "records", "owner", "truncate", "install")
+    __slots__ = ("partition", "epoch", "base_offset", "records", "owner", "truncate", "install", "batch")
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     BASE_OFFSET_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class LogEntry(_message.Message):
     OWNER_FIELD_NUMBER: _ClassVar[int]
     TRUNCATE_FIELD_NUMBER: _ClassVar[int]
     INSTALL_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     partition: int
     epoch: int
     base_offset: int
@@ -23,7 +24,8 @@ class LogEntry(_message.Message):
     owner: str
     truncate: bool
     install: PartitionSnapshot
-    def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., base_offset: _Optional[int] = ..., records: _Optional[_Iterable[_Union[_types_pb2.Record, _Mapping]]] = ..., owner: _Optional[str] = ..., truncate: _Optional[bool] = ..., install: _Optional[_Union[PartitionSnapshot, _Mapping]] = ...) -> None: ...
+    batch: _types_pb2.Batch
+    def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., base_offset: _Optional[int] = ..., records: _Optional[_Iterable[_Union[_types_pb2.Record, _Mapping]]] = ..., owner: _Optional[str] = ..., truncate: _Optional[bool] = ..., install: _Optional[_Union[PartitionSnapshot, _Mapping]] = ..., batch: _Optional[_Union[_types_pb2.Batch, _Mapping]] = ...) -> None: ...
 
 class Snapshot(_message.Message):
     __slots__ = ("partitions", "segment", "position", "partition_states", "hlc")
@@ -40,7 +42,7 @@ class Snapshot(_message.Message):
     def __init__(self, partitions: _Optional[int] = ..., segment: _Optional[int] = ..., position: _Optional[int] = ..., partition_states: _Optional[_Iterable[_Union[PartitionSnapshot, _Mapping]]] = ..., hlc: _Optional[int] = ...) -> None: ...
 
 class PartitionSnapshot(_message.Message):
-    __slots__ = ("partition", "epoch", "next_offset", "counters", "keys", "tickets", "log_start_offset", "origins", "epochs")
+    __slots__ = ("partition", "epoch", "next_offset", "counters", "keys", "tickets", "log_start_offset", "origins", "epochs", "key_columns")
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     NEXT_OFFSET_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +52,7 @@ class PartitionSnapshot(_message.Message):
     LOG_START_OFFSET_FIELD_NUMBER: _ClassVar[int]
     ORIGINS_FIELD_NUMBER: _ClassVar[int]
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    KEY_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     partition: int
     epoch: int
     next_offset: int
@@ -59,7 +62,20 @@ class PartitionSnapshot(_message.Message):
     log_start_offset: int
     origins: _containers.RepeatedCompositeFieldContainer[OriginSeq]
     epochs: _containers.RepeatedCompositeFieldContainer[EpochStart]
-    def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., next_offset: _Optional[int] = ..., counters: _Optional[_Iterable[_Union[CounterState, _Mapping]]] = ..., keys: _Optional[_Iterable[_Union[KeyState, _Mapping]]] = ..., tickets: _Optional[_Iterable[_Union[TicketState, _Mapping]]] = ..., log_start_offset: _Optional[int] = ..., origins: _Optional[_Iterable[_Union[OriginSeq, _Mapping]]] = ..., epochs: _Optional[_Iterable[_Union[EpochStart, _Mapping]]] = ...) -> None: ...
+    key_columns: KeyColumns
+    def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., next_offset: _Optional[int] = ..., counters: _Optional[_Iterable[_Union[CounterState, _Mapping]]] = ..., keys: _Optional[_Iterable[_Union[KeyState, _Mapping]]] = ..., tickets: _Optional[_Iterable[_Union[TicketState, _Mapping]]] = ..., log_start_offset: _Optional[int] = ..., origins: _Optional[_Iterable[_Union[OriginSeq, _Mapping]]] = ..., epochs: _Optional[_Iterable[_Union[EpochStart, _Mapping]]] = ..., key_columns: _Optional[_Union[KeyColumns, _Mapping]] = ...) -> None: ...
+
+class KeyColumns(_message.Message):
+    __slots__ = ("keys", "values", "hlcs", "origins")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    HLCS_FIELD_NUMBER: _ClassVar[int]
+    ORIGINS_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    values: _containers.RepeatedScalarFieldContainer[bytes]
+    hlcs: _containers.RepeatedScalarFieldContainer[int]
+    origins: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, keys: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[bytes]] = ..., hlcs: _Optional[_Iterable[int]] = ..., origins: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class OriginSeq(_message.Message):
     __slots__ = ("origin", "seq")
@@ -106,15 +122,23 @@ class KeyState(_message.Message):
     def __init__(self, key: _Optional[str] = ..., value: _Optional[bytes] = ..., hlc: _Optional[int] = ..., removed: _Optional[bool] = ..., origin: _Optional[str] = ...) -> None: ...
 
 class TicketState(_message.Message):
-    __slots__ = ("ticket", "offset", "value", "committed_ms", "has_value")
+    __slots__ = ("ticket", "offset", "value", "committed_ms", "has_value", "origin", "first_seq", "batch", "weight")
     TICKET_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     COMMITTED_MS_FIELD_NUMBER: _ClassVar[int]
     HAS_VALUE_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
     ticket: str
     offset: int
     value: _types_pb2.Number
     committed_ms: int
     has_value: bool
-    def __init__(self, ticket: _Optional[str] = ..., offset: _Optional[int] = ..., value: _Optional[_Union[_types_pb2.Number, _Mapping]] = ..., committed_ms: _Optional[int] = ..., has_value: _Optional[bool] = ...) -> None: ...
+    origin: str
+    first_seq: int
+    batch: _types_pb2.BatchResult
+    weight: int
+    def __init__(self, ticket: _Optional[str] = ..., offset: _Optional[int] = ..., value: _Optional[_Union[_types_pb2.Number, _Mapping]] = ..., committed_ms: _Optional[int] = ..., has_value: _Optional[bool] = ..., origin: _Optional[str] = ..., first_seq: _Optional[int] = ..., batch: _Optional[_Union[_types_pb2.BatchResult, _Mapping]] = ..., weight: _Optional[int] = ...) -> None: ...

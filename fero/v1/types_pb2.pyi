@@ -1,7 +1,8 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -118,3 +119,61 @@ class Result(_message.Message):
     error_code: int
     error_message: str
     def __init__(self, partition: _Optional[int] = ..., offset: _Optional[int] = ..., value: _Optional[_Union[Number, _Mapping]] = ..., duplicate: _Optional[bool] = ..., reply: _Optional[bytes] = ..., ticket: _Optional[str] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class Batch(_message.Message):
+    __slots__ = ("partition", "ticket", "op", "keys", "values", "amounts", "hlc", "origin", "origin_seq", "errors", "position")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    AMOUNTS_FIELD_NUMBER: _ClassVar[int]
+    HLC_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_SEQ_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    partition: int
+    ticket: str
+    op: Op
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    values: _containers.RepeatedScalarFieldContainer[bytes]
+    amounts: _containers.RepeatedScalarFieldContainer[int]
+    hlc: int
+    origin: str
+    origin_seq: int
+    errors: _containers.RepeatedCompositeFieldContainer[RecordError]
+    position: int
+    def __init__(self, partition: _Optional[int] = ..., ticket: _Optional[str] = ..., op: _Optional[_Union[Op, str]] = ..., keys: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[bytes]] = ..., amounts: _Optional[_Iterable[int]] = ..., hlc: _Optional[int] = ..., origin: _Optional[str] = ..., origin_seq: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[RecordError, _Mapping]]] = ..., position: _Optional[int] = ...) -> None: ...
+
+class RecordError(_message.Message):
+    __slots__ = ("index", "code", "message")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    code: int
+    message: str
+    def __init__(self, index: _Optional[int] = ..., code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class BatchResult(_message.Message):
+    __slots__ = ("partition", "ticket", "base_offset", "values", "exact_values", "duplicate", "errors", "error_code", "error_message")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    BASE_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    EXACT_VALUES_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    partition: int
+    ticket: str
+    base_offset: int
+    values: _containers.RepeatedScalarFieldContainer[int]
+    exact_values: _containers.RepeatedCompositeFieldContainer[Number]
+    duplicate: bool
+    errors: _containers.RepeatedCompositeFieldContainer[RecordError]
+    error_code: int
+    error_message: str
+    def __init__(self, partition: _Optional[int] = ..., ticket: _Optional[str] = ..., base_offset: _Optional[int] = ..., values: _Optional[_Iterable[int]] = ..., exact_values: _Optional[_Iterable[_Union[Number, _Mapping]]] = ..., duplicate: _Optional[bool] = ..., errors: _Optional[_Iterable[_Union[RecordError, _Mapping]]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...

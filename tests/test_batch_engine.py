@@ -1,0 +1,796 @@
+"""The columnar batch fast path at the engine: `Engine.commit_batches` on real files.
+
+Covered: consecutive offsets and per-record counter values, keyed ops, batch tickets
+(duplicates return the first result, also after a restart, a snapshot and retention),
+per-record errors (expired counters), malformed batches (InvalidArgument naming the
+batch, nothing commits), subscribers seeing batch records as ordinary commits, and a
+property test against a plain Python model across reopen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import re
+import shutil
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fero import values
+from fero.clock import ManualClock
+from fero.config import Config, StorageConfig
+from fero.documents import partition_key
+from fero.engine import Engine
+from fero.errors import InvalidArgument
+from fero.log import segment
+from fero.ring import partition_of
+from fero.subscriptions import Subscription
+from fero.v1 import types_pb2 as pb
+
+LEADER = pb.ACKS_LEADER
+P = Config().dht.partitions
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def part(key: str) -> int:
+    return partition_of(partition_key(key), P)
+
+
+def keys_in(p: int, n: int, prefix: str) -> list[str]:
+    """The first n names `prefix<i>` whose partition is p."""
+    out: list[str] = []
+    i = 0
+    while len(out) < n:
+        k = f"{prefix}{i}"
+        if part(k) == p:
+            out.append(k)
+        i += 1
+    return out
+
+
+def other_partition_key(p: int, prefix: str = "o") -> str:
+    i = 0
+    while part(f"{prefix}{i}") == p:
+        i += 1
+    return f"{prefix}{i}"
+
+
+def batch(op: int, keys: list[str], *, ticket: str, amounts: list[int] | None = None,
+          vals: list[bytes] | None = None, partition: int | None = None) -> pb.Batch:
+    b = pb.Batch(partition=part(keys[0]) if partition is None else partition, ticket=ticket, op=op, keys=keys)
+    if amounts is not None:
+        b.amounts.extend(amounts)
+    if vals is not None:
+        b.values.extend(vals)
+    return b
+
+
+def adds(keys: list[str], amounts: list[int], ticket: str) -> pb.Batch:
+    return batch(pb.OP_COUNTER_ADD, keys, amounts=amounts, ticket=ticket)
+
+
+def updates(keys: list[str], vals: list[object], ticket: str) -> pb.Batch:
+    return batch(pb.OP_UPDATE, keys, vals=[json.dumps(v).encode() for v in vals], ticket=ticket)
+
+
+def config(**storage: object) -> Config:
+    return Config(storage=dataclasses.replace(StorageConfig(), **storage)).validate()
+
+
+async def opened(path: Path | None, cfg: Config | None = None, clock: ManualClock | None = None) -> Engine:
+    e = Engine(cfg or config(), clock or ManualClock(), "n1", path)
+    e.open()
+    e.start()
+    return e
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+def counter(e: Engine, name: str):
+    return e.get_counter(name)[0]
+
+
+def doc(e: Engine, key: str):
+    raw = e.read(key)
+    return None if raw is None else json.loads(raw)
+
+
+def total_offsets(e: Engine) -> int:
+    return sum(s.next_offset for s in e.partitions)
+
+
+def same_result(a: pb.BatchResult, b: pb.BatchResult) -> None:
+    """b is a's acknowledgement again: the same place, values and errors."""
+    assert (b.partition, b.ticket, b.base_offset) == (a.partition, a.ticket, a.base_offset)
+    assert list(b.values) == list(a.values)
+    assert list(b.exact_values) == list(a.exact_values)
+    assert [(x.index, x.code) for x in b.errors] == [(x.index, x.code) for x in a.errors]
+    assert not b.error_code
+
+
+# -- commits, offsets, values -------------------------------------------------------------
+
+
+def test_counter_add_batch_returns_running_values_at_consecutive_offsets(tmp_path):
+    (c,) = keys_in(7, 1, "cnt")
+    a, b = keys_in(7, 2, "other")
+
+    async def main():
+        e = await opened(tmp_path)
+        r1, r2 = await e.commit_batches([adds([c, c, c], [1, 2, 3], "t1"), adds([a, b, a, c], [5, 7, 1, -6], "t2")], LEADER)
+        state = (counter(e, c), counter(e, a), counter(e, b), e.partitions[7].next_offset)
+        await e.close()
+        return r1, r2, state
+
+    r1, r2, (vc, va, vb, next_offset) = run(main())
+    assert (r1.partition, r1.ticket, r1.base_offset, r1.duplicate) == (7, "t1", 0, False)
+    assert list(r1.values) == [1, 3, 6]
+    assert not r1.errors and not r1.error_code and not r1.exact_values
+    assert (r2.partition, r2.base_offset, r2.duplicate) == (7, 3, False), "the second batch follows the first"
+    assert list(r2.values) == [5, 7, 6, 0]
+    assert (vc, va, vb) == (0, 6, 7)
+    assert next_offset == 7
+
+
+def test_batches_and_records_share_one_offset_sequence_per_partition(tmp_path):
+    ka, kb = keys_in(3, 2, "mix")
+    (other,) = keys_in(4, 1, "z")
+
+    async def main():
+        e = await opened(tmp_path)
+        first = await e.commit([pb.Record(key=ka, op=pb.OP_COUNTER_ADD, amount=pb.Number(i64=10), ticket="r1")], LEADER)
+        (b1, b2) = await e.commit_batches([adds([ka, kb], [1, 1], "b1"), adds([other], [4], "b2")], LEADER)
+        last = await e.commit([pb.Record(key=kb, op=pb.OP_COUNTER_ADD, amount=pb.Number(i64=1), ticket="r2")], LEADER)
+        await e.close()
+        return first[0], b1, b2, last[0]
+
+    first, b1, b2, last = run(main())
+    assert first.offset == 0
+    assert (b1.partition, b1.base_offset, list(b1.values)) == (3, 1, [11, 1])
+    assert (b2.partition, b2.base_offset, list(b2.values)) == (4, 0, [4]), "each partition has its own offsets"
+    assert (last.offset, last.value.i64) == (3, 2)
+
+
+def test_values_that_do_not_fit_64_bits_come_as_exact_values(tmp_path):
+    (big,) = keys_in(9, 1, "big")
+
+    async def main():
+        e = await opened(tmp_path)
+        (r,) = await e.commit_batches([adds([big, big, big], [2**62, 2**62, -(2**62)], "t")], LEADER)
+        v = counter(e, big)
+        await e.close()
+        return r, v
+
+    r, v = run(main())
+    assert not r.values, "one value does not fit in 64 bits: all go as exact_values"
+    assert [values.parse_number(n) for n in r.exact_values] == [2**62, 2**63, 2**62]
+    assert v == 2**62
+
+
+def test_amounts_of_a_batch_add_to_a_decimal_counter_exactly(tmp_path):
+    (money,) = keys_in(11, 1, "eur")
+
+    async def main():
+        e = await opened(tmp_path)
+        await e.commit([pb.Record(key=money, op=pb.OP_COUNTER_SETUP, kind=pb.VALUE_KIND_DECIMAL),
+                        pb.Record(key=money, op=pb.OP_COUNTER_ADD, amount=pb.Number(text="0.25"))], LEADER)
+        (r,) = await e.commit_batches([adds([money, money], [1, 2], "t")], LEADER)
+        v = counter(e, money)
+        await e.close()
+        return r, v
+
+    r, v = run(main())
+    assert not r.errors
+    assert [Decimal(str(values.parse_number(n))) for n in r.exact_values] == [Decimal("1.25"), Decimal("3.25")]
+    assert v == Decimal("3.25")
+
+
+def test_update_batch_last_value_per_key_wins_and_paths_build_documents(tmp_path):
+    d1, d2 = keys_in(5, 2, "doc")
+
+    async def main():
+        e = await opened(tmp_path)
+        (r,) = await e.commit_batches([updates([d1, d2, d1, d1], [1, {"z": 0}, {"a": 2}, {"a": 3, "b": [1]}], "u1")], LEADER)
+        (r2,) = await e.commit_batches([updates([f"{d2}.name", f"{d2}.age", f"{d2}.name"], ["Ada", 36, "Grace"], "u2")],
+                                       LEADER)
+        got = doc(e, d1), doc(e, d2), doc(e, f"{d2}.name")
+        await e.close()
+        return r, r2, got
+
+    r, r2, (v1, v2, name) = run(main())
+    assert (r.partition, r.base_offset, r.duplicate) == (5, 0, False)
+    assert not r.values and not r.exact_values and not r.errors
+    assert r2.base_offset == 4
+    assert v1 == {"a": 3, "b": [1]}
+    assert v2 == {"z": 0, "name": "Grace", "age": 36}
+    assert name == "Grace"
+
+
+def test_keyed_add_push_patch_remove_batches(tmp_path):
+    (d,) = keys_in(13, 1, "user")
+
+    async def main():
+        e = await opened(tmp_path)
+        out = await e.commit_batches([
+            updates([d], [{"n": 1, "l": [], "o": {"k": 1}, "gone": True}], "init"),
+            batch(pb.OP_ADD, [f"{d}.n", f"{d}.n", f"{d}.m"], amounts=[2, 3, 7], ticket="add"),
+            batch(pb.OP_PUSH, [f"{d}.l", f"{d}.l"], vals=[b"1", b'{"x":2}'], ticket="push"),
+            batch(pb.OP_PATCH, [f"{d}.o"], vals=[b'{"k":null,"j":2}'], ticket="patch"),
+            batch(pb.OP_REMOVE, [f"{d}.gone"], ticket="rm"),
+        ], LEADER)
+        got = doc(e, d)
+        await e.close()
+        return out, got
+
+    out, got = run(main())
+    assert [r.base_offset for r in out] == [0, 1, 4, 6, 7]
+    assert list(out[1].values) == [3, 6, 7], "ADD returns the number after each record"
+    assert not any(r.errors or r.error_code for r in out)
+    assert got == {"n": 6, "m": 7, "l": [1, {"x": 2}], "o": {"j": 2}}
+
+
+def test_acks_none_batch_is_committed_and_survives_reopen(tmp_path):
+    (c,) = keys_in(17, 1, "n")
+
+    async def first():
+        e = await opened(tmp_path)
+        (r,) = await e.commit_batches([adds([c] * 4, [1, 1, 1, 1], "t")], pb.ACKS_NONE)
+        await e.close()
+        return r
+
+    async def second():
+        e = await opened(tmp_path)
+        v = counter(e, c)
+        (dup,) = await e.commit_batches([adds([c] * 4, [1, 1, 1, 1], "t")], LEADER)
+        await e.close()
+        return v, dup
+
+    r = run(first())
+    assert list(r.values) == [1, 2, 3, 4]
+    v, dup = run(second())
+    assert v == 4 and dup.duplicate
+
+
+# -- idempotency ----------------------------------------------------------------------
+
+
+def test_repeated_batch_ticket_returns_the_first_result_and_applies_nothing(tmp_path):
+    c, d = keys_in(21, 2, "k")
+
+    async def main():
+        e = await opened(tmp_path)
+        (first,) = await e.commit_batches([adds([c, c, d], [1, 2, 3], "once")], LEADER)
+        await e.commit_batches([adds([c], [100], "between")], LEADER)
+        before = counter(e, c), counter(e, d), e.partitions[21].next_offset
+        (again,) = await e.commit_batches([adds([c, c, d], [1, 2, 3], "once")], LEADER)
+        # The ticket decides, not the contents: other amounts are not applied either.
+        (other,) = await e.commit_batches([adds([c], [999], "once")], LEADER)
+        after = counter(e, c), counter(e, d), e.partitions[21].next_offset
+        await e.close()
+        return first, again, other, before, after
+
+    first, again, other, before, after = run(main())
+    assert not first.duplicate and again.duplicate and other.duplicate
+    same_result(first, again)
+    same_result(first, other)
+    assert list(again.values) == [1, 3, 3]
+    assert before == after == (103, 3, 4)
+
+
+def test_resending_the_very_same_batch_objects_is_recognised_as_a_duplicate(tmp_path):
+    """A caller that retries with the Batch objects it sent (e.g. after a timeout) must
+    get the duplicate acknowledgement, not an error: the engine must not stamp hlc /
+    origin into the caller's messages nor drop their failed records."""
+    clock = ManualClock()
+    c, closed = keys_in(22, 2, "same")
+
+    async def main():
+        e = await opened(tmp_path, clock=clock)
+        await e.commit([pb.Record(key=closed, op=pb.OP_COUNTER_SETUP, expire_at_ms=clock.wall_ms() - 1)], LEADER)
+        sent = [adds([c, closed, c], [1, 2, 3], "retry-me")]
+        as_sent = [fresh(b) for b in sent]
+        (first,) = await e.commit_batches(sent, LEADER)
+        unchanged = [fresh(b) for b in sent] == as_sent
+        try:
+            (again,) = await e.commit_batches(sent, LEADER)
+        except InvalidArgument as exc:
+            again = exc
+        v = counter(e, c)
+        await e.close()
+        return first, unchanged, again, v
+
+    first, unchanged, again, v = run(main())
+    assert [x.index for x in first.errors] == [1]
+    assert not isinstance(again, InvalidArgument), f"the retry was refused: {again}"
+    assert again.duplicate
+    same_result(first, again)
+    assert v == 4
+    assert unchanged, "commit_batches modified the caller's Batch messages"
+
+
+def test_same_ticket_in_another_partition_is_another_batch(tmp_path):
+    (a,) = keys_in(30, 1, "a")
+    (b,) = keys_in(31, 1, "b")
+
+    async def main():
+        e = await opened(tmp_path)
+        (ra,) = await e.commit_batches([adds([a], [1], "shared")], LEADER)
+        (rb,) = await e.commit_batches([adds([b], [1], "shared")], LEADER)
+        v = counter(e, a), counter(e, b)
+        await e.close()
+        return ra, rb, v
+
+    ra, rb, v = run(main())
+    assert not ra.duplicate and not rb.duplicate
+    assert v == (1, 1)
+
+
+def test_a_batch_repeated_within_one_call_is_applied_once(tmp_path):
+    (c,) = keys_in(33, 1, "w")
+
+    async def main():
+        e = await opened(tmp_path)
+        out = await e.commit_batches([adds([c, c], [5, 5], "dup"), adds([c, c], [5, 5], "dup")], LEADER)
+        v = counter(e, c), e.partitions[33].next_offset
+        await e.close()
+        return out, v
+
+    (r1, r2), v = run(main())
+    assert not r1.duplicate and r2.duplicate
+    same_result(r1, r2)
+    assert v == (10, 2)
+
+
+def test_batch_tickets_and_results_survive_restart(tmp_path):
+    c, d = keys_in(40, 2, "r")
+    (u,) = keys_in(41, 1, "doc")
+
+    async def before():
+        e = await opened(tmp_path)
+        out = await e.commit_batches([adds([c, d, c], [3, 4, 5], "b-1"), updates([u, u], [1, 2], "b-2")], LEADER)
+        out += await e.commit_batches([adds([d], [10], "b-3")], LEADER)
+        state = counter(e, c), counter(e, d), doc(e, u), e.partitions[40].next_offset, e.partitions[41].next_offset
+        await e.close()
+        return out, state
+
+    async def after():
+        e = await opened(tmp_path)
+        state = counter(e, c), counter(e, d), doc(e, u), e.partitions[40].next_offset, e.partitions[41].next_offset
+        again = await e.commit_batches([adds([c, d, c], [3, 4, 5], "b-1"), updates([u, u], [1, 2], "b-2"),
+                                        adds([d], [10], "b-3")], LEADER)
+        (fresh,) = await e.commit_batches([adds([c], [1], "b-4")], LEADER)
+        final = counter(e, c), counter(e, d), doc(e, u)
+        await e.close()
+        return state, again, fresh, final
+
+    out, state0 = run(before())
+    assert state0 == (8, 14, 2, 4, 2)
+    state1, again, fresh, final = run(after())
+    assert state1 == state0, "replay rebuilds the state"
+    assert [r.duplicate for r in again] == [True, True, True]
+    for a, b in zip(out, again):
+        same_result(a, b)
+    assert not fresh.duplicate and fresh.base_offset == 4 and list(fresh.values) == [9]
+    assert final == (9, 14, 2)
+
+
+def test_batch_tickets_survive_a_snapshot_after_retention_dropped_their_log(tmp_path):
+    cfg = config(segment_bytes=4096, retention_s=0, retention_bytes=0)
+    (c,) = keys_in(50, 1, "s")
+    (pad,) = keys_in(51, 1, "pad")
+
+    async def before():
+        e = await opened(tmp_path, cfg)
+        (first,) = await e.commit_batches([adds([c] * 5, [1, 2, 3, 4, 5], "snap-1")], LEADER)
+        for i in range(30):  # fill several segments so the first one can be dropped
+            await e.commit_batches([updates([pad] * 4, ["x" * 100] * 4, f"pad-{i}")], LEADER)
+        segments_before = segment.list_ids(tmp_path / "log")
+        await e.take_snapshot()
+        segments_after = segment.list_ids(tmp_path / "log")
+        (dup_live,) = await e.commit_batches([adds([c] * 5, [1, 2, 3, 4, 5], "snap-1")], LEADER)
+        (late,) = await e.commit_batches([adds([c], [100], "snap-2")], LEADER)
+        await e.close()
+        return first, segments_before, segments_after, dup_live, late
+
+    async def after():
+        e = await opened(tmp_path, cfg)
+        v0 = counter(e, c)
+        stats = e.statistics()
+        again = await e.commit_batches([adds([c] * 5, [1, 2, 3, 4, 5], "snap-1"), adds([c], [100], "snap-2")], LEADER)
+        v1 = counter(e, c)
+        await e.close()
+        return v0, stats, again, v1
+
+    first, seg_before, seg_after, dup_live, late = run(before())
+    assert len(seg_before) > 2 and seg_before[0] not in seg_after, "the batch's segment was dropped"
+    assert dup_live.duplicate
+    same_result(first, dup_live)
+    v0, stats, (again1, again2), v1 = run(after())
+    assert v0 == 115
+    assert stats.replayed_records == 1, "only the batch after the snapshot is replayed"
+    assert again1.duplicate and again2.duplicate
+    same_result(first, again1)
+    same_result(late, again2)
+    assert v1 == 115
+
+
+# -- per-record errors ------------------------------------------------------------------
+
+
+def test_an_expired_counter_fails_its_record_and_the_others_commit(tmp_path):
+    clock = ManualClock()
+    live, closing, gone = keys_in(60, 3, "bill")
+
+    async def main():
+        e = await opened(tmp_path, clock=clock)
+        now = clock.wall_ms()
+        await e.commit([
+            pb.Record(key=closing, op=pb.OP_COUNTER_SETUP, expire_at_ms=now + 1000),
+            pb.Record(key=closing, op=pb.OP_COUNTER_ADD, amount=pb.Number(i64=7)),
+            pb.Record(key=gone, op=pb.OP_COUNTER_SETUP, expire_at_ms=now - 1),
+        ], LEADER)
+        clock.advance(1.0)
+        base = e.partitions[60].next_offset
+        (r,) = await e.commit_batches([adds([live, closing, live, gone, live], [1, 5, 2, 9, 3], "mixed")], LEADER)
+        state = counter(e, live), e.partitions[60].next_offset
+        closing_state = e.partitions[60].counters[closing].value
+        (dup,) = await e.commit_batches([adds([live, closing, live, gone, live], [1, 5, 2, 9, 3], "mixed")], LEADER)
+        await e.close()
+        return base, r, state, closing_state, dup
+
+    base, r, (v_live, next_offset), v_closing, dup = run(main())
+    assert r.base_offset == base and not r.error_code and not r.duplicate
+    assert [(x.index, x.code) for x in r.errors] == [(1, 9), (3, 9)]
+    assert all("expired" in x.message for x in r.errors), [x.message for x in r.errors]
+    assert list(r.values) == [1, 3, 6], "one value per committed record"
+    assert next_offset == base + 3, "the failed records take no offset"
+    assert v_live == 6 and v_closing == 7
+    assert dup.duplicate
+    same_result(r, dup)
+
+    async def reopened():
+        e = await opened(tmp_path, clock=clock)
+        v = counter(e, live), e.partitions[60].counters[closing].value, e.partitions[60].next_offset
+        await e.close()
+        return v
+
+    assert run(reopened()) == (6, 7, base + 3)
+
+
+def test_a_batch_whose_every_record_failed_gets_the_same_answer_after_restart(tmp_path):
+    """Nothing of such a batch commits and its ticket is not remembered (as with a record
+    that fails): a retry is judged afresh, the same before and after a restart."""
+    clock = ManualClock()
+    closed, other = keys_in(62, 2, "allfail")
+
+    async def before():
+        e = await opened(tmp_path, clock=clock)
+        await e.commit([pb.Record(key=closed, op=pb.OP_COUNTER_SETUP, expire_at_ms=clock.wall_ms() - 1)], LEADER)
+        (first,) = await e.commit_batches([adds([closed, closed], [1, 2], "af")], LEADER)
+        (retry,) = await e.commit_batches([adds([closed, closed], [1, 2], "af")], LEADER)
+        await e.commit_batches([adds([other], [1], "next")], LEADER)
+        await e.close()
+        return first, retry
+
+    async def after():
+        e = await opened(tmp_path, clock=clock)
+        (retry,) = await e.commit_batches([adds([closed, closed], [1, 2], "af")], LEADER)
+        await e.close()
+        return retry
+
+    first, retry_before = run(before())
+    assert [x.index for x in first.errors] == [0, 1] and not first.values
+    retry_after = run(after())
+    assert not retry_before.duplicate and not retry_after.duplicate
+    assert [(x.index, x.code) for x in retry_before.errors] == [(0, 9), (1, 9)]
+    assert [(x.index, x.code) for x in retry_after.errors] == [(0, 9), (1, 9)]
+
+
+def test_subscribers_skip_failed_records_and_see_consecutive_offsets(tmp_path):
+    clock = ManualClock()
+    live, closed = keys_in(61, 2, "sub")
+
+    async def main():
+        e = await opened(tmp_path, clock=clock)
+        await e.commit([pb.Record(key=closed, op=pb.OP_COUNTER_SETUP, expire_at_ms=clock.wall_ms() - 1)], LEADER)
+        (r,) = await e.commit_batches([adds([closed, live, closed, live], [1, 2, 3, 4], "x")], LEADER)
+        sub = Subscription(partition=61)
+        e.subscribe(sub, {61: r.base_offset}, earliest=False)
+        got = []
+
+        async def read():
+            async for item in sub:
+                got.extend(item)
+                if len(got) >= 2:
+                    return
+
+        await asyncio.wait_for(read(), 10)
+        await e.close()
+        return r, got
+
+    r, got = run(main())
+    assert [x.index for x in r.errors] == [0, 2]
+    assert [(c.offset, c.record.key, c.record.amount.i64) for c in got] == [
+        (r.base_offset, live, 2), (r.base_offset + 1, live, 4)]
+
+
+# -- malformed batches ----------------------------------------------------------------
+
+
+PB = 70  # the partition of the malformed-batch cases
+KB = keys_in(PB, 3, "bad")
+OTHER = other_partition_key(PB)
+
+
+def _bad(**kw: object) -> pb.Batch:
+    b = pb.Batch(partition=PB, ticket="bad-ticket", op=pb.OP_COUNTER_ADD, keys=KB[:2], amounts=[1, 1])
+    for k, v in kw.items():
+        if isinstance(v, list):
+            b.ClearField(k)
+            getattr(b, k).extend(v)
+        else:
+            setattr(b, k, v)
+    return b
+
+
+BAD = [
+    ("empty ticket", _bad(ticket=""), ("ticket",)),
+    ("reserved ticket", _bad(ticket="@n1/x/1"), ("ticket", "@")),
+    ("oversized ticket", _bad(ticket="t" * 129), ("ticket", "128")),
+    ("no keys", _bad(keys=[], amounts=[]), ("key",)),
+    ("empty key", _bad(keys=[KB[0], ""]), ("key",)),
+    ("oversized key", _bad(keys=[KB[0], "k" * 600]), ("key",)),
+    ("key of another partition", _bad(keys=[KB[0], OTHER]), ("partition",)),
+    ("partition out of range", _bad(partition=P), ("partition",)),
+    ("op action", _bad(op=pb.OP_ACTION, amounts=[]), ("op",)),
+    ("op counter setup", _bad(op=pb.OP_COUNTER_SETUP, amounts=[]), ("op",)),
+    ("op unspecified", _bad(op=pb.OP_UNSPECIFIED, amounts=[]), ("op",)),
+    ("op unknown", _bad(op=99, amounts=[]), ("op",)),
+    ("update values short", _bad(op=pb.OP_UPDATE, amounts=[], values=[b"1"]), ("values",)),
+    ("update with amounts", _bad(op=pb.OP_UPDATE, values=[b"1", b"2"]), ("amounts",)),
+    ("counter add amounts short", _bad(amounts=[1]), ("amounts",)),
+    ("counter add amounts long", _bad(amounts=[1, 2, 3]), ("amounts",)),
+    ("counter add with values", _bad(values=[b"1", b"2"]), ("values",)),
+    ("remove with values", _bad(op=pb.OP_REMOVE, amounts=[], values=[b"1", b"2"]), ("values",)),
+    ("push without values", _bad(op=pb.OP_PUSH, amounts=[]), ("values",)),
+    ("client set hlc", _bad(hlc=12345), ("hlc",)),
+    ("client set origin", _bad(origin="evil/1"), ("origin",)),
+    ("client set origin_seq", _bad(origin_seq=7), ("origin_seq",)),
+    ("client set errors", _bad(errors=[pb.RecordError(index=0, code=9)]), ("errors",)),
+    ("client set position", _bad(position=1), ("position",)),
+]
+
+_NAMES_BATCH_1 = re.compile(r"batch(es)?\W{0,3}1\b", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("name,bad,words", BAD, ids=[c[0] for c in BAD])
+def test_a_malformed_batch_fails_the_whole_call_and_nothing_commits(tmp_path, name, bad, words):
+    (good_key,) = keys_in(71, 1, "good")
+
+    async def main():
+        e = await opened(tmp_path)
+        (seed,) = await e.commit_batches([adds([good_key], [42], "seed")], LEADER)
+        offsets = total_offsets(e)
+        with pytest.raises(InvalidArgument) as info:
+            await e.commit_batches([adds([good_key], [1], "would-commit"), bad], LEADER)
+        unchanged = total_offsets(e) == offsets and counter(e, good_key) == 42
+        # The engine still works, and the first batch of the failed call was not remembered.
+        (ok,) = await e.commit_batches([adds([good_key], [1], "would-commit")], LEADER)
+        (dup,) = await e.commit_batches([adds([good_key], [42], "seed")], LEADER)
+        v = counter(e, good_key)
+        await e.close()
+        return seed, info.value, unchanged, ok, dup, v
+
+    seed, err, unchanged, ok, dup, v = run(main())
+    message = err.message
+    assert _NAMES_BATCH_1.search(message), f"the message should name batch 1: {message!r}"
+    for w in words:
+        assert w.lower() in message.lower(), f"{w!r} not in {message!r}"
+    assert unchanged, "nothing of the failed call committed"
+    assert not ok.duplicate and ok.base_offset == 1
+    assert dup.duplicate and dup.base_offset == seed.base_offset
+    assert v == 43
+
+
+def test_a_malformed_batch_alone_names_its_index_zero(tmp_path):
+    async def main():
+        e = await opened(tmp_path)
+        with pytest.raises(InvalidArgument) as info:
+            await e.commit_batches([_bad(ticket="")], LEADER)
+        n = total_offsets(e)
+        await e.close()
+        return info.value.message, n
+
+    message, n = run(main())
+    assert re.search(r"batch(es)?\W{0,3}0\b", message, re.IGNORECASE), message
+    assert n == 0
+
+
+# -- subscribers ----------------------------------------------------------------------
+
+
+def test_subscribers_see_batch_records_as_ordinary_commits_live_and_after_reopen(tmp_path):
+    c1, c2 = keys_in(80, 2, "live")
+    (d,) = keys_in(80, 1, "ldoc")
+
+    async def collect(e: Engine, p: int, start: int, n: int) -> list[pb.Commit]:
+        sub = Subscription(partition=p)
+        e.subscribe(sub, {p: start}, earliest=False)
+        got: list[pb.Commit] = []
+
+        async def read():
+            async for item in sub:
+                assert isinstance(item, list), item
+                got.extend(item)
+                if len(got) >= n:
+                    return
+
+        await asyncio.wait_for(read(), 10)
+        return got
+
+    async def live():
+        e = await opened(tmp_path)
+        await e.commit([pb.Record(key=c1, op=pb.OP_COUNTER_ADD, amount=pb.Number(i64=1), ticket="pre")], LEADER)
+        sub = Subscription(partition=80)
+        e.subscribe(sub, {80: 1}, earliest=False)  # from the offset the batches will take
+        got: list[pb.Commit] = []
+
+        async def read():
+            async for item in sub:
+                got.extend(item)
+                if len(got) >= 5:
+                    return
+
+        reader = asyncio.create_task(read())
+        out = await e.commit_batches([adds([c1, c2, c1], [2, 3, 4], "B1"), updates([d, d], [{"a": 1}, [2]], "B2")], LEADER)
+        await asyncio.wait_for(reader, 10)
+        origin = e.origin
+        await e.close()
+        return out, got, origin
+
+    async def history():
+        e = await opened(tmp_path)
+        got = await collect(e, 80, 0, 6)
+        await e.close()
+        return got
+
+    (b1, b2), got, origin = run(live())
+    assert (b1.base_offset, b2.base_offset) == (1, 4)
+    assert [c.offset for c in got] == [1, 2, 3, 4, 5]
+    assert all(c.partition == 80 for c in got)
+    assert [(c.record.key, c.record.op) for c in got] == [
+        (c1, pb.OP_COUNTER_ADD), (c2, pb.OP_COUNTER_ADD), (c1, pb.OP_COUNTER_ADD), (d, pb.OP_UPDATE), (d, pb.OP_UPDATE)]
+    assert [values.parse_number(c.record.amount) for c in got[:3]] == [2, 3, 4]
+    assert [json.loads(c.record.value) for c in got[3:]] == [{"a": 1}, [2]]
+    assert all(c.record.ticket for c in got), "every record has a ticket"
+    assert all(c.record.origin == origin for c in got)
+    assert [c.record.origin_seq for c in got[:3]] == [got[0].record.origin_seq + k for k in range(3)]
+    hlcs = [c.record.hlc for c in got]
+    assert all(h > 0 for h in hlcs) and hlcs == sorted(hlcs) and len(set(hlcs)) == len(hlcs)
+
+    replayed = run(history())
+    assert [c.offset for c in replayed] == [0, 1, 2, 3, 4, 5]
+    assert [(c.record.key, c.record.op, c.record.value, c.record.amount, c.record.ticket, c.record.hlc)
+            for c in replayed[1:]] == [
+        (c.record.key, c.record.op, c.record.value, c.record.amount, c.record.ticket, c.record.hlc) for c in got], \
+        "history read from the log equals what was delivered live"
+
+
+# -- property: random batches against a model, across reopen -------------------------------
+
+PA, PB2 = 90, 91
+MODEL_COUNTERS = {PA: keys_in(PA, 3, "mc"), PB2: keys_in(PB2, 3, "mc")}
+MODEL_DOCS = {PA: keys_in(PA, 3, "md"), PB2: keys_in(PB2, 3, "md")}
+
+_record = st.tuples(st.integers(0, 2), st.integers(-50, 50))
+_step = st.one_of(
+    st.tuples(st.just("new"), st.sampled_from([PA, PB2]), st.sampled_from(["add", "update"]),
+              st.lists(_record, min_size=1, max_size=6)),
+    st.tuples(st.just("resend"), st.integers(0, 10_000), st.booleans()),  # an earlier ticket: same or other contents
+    st.tuples(st.just("reopen")),
+    st.tuples(st.just("snapshot")),
+)
+
+
+def fresh(b: pb.Batch) -> pb.Batch:
+    """A copy to send, as a client would serialise it (the engine may stamp what it gets)."""
+    return pb.Batch.FromString(b.SerializeToString())
+
+
+def _make(p: int, kind: str, records: list[tuple[int, int]], ticket: str) -> pb.Batch:
+    if kind == "add":
+        return adds([MODEL_COUNTERS[p][k] for k, _ in records], [a for _, a in records], ticket)
+    return updates([MODEL_DOCS[p][k] for k, _ in records], [{"v": a} for _, a in records], ticket)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(_step, min_size=1, max_size=14))
+def test_random_batches_match_a_model_across_reopen(steps):
+    path = Path(tempfile.mkdtemp(prefix="fero-batch-prop-"))
+    try:
+        asyncio.run(asyncio.wait_for(_property(path, steps), 60))
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+async def _property(path: Path, steps: list[tuple]) -> None:
+    clock = ManualClock()
+    counters: dict[str, int] = {}
+    docs: dict[str, object] = {}
+    next_offset = {PA: 0, PB2: 0}
+    sent: list[tuple[pb.Batch, pb.BatchResult]] = []
+
+    def check_state(e: Engine) -> None:
+        for p in (PA, PB2):
+            assert e.partitions[p].next_offset == next_offset[p]
+            for name in MODEL_COUNTERS[p]:
+                assert counter(e, name) == counters.get(name, 0), name
+            for key in MODEL_DOCS[p]:
+                assert doc(e, key) == docs.get(key), key
+
+    e = await opened(path, clock=clock)
+    is_open = True
+    try:
+        for i, step in enumerate(steps):
+            if step[0] == "new":
+                _, p, kind, records = step
+                b = _make(p, kind, records, f"t{i}")
+                (r,) = await e.commit_batches([fresh(b)], LEADER)
+                assert not r.duplicate and not r.errors and not r.error_code
+                assert (r.partition, r.ticket, r.base_offset) == (p, f"t{i}", next_offset[p])
+                expect_values = []
+                for key, amount in zip(b.keys, b.amounts):
+                    counters[key] = counters.get(key, 0) + amount
+                    expect_values.append(counters[key])
+                for key, value in zip(b.keys, b.values):
+                    docs[key] = json.loads(value)
+                assert list(r.values) == expect_values
+                next_offset[p] += len(b.keys)
+                sent.append((b, r))
+            elif step[0] == "resend" and sent:
+                _, which, same = step
+                b, first = sent[which % len(sent)]
+                if not same:  # the same ticket with other contents: still the first result
+                    b2 = pb.Batch()
+                    b2.CopyFrom(b)
+                    if b2.amounts:
+                        b2.amounts[0] += 1000
+                    else:
+                        b2.values[0] = b'"changed"'
+                    b = b2
+                (r,) = await e.commit_batches([fresh(b)], LEADER)
+                assert r.duplicate
+                same_result(first, r)
+            elif step[0] == "reopen":
+                is_open = False
+                await e.close()
+                e = await opened(path, clock=clock)
+                is_open = True
+            elif step[0] == "snapshot":
+                await e.take_snapshot()
+            check_state(e)
+        is_open = False
+        await e.close()
+        e = await opened(path, clock=clock)
+        is_open = True
+        check_state(e)
+        # Every ticket is still known after the final reopen; nothing applies twice.
+        if sent:
+            again = await e.commit_batches([fresh(b) for b, _ in sent], LEADER)
+            for (_, first), r in zip(sent, again):
+                assert r.duplicate
+                same_result(first, r)
+        check_state(e)
+    finally:
+        if is_open:
+            await e.close()
