@@ -47,6 +47,7 @@ from fero.documents import partition_key
 from fero.ring import Ring, partition_of
 from fero.security import open_channel
 from fero.subscriber import ClusterSubscription
+from fero.producer import OnResult, Producer
 from fero.values import Kind, Value
 
 T = TypeVar("T")
@@ -451,6 +452,18 @@ class Client:
     def pipeline(self, acks: Acks | str = "leader", batch_size: int = 1000, max_in_flight: int = 4,
                  on_batch: Callable[[list[types_pb2.Record], list[types_pb2.Result]], None] | None = None) -> "Pipeline":
         return Pipeline(self, Acks.parse(acks), batch_size, max_in_flight, on_batch)
+
+    def producer(
+        self, acks: Acks | str = "leader", *, batch_size: int = 1000, linger_ms: float = 5.0,
+        max_in_flight: int = 4, request_records: int = 4000, max_buffered: int = 100_000,
+        on_result: "OnResult | None" = None,
+    ) -> "Producer":
+        """The fast path for many small writes: columnar batches per partition, one
+        ticket each (see fero.producer)."""
+        return Producer(
+            self, Acks.parse(acks), batch_size=batch_size, linger_ms=linger_ms, max_in_flight=max_in_flight,
+            request_records=request_records, max_buffered=max_buffered, on_result=on_result,
+        )
 
     def subscribe(
         self, *, prefix: str | None = None, partition: int | None = None,

@@ -25,10 +25,14 @@ class Ledger:
     def __init__(self):
         self.acked: dict[str, tuple[str, int]] = {}
         self.pending: dict[str, tuple[str, int]] = {}
+        self.acked_batches: dict = {}
+        self.pending_batches: dict = {}
 
-    def sums(self, which):
+    def sums(self, which, batches=None):
         out: dict[str, int] = {}
         for name, amount in which.values():
+            out[name] = out.get(name, 0) + amount
+        for name, amount in _batch_sums(batches or {}).items():
             out[name] = out.get(name, 0) + amount
         return out
 
@@ -69,6 +73,44 @@ async def pipeline_writer(address, ledger, seed, stop):
             return
 
 
+async def batch_writer(address, ledger, seed, stop):
+    """Columnar batches (fero.batch) of one partition each; the ledger is by batch."""
+    from fero import batch as batches
+    from fero.v1 import changelog_pb2, types_pb2
+
+    rng = random.Random(seed)
+    async with fero.connect(address, retry_for_s=0.0, timeout_s=5.0) as c:
+        st = await c.status()
+        P = st.partitions
+        by_partition: dict[int, list[str]] = {}
+        for i, p in enumerate(batches.partitions_of([f"c{i}" for i in range(COUNTERS)], P)):
+            by_partition.setdefault(p, []).append(f"c{i}")
+        parts = sorted(by_partition)
+        for i in range(100_000):
+            if stop.is_set():
+                return
+            p = parts[rng.randrange(len(parts))]
+            keys = [rng.choice(by_partition[p]) for _ in range(rng.randrange(1, 50))]
+            amounts = [rng.randrange(1, 1000) for _ in keys]
+            b = types_pb2.Batch(partition=p, ticket=f"b-{i}", op=types_pb2.OP_COUNTER_ADD, keys=keys, amounts=amounts)
+            ledger.pending_batches[b.ticket] = b
+            try:
+                reply = await c._conn(address).changelog.Commit(changelog_pb2.CommitRequest(batches=[b], acks=2))
+            except Exception:
+                return
+            (r,) = reply.batch_results
+            assert not r.error_code and not r.errors, r
+            ledger.acked_batches[b.ticket] = ledger.pending_batches.pop(b.ticket)
+
+
+def _batch_sums(found):
+    out: dict[str, int] = {}
+    for b in found.values():
+        for name, amount in zip(b.keys, b.amounts):
+            out[name] = out.get(name, 0) + amount
+    return out
+
+
 async def values_of(address):
     async with fero.connect(address) as c:
         return {f"c{i}": (await c.get(f"c{i}")).value for i in range(COUNTERS)}
@@ -83,8 +125,10 @@ def test_sigkill_while_streaming_loses_nothing_acknowledged_and_doubles_nothing(
         stop = asyncio.Event()
         writers = [asyncio.create_task(unary_writer(node.address, ledger, w, w, stop)) for w in range(4)]
         writers.append(asyncio.create_task(pipeline_writer(node.address, ledger, 99, stop)))
+        writers.append(asyncio.create_task(batch_writer(node.address, ledger, 7, stop)))
         try:
-            await eventually(lambda: len(ledger.acked) >= 3000, 60, "3,000 acknowledged increments")
+            await eventually(lambda: len(ledger.acked) >= 3000 and len(ledger.acked_batches) >= 50, 60,
+                             "3,000 acknowledged increments and 50 batches")
             node.kill()  # SIGKILL, mid-stream
             await asyncio.wait_for(asyncio.gather(*writers), 30)
         finally:
@@ -96,7 +140,8 @@ def test_sigkill_while_streaming_loses_nothing_acknowledged_and_doubles_nothing(
     node.start()  # same data directory, same port
 
     async def verify():
-        acked, pending = ledger.sums(ledger.acked), ledger.sums(ledger.pending)
+        acked = ledger.sums(ledger.acked, ledger.acked_batches)
+        pending = ledger.sums(ledger.pending, ledger.pending_batches)
         got = await values_of(node.address)
         for name, value in got.items():
             low, high = acked.get(name, 0), acked.get(name, 0) + pending.get(name, 0)
@@ -110,7 +155,17 @@ def test_sigkill_while_streaming_loses_nothing_acknowledged_and_doubles_nothing(
             # An acknowledged ticket sent again is recognised too.
             for ticket, (name, amount) in list(ledger.acked.items())[:200]:
                 assert (await c.add(name, amount, ticket=ticket)).duplicate
-        total = ledger.sums({**ledger.acked, **ledger.pending})
+            # Batches: those in flight again (some committed already), and acknowledged ones.
+            from fero.v1 import changelog_pb2
+
+            again = list(ledger.pending_batches.values()) + list(ledger.acked_batches.values())[:50]
+            reply = await c._conn(node.address).changelog.Commit(changelog_pb2.CommitRequest(batches=again, acks=2))
+            for b, r in zip(again, reply.batch_results):
+                assert not r.error_code, r
+                if b.ticket in ledger.acked_batches:
+                    assert r.duplicate, b.ticket
+                duplicates += r.duplicate
+        total = ledger.sums({**ledger.acked, **ledger.pending}, {**ledger.acked_batches, **ledger.pending_batches})
         final = await values_of(node.address)
         assert final == {f"c{i}": total.get(f"c{i}", 0) for i in range(COUNTERS)}
         return duplicates

@@ -26,6 +26,9 @@ class Ledger:
         self.acked: dict[str, tuple[str, int]] = {}
         self.unknown: dict[str, tuple[str, int]] = {}
         self.errors = 0
+        self.produced = 0
+        self.producer_acked = 0
+        self.producer_flushed = False
         self.acks: list[tuple[float, int]] = []  # (when, partition) of each unary ack
 
     def expected(self):
@@ -73,6 +76,28 @@ async def batcher(addresses, ledger, stop, deadline):
                     ledger.acked[rec.ticket] = ledger.unknown.pop(rec.ticket)
 
 
+async def producer(addresses, ledger, stop, deadline):
+    """fero.producer: columnar batches that the producer itself retries (same tickets)
+    across the failover; flush() returns once every batch is acknowledged."""
+    rng = random.Random(99)
+
+    def on_result(batch, result):
+        failed = {e.index for e in result.errors}
+        for k, (name, amount) in enumerate(zip(batch.keys, batch.amounts)):
+            if k not in failed:
+                ledger.acked[f"{batch.ticket}#{k}"] = (name, amount)
+                ledger.producer_acked += 1
+
+    async with fero.connect(addresses, retry_for_s=60.0, timeout_s=5.0) as c:
+        async with c.producer("all", batch_size=50, linger_ms=5, on_result=on_result) as prod:
+            while not stop.is_set() and time.monotonic() < deadline:
+                await prod.add(f"c{rng.randrange(COUNTERS)}", rng.randrange(1, 100))
+                ledger.produced += 1
+                if ledger.produced % 50 == 0:
+                    await asyncio.sleep(0.002)  # a steady stream, not a flood
+        ledger.producer_flushed = True
+
+
 def test_sigkill_owner_under_load_with_acks_all_loses_and_doubles_nothing(serve, tmp_path):
     import fero.v1.types_pb2  # noqa: F401  (records for the batch client)
 
@@ -99,6 +124,7 @@ def test_sigkill_owner_under_load_with_acks_all_loses_and_doubles_nothing(serve,
         deadline = time.monotonic() + 150
         workers = [asyncio.create_task(adder(addresses, ledger, w, stop, deadline)) for w in range(3)]
         workers.append(asyncio.create_task(batcher(addresses, ledger, stop, deadline)))
+        workers.append(asyncio.create_task(producer(addresses, ledger, stop, deadline)))
         try:
             await eventually(lambda: len(ledger.acked) >= 3000, 60, "3,000 acknowledged adds")
             acked_at_kill = len(ledger.acked)
@@ -112,7 +138,10 @@ def test_sigkill_owner_under_load_with_acks_all_loses_and_doubles_nothing(serve,
             await eventually(lambda: len(ledger.acked) >= acked_at_rejoin + 2000, 60, "writes after the rejoin")
         finally:
             stop.set()
-            await asyncio.gather(*workers, return_exceptions=True)
+            outcomes = await asyncio.gather(*workers, return_exceptions=True)
+        assert not isinstance(outcomes[-1], BaseException), f"the producer failed: {outcomes[-1]!r}"
+        assert ledger.producer_flushed and ledger.produced > 0
+        assert ledger.producer_acked == ledger.produced  # every produced add acknowledged
 
         # Settle what is unknown (sent, no answer): re-send with the same tickets.
         async with fero.connect(addresses, retry_for_s=60.0) as c:

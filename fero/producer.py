@@ -1,0 +1,308 @@
+"""The producer: the client's fast path, in columnar batches (after Kafka's producer).
+
+    async with client.producer(acks="leader") as prod:
+        for name, amount in increments:
+            await prod.add(name, amount)       # returns at once unless too much is in flight
+    # leaving the block sends the rest and waits for every batch
+
+Records are buffered per partition (and op) into `fero.v1.Batch`es: columns of keys and
+values or amounts, one ticket per batch. A batch goes out when it holds `batch_size`
+records, when its first record is `linger_ms` old, when the producer holds
+`max_buffered` records, or at flush(); each request to an owner carries up to
+`request_records` records of ready batches. Nothing is built per record but the key's
+partition and two list appends: no Record message, no future, no task.
+
+A batch that fails retriably (its owner moved or is unreachable) is sent again whole,
+with the same ticket, to the partition's owner as the refreshed ring says, until the
+client's `retry_for_s`; the owner acknowledges a batch it already has as a duplicate
+with the first result, so a retry never counts twice. `on_result(batch, result)` is
+called once per batch with its fero.v1.BatchResult (values after each COUNTER_ADD,
+per-record errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+import grpc
+import mmh3
+
+from fero.documents import partition_key
+from fero.errors import FeroError, InvalidArgument, from_status, status_code
+from fero.v1 import changelog_pb2, types_pb2
+
+if TYPE_CHECKING:
+    from fero.client import Acks, Client
+
+_U64 = (1 << 64) - 1
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+OnResult = Callable[[types_pb2.Batch, types_pb2.BatchResult], None]
+
+
+class _Buffer:
+    __slots__ = ("partition", "op", "keys", "column", "since")
+
+    def __init__(self, partition: int, op: int) -> None:
+        self.partition = partition
+        self.op = op
+        self.keys: list[str] = []
+        self.column: list[Any] = []  # values or amounts
+        self.since = time.monotonic()
+
+
+class Producer:
+    def __init__(
+        self, client: "Client", acks: "Acks", *, batch_size: int = 1000, linger_ms: float = 5.0,
+        max_in_flight: int = 4, request_records: int = 4000, max_buffered: int = 100_000,
+        on_result: OnResult | None = None,
+    ) -> None:
+        if batch_size < 1 or max_in_flight < 1 or request_records < 1 or max_buffered < 1 or linger_ms < 0:
+            raise InvalidArgument("batch_size, max_in_flight, request_records and max_buffered must be at least 1, linger_ms at least 0")
+        self.client = client
+        self.acks = acks
+        self.batch_size = batch_size
+        self.linger_s = linger_ms / 1000
+        self.max_in_flight = max_in_flight
+        self.request_records = request_records
+        self.max_buffered = max_buffered
+        self.on_result = on_result
+        #: Records acknowledged, records refused one by one (RecordError), batches sent.
+        self.acked = 0
+        self.failed = 0
+        self.batches = 0
+        self.first_error = ""
+        #: Round trip of every request that was answered (seconds).
+        self.request_seconds: list[float] = []
+        self._partitions = 0
+        self._buffers: dict[tuple[int, int], _Buffer] = {}
+        self._buffered = 0
+        #: Batches to send, with the loop time their first send started (for retry_for_s).
+        self._ready: list[tuple[types_pb2.Batch, float | None]] = []
+        self._ready_records = 0
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._error: BaseException | None = None
+        self._seq = 0
+        self._linger: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> "Producer":
+        return self
+
+    async def __aexit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            await self.close()
+        else:
+            self._stop()
+
+    def _stop(self) -> None:
+        for t in self._in_flight:
+            t.cancel()
+        if self._linger is not None:
+            self._linger.cancel()
+
+    # -- records --------------------------------------------------------------------
+
+    async def add(self, name: str, amount: int) -> None:
+        """Adds `amount` (an int that fits 64 bits; send others with Client.add) to counter `name`."""
+        if amount.__class__ is not int or not _I64_MIN <= amount <= _I64_MAX:
+            raise InvalidArgument(f"amount {amount!r}: a producer sends ints of 64 bits; use Client.add for others")
+        await self._put(types_pb2.OP_COUNTER_ADD, name, amount)
+
+    async def update(self, key: str, value: Any) -> None:
+        """Sets the JSON value at key path `key` (bytes are stored as given)."""
+        await self._put(types_pb2.OP_UPDATE, key, value if value.__class__ is bytes else _json(value))
+
+    async def remove(self, key: str) -> None:
+        await self._put(types_pb2.OP_REMOVE, key, None)
+
+    async def add_at(self, key: str, amount: int) -> None:
+        """Adds `amount` to the number at key path `key`."""
+        if amount.__class__ is not int or not _I64_MIN <= amount <= _I64_MAX:
+            raise InvalidArgument(f"amount {amount!r}: a producer sends ints of 64 bits")
+        await self._put(types_pb2.OP_ADD, key, amount)
+
+    async def push(self, key: str, value: Any) -> None:
+        await self._put(types_pb2.OP_PUSH, key, value if value.__class__ is bytes else _json(value))
+
+    async def patch(self, key: str, value: Any) -> None:
+        await self._put(types_pb2.OP_PATCH, key, value if value.__class__ is bytes else _json(value))
+
+    async def _put(self, op: int, key: str, item: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        P = self._partitions
+        if not P:
+            await self._start()
+            P = self._partitions
+        if not key:
+            raise InvalidArgument("key is empty")
+        # fero.ring.partition_of(partition_key(key)), inlined: this runs per record.
+        p = (mmh3.hash64(key if "." not in key else partition_key(key))[0] & _U64) % P
+        buf = self._buffers.get((p, op))
+        if buf is None:
+            buf = self._buffers[(p, op)] = _Buffer(p, op)
+        buf.keys.append(key)
+        if item is not None:
+            buf.column.append(item)
+        self._buffered += 1
+        if len(buf.keys) >= self.batch_size:
+            self._seal(buf)
+            if self._ready_records >= self.request_records:
+                await self._send()
+        elif self._buffered >= self.max_buffered:
+            for b in list(self._buffers.values()):
+                self._seal(b)
+            await self._send()
+
+    async def _start(self) -> None:
+        if not self.client._partitions:
+            await self.client.refresh_ring()
+        if not self.client._partitions:
+            raise from_status(grpc.StatusCode.UNAVAILABLE, f"no node answered at {self.client.addresses}")
+        self._partitions = self.client._partitions
+        if self._linger is None and self.linger_s > 0:
+            self._linger = asyncio.get_running_loop().create_task(self._linger_loop())
+
+    def _seal(self, buf: _Buffer) -> None:
+        """Turns a buffer into a ready batch."""
+        del self._buffers[(buf.partition, buf.op)]
+        self._seq += 1
+        b = types_pb2.Batch(partition=buf.partition, ticket=f"{self.client._session}-b{self._seq}", op=buf.op, keys=buf.keys)
+        if buf.op == types_pb2.OP_COUNTER_ADD or buf.op == types_pb2.OP_ADD:
+            b.amounts.extend(buf.column)
+        elif buf.column:
+            b.values.extend(buf.column)
+        n = len(buf.keys)
+        self._buffered -= n
+        self._ready.append((b, None))
+        self._ready_records += n
+
+    async def _linger_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.linger_s / 2)
+            if self._error is not None:
+                return
+            now = time.monotonic()
+            old = [b for b in self._buffers.values() if now - b.since >= self.linger_s]
+            for b in old:
+                self._seal(b)
+            if self._ready:
+                try:
+                    await self._send()
+                except BaseException:
+                    return  # kept in self._error; raised to the caller
+
+    # -- sending --------------------------------------------------------------------
+
+    async def _send(self) -> None:
+        """Sends every ready batch: one request per owner and up to request_records."""
+        await self.client._ensure_ring()
+        ready, self._ready, self._ready_records = self._ready, [], 0
+        by_owner: dict[str, list[tuple[types_pb2.Batch, float | None]]] = {}
+        for item in ready:
+            by_owner.setdefault(self.client.address_for_partition(item[0].partition), []).append(item)
+        for address, items in by_owner.items():
+            group: list[tuple[types_pb2.Batch, float | None]] = []
+            n = 0
+            for item in items:
+                group.append(item)
+                n += len(item[0].keys)
+                if n >= self.request_records:
+                    await self._launch(address, group)
+                    group, n = [], 0
+            if group:
+                await self._launch(address, group)
+
+    async def _launch(self, address: str, group: list[tuple[types_pb2.Batch, float | None]]) -> None:
+        while len(self._in_flight) >= self.max_in_flight:
+            await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+        if self._error is not None:
+            raise self._error
+        task = asyncio.get_running_loop().create_task(self._request(address, group))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        # Let the call start now: a caller that never waits would otherwise hold it back
+        # until max_in_flight calls have queued up.
+        await asyncio.sleep(0)
+
+    async def _request(self, address: str, group: list[tuple[types_pb2.Batch, float | None]]) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        group = [(b, now if t is None else t) for b, t in group]
+        req = changelog_pb2.CommitRequest(batches=[b for b, _ in group], acks=self.acks)
+        try:
+            try:
+                t0 = time.perf_counter()
+                reply = await self.client._conn(address).changelog.Commit(req, timeout=self.client.timeout_s)
+                self.request_seconds.append(time.perf_counter() - t0)
+            except grpc.aio.AioRpcError as exc:
+                err = from_status(exc.code(), exc.details() or "")
+                if not err.retriable:
+                    raise err from exc
+                await self._retry(group, err)
+                return
+            retry = []
+            for (b, t), r in zip(group, reply.batch_results):
+                if r.error_code:
+                    err = from_status(status_code(r.error_code), r.error_message)
+                    if not err.retriable:
+                        raise err
+                    retry.append((b, t))
+                    continue
+                self._done(b, r)
+            if retry:
+                await self._retry(retry, from_status(status_code(reply.batch_results[0].error_code), ""))
+        except BaseException as exc:
+            if self._error is None:
+                self._error = exc
+            raise
+
+    def _done(self, b: types_pb2.Batch, r: types_pb2.BatchResult) -> None:
+        self.batches += 1
+        self.acked += len(b.keys) - len(r.errors)
+        if r.errors:
+            self.failed += len(r.errors)
+            if not self.first_error:
+                e = r.errors[0]
+                self.first_error = f"{e.code}: {e.message}"
+        if self.on_result is not None:
+            self.on_result(b, r)
+
+    async def _retry(self, group: list[tuple[types_pb2.Batch, float | None]], err: FeroError) -> None:
+        """Sends retriable batches again, same tickets, to their owners as a refreshed
+        ring says, after a backoff; gives up (raises `err`) after retry_for_s."""
+        loop = asyncio.get_running_loop()
+        oldest = min(t for _, t in group if t is not None)
+        if loop.time() - oldest > self.client.retry_for_s:
+            raise err
+        await self.client._failed_over()
+        await asyncio.sleep(self.client._rng.uniform(0, 0.1))
+        by_owner: dict[str, list[tuple[types_pb2.Batch, float | None]]] = {}
+        for item in group:
+            by_owner.setdefault(self.client.address_for_partition(item[0].partition), []).append(item)
+        for address, items in by_owner.items():
+            await self._request(address, items)
+
+    async def flush(self) -> None:
+        """Sends everything buffered and waits until every batch is acknowledged;
+        raises the first error that made a batch fail for good."""
+        for b in list(self._buffers.values()):
+            self._seal(b)
+        if self._ready:
+            await self._send()
+        while self._in_flight:
+            await asyncio.gather(*list(self._in_flight), return_exceptions=True)
+        if self._error is not None:
+            raise self._error
+
+    async def close(self) -> None:
+        try:
+            await self.flush()
+        finally:
+            self._stop()
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
