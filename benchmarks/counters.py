@@ -2,12 +2,13 @@
 
     python -m benchmarks.counters --clients 2 --nodes 3 --repeat 3
 
---clients client processes, each through fero's pipelined client
-(`Client.pipeline().add(name, amount)`: --batch increments per gRPC message, --in-flight
-batches in flight), add random amounts 1..10 to random counters out of --counters
+--clients client processes, each through fero's producer (`Client.producer().add(name,
+amount)`: columnar batches of --batch increments per partition, up to
+--request-records per gRPC message, --in-flight messages in flight), add random amounts 1..10 to random counters out of --counters
 (10,000), for acks LEADER and ALL, against --nodes fero nodes (3; RF=3 by config) with
 fsync `interval`. Reported per level: increments/s (median of --repeat runs) and the
-round-trip percentiles of the batches (an increment is acknowledged with its batch).
+round-trip percentiles of the gRPC messages (an increment is acknowledged with its
+batch; it may wait up to --linger-ms in the producer before it is sent).
 At the end every counter is read back and must equal the sum of the acknowledged
 increments the clients sent: the exactness check.
 
@@ -46,30 +47,35 @@ def _client_process(idx: int, spec: dict[str, Any], ready: Any, start: Any, prog
 
 async def _client(idx: int, spec: dict[str, Any], ready: Any, start: Any, progress: Any) -> dict[str, Any]:
     import fero
+    from fero.v1 import cluster_pb2
 
     names = [f"{spec['prefix']}{i}" for i in range(spec["counters"])]
     index = {n: i for i, n in enumerate(names)}
-    sums = [0] * len(names)
+    acknowledged: list[tuple[Any, Any]] = []
 
-    def on_batch(records: list[Any], results: list[Any]) -> None:
-        for rec, res in zip(records, results):
-            if not res.error_code:
-                sums[index[rec.key]] += rec.amount.i64
+    def on_result(batch: Any, result: Any) -> None:
+        acknowledged.append((batch, result))  # summed after the clock stops
 
     rng = random.Random(spec["seed"] * 1000 + idx)
+    # The workload is drawn before the clock starts: what is timed is fero, not random.
+    todo = list(zip(rng.choices(names, k=spec["count"]), rng.choices(range(1, 11), k=spec["count"])))
     async with fero.connect(spec["addresses"], timeout_s=60.0, retry_for_s=10.0) as c:
         await c.status()
-        p = common.TimedPipeline(c, spec["acks"], spec["batch"], spec["in_flight"], on_batch)
+        await c.refresh_ring()
+        p = c.producer(spec["acks"], batch_size=spec["batch"], max_in_flight=spec["in_flight"],
+                       request_records=spec["request_records"], linger_ms=spec["linger_ms"], on_result=on_result)
+        for addr in spec["addresses"]:  # every channel up before the clock starts
+            await c._conn(addr).cluster.Status(cluster_pb2.StatusRequest())
         ready.put(idx)
         start.wait()
         t0 = time.perf_counter()
         deadline = t0 + spec["budget"]
         n = 0
         budget_hit = False
-        randrange, randint, nn = rng.randrange, rng.randint, len(names)
-        for i in range(spec["count"]):
-            await p.add(names[randrange(nn)], randint(1, 10))
-            n = i + 1
+        add = p.add
+        for name, amount in todo:
+            await add(name, amount)
+            n += 1
             if n % 2000 == 0:
                 progress.value = p.acked
                 if time.perf_counter() > deadline:
@@ -78,8 +84,15 @@ async def _client(idx: int, spec: dict[str, Any], ready: Any, start: Any, progre
         await p.flush()
         t_end = time.perf_counter()
         progress.value = p.acked
+        await p.close()
+    sums = [0] * len(names)
+    for batch, result in acknowledged:
+        failed = {e.index for e in result.errors}
+        for k, (name, amount) in enumerate(zip(batch.keys, batch.amounts)):
+            if k not in failed:
+                sums[index[name]] += amount
     return {"client": idx, "submitted": n, "acked": p.acked, "failed": p.failed, "first_error": p.first_error,
-            "total_s": t_end - t0, "budget_hit": budget_hit, "batch_ms": [s * 1000 for s in p.batch_seconds],
+            "total_s": t_end - t0, "budget_hit": budget_hit, "batch_ms": [s * 1000 for s in p.request_seconds],
             "sums": sums}
 
 
@@ -144,8 +157,10 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--counters", type=int, default=10_000)
     ap.add_argument("--increments", type=int, default=1_000_000, help="per level per run (all clients)")
-    ap.add_argument("--batch", type=int, default=1000, help="increments per gRPC message")
-    ap.add_argument("--in-flight", type=int, default=4, help="batches in flight per client")
+    ap.add_argument("--batch", type=int, default=1000, help="increments per batch (one partition; fero.producer)")
+    ap.add_argument("--request-records", type=int, default=4000, help="increments per gRPC message at most")
+    ap.add_argument("--linger-ms", type=float, default=20.0, help="a partly filled batch waits this long at most")
+    ap.add_argument("--in-flight", type=int, default=4, help="requests in flight per client")
     ap.add_argument("--budget", type=float, default=10.0, help="seconds per level per run at most")
     ap.add_argument("--repeat", type=int, default=3, help="runs; medians are reported")
     ap.add_argument("--fsync", choices=("always", "interval", "never"), default="interval")
@@ -176,14 +191,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         acks_all_replicates=rep, replication_probe=rwhy)
         # warm-up (not measured): connections, code paths, the first counters
         run_clients({"acks": "leader", "prefix": "warmup-", "counters": args.counters, "count": min(50_000, args.increments),
-                     "batch": args.batch, "in_flight": args.in_flight, "budget": 5.0, "addresses": nodes.addresses,
+                     "batch": args.batch, "in_flight": args.in_flight,
+                     "request_records": args.request_records, "linger_ms": args.linger_ms, "budget": 5.0, "addresses": nodes.addresses,
                      "seed": 99}, args.clients, "warm-up (not measured)")
         for r in range(args.repeat):
             # alternate the order, so neither level always runs on a fresher node
             for acks in (LEVELS if r % 2 == 0 else tuple(reversed(LEVELS))):
                 prefix = f"ctr-{r}-{acks}-"
                 spec = {"acks": acks, "prefix": prefix, "counters": args.counters, "count": args.increments,
-                        "batch": args.batch, "in_flight": args.in_flight, "budget": args.budget,
+                        "batch": args.batch, "in_flight": args.in_flight,
+                     "request_records": args.request_records, "linger_ms": args.linger_ms, "budget": args.budget,
                         "addresses": nodes.addresses, "seed": r}
                 res = run_clients(spec, args.clients, f"run {r + 1} acks={acks}")
                 sums = [sum(x) for x in zip(*(c["sums"] for c in res))]
