@@ -113,9 +113,15 @@ def test_split_both_sides_write_then_heal_converges_exactly():
 
             async def converged():
                 wrong.clear()
-                async with fero.connect([n.address for n in nodes]) as c:
+                # Short retries: a counter that cannot be read counts as wrong, and the
+                # failure then describes the cluster instead of hitting the test timeout.
+                async with fero.connect([n.address for n in nodes], retry_for_s=2.0, timeout_s=2.0) as c:
                     for i in range(COUNTERS):
-                        got = (await c.get(f"c{i}")).value
+                        try:
+                            got = (await c.get(f"c{i}")).value
+                        except FeroError as exc:
+                            wrong.append((f"c{i}", f"unreadable: {exc}", expected.get(f"c{i}", 0)))
+                            return False
                         if got != expected.get(f"c{i}", 0):
                             wrong.append((f"c{i}", got, expected.get(f"c{i}", 0)))
                 return not wrong
@@ -123,7 +129,7 @@ def test_split_both_sides_write_then_heal_converges_exactly():
             try:
                 await eventually(converged, 60, "every counter to equal the sum of both sides")
             except AssertionError:
-                raise AssertionError(f"not converged: {wrong[:10]}") from None
+                raise AssertionError(f"not converged: {wrong[:10]}; {describe(nodes)}") from None
             # And every replica agrees with its owner.
             async with fero.connect([n.address for n in nodes]) as c:
                 for n in nodes:
