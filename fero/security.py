@@ -149,8 +149,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(deny, handler.request_deserializer, handler.response_serializer)
 
 
-class _AddMetadata(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
-    """Adds fixed metadata (the cluster secret, a bearer token) to every call."""
+class _AddMetadata:
+    """Adds fixed metadata (the cluster secret, a bearer token) to every call. One
+    instance per kind of call: a grpc.aio channel files each interceptor under the
+    first kind it implements only."""
 
     def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
         self.metadata = metadata
@@ -159,17 +161,26 @@ class _AddMetadata(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamCli
         md = tuple(d.metadata or ()) + self.metadata
         return grpc.aio.ClientCallDetails(d.method, d.timeout, md, d.credentials, d.wait_for_ready)
 
+
+class _UnaryUnary(_AddMetadata, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
         return await continuation(self._details(client_call_details), request)
 
+
+class _UnaryStream(_AddMetadata, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
         return await continuation(self._details(client_call_details), request)
+
+
+class _StreamStream(_AddMetadata, grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
+        return await continuation(self._details(client_call_details), request_iterator)
 
 
 def open_channel(address: str, options: list[tuple[str, Any]], credentials: grpc.ChannelCredentials | None = None,
                  metadata: tuple[tuple[str, str], ...] = ()) -> grpc.aio.Channel:
     """A channel to `address`: TLS if `credentials`, adding `metadata` to every call."""
-    interceptors = [_AddMetadata(metadata)] if metadata else None
+    interceptors = [_UnaryUnary(metadata), _UnaryStream(metadata), _StreamStream(metadata)] if metadata else None
     if credentials is not None:
         return grpc.aio.secure_channel(address, credentials, options=options, interceptors=interceptors)
     return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
