@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import grpc
 import structlog
 
+from fero import batch as batches
 from fero.engine import Engine
 from fero.errors import Unavailable
 from fero.lineage import divergence, lineage_at
@@ -37,6 +38,10 @@ MAX_RECORDS_PER_CALL = 20_000
 #: A replica that has not answered for this long is out of the in-sync set.
 LAG_TIMEOUT_S = 5.0
 APPEND_TIMEOUT_S = 10.0
+
+
+class _StreamEnded(Exception):
+    """The replica ended the Append stream (it is shutting down)."""
 
 
 @dataclass
@@ -68,6 +73,10 @@ class Link:
         self.failures = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: The Append stream to the replica and the address it goes to; None: closed.
+        self._stream: Any = None
+        self._stream_address = ""
+        self._unary = False  # the replica has no AppendStream: unary Append calls
 
     def assign(self, partitions: set[int]) -> None:
         for p in list(self.progress):
@@ -91,6 +100,7 @@ class Link:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"link-{self.replica}")
 
     async def stop(self) -> None:
+        self._close_stream()
         if self._task is not None:
             self._task.cancel()
             try:
@@ -104,10 +114,12 @@ class Link:
             try:
                 sent = await self._step()
                 backoff = 0.05
-            except grpc.aio.AioRpcError as exc:
+            except (grpc.aio.AioRpcError, asyncio.TimeoutError, _StreamEnded) as exc:
+                self._close_stream()
                 self.failures += 1
                 self.up = False
-                log.debug("replication.link_failed", replica=self.replica, code=exc.code().name)
+                log.debug("replication.link_failed", replica=self.replica,
+                          code=exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else type(exc).__name__)
                 for prog in self.progress.values():
                     # Ask again where it stands once it answers; until it has caught up
                     # again it is out of the in-sync set.
@@ -176,12 +188,10 @@ class Link:
                 if prev is not None:
                     f.has_prev, f.prev_epoch, f.prev_owner = True, prev[0], prev[1]
                 frames.append(f)
-                budget -= len(entry.records)
+                budget -= batches.count(entry)
         if not frames:
             return False
-        reply = await stub.Append(
-            peer_pb2.AppendRequest(owner=engine.node_id, frames=frames), timeout=APPEND_TIMEOUT_S
-        )
+        reply = await self._append(address, stub, peer_pb2.AppendRequest(owner=engine.node_id, frames=frames))
         self.calls += 1
         self._ok()
         for res in reply.results:
@@ -198,6 +208,38 @@ class Link:
                 self._place(res.digest)
         self.r.changed()
         return True
+
+    async def _append(self, address: str, stub: Any, request: peer_pb2.AppendRequest) -> peer_pb2.AppendReply:
+        """One Append on the link's stream (opened on first use, and again after any
+        failure); a unary call if the replica does not know the stream."""
+        if self._unary:
+            return await stub.Append(request, timeout=APPEND_TIMEOUT_S)
+        if self._stream is not None and self._stream_address != address:
+            self._close_stream()
+        if self._stream is None:
+            self._stream, self._stream_address = stub.AppendStream(), address
+        stream = self._stream
+
+        async def roundtrip() -> peer_pb2.AppendReply:
+            await stream.write(request)
+            reply = await stream.read()
+            if reply is grpc.aio.EOF:
+                raise _StreamEnded(f"the replica {self.replica} closed the Append stream")
+            return reply
+
+        try:
+            return await asyncio.wait_for(roundtrip(), APPEND_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                self._unary = True
+                self._close_stream()
+                return await stub.Append(request, timeout=APPEND_TIMEOUT_S)
+            raise
+
+    def _close_stream(self) -> None:
+        if self._stream is not None:
+            self._stream.cancel()
+            self._stream = None
 
     def _ok(self) -> None:
         self.last_ok = time.monotonic()

@@ -236,6 +236,20 @@ class PeerServicer(peer_pb2_grpc.PeerServicer):
     async def Append(self, request: peer_pb2.AppendRequest, context: Any) -> peer_pb2.AppendReply:
         return await self.node.append_replicated(request)
 
+    async def AppendStream(
+        self, request_iterator: AsyncIterator[peer_pb2.AppendRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[peer_pb2.AppendReply]:
+        try:
+            async for request in request_iterator:
+                yield await self.node.append_replicated(request)
+        except FeroError as exc:
+            await context.abort(exc.code, exc.message)
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception as exc:
+            log.exception("server.internal_error", method="AppendStream")
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+
     @edge
     async def Digest(self, request: peer_pb2.DigestRequest, context: Any) -> peer_pb2.DigestReply:
         return self.node.digests(request.partitions)

@@ -106,9 +106,19 @@ def test_two_tls_nodes_with_the_secret_form_a_cluster_and_forward():
             async with fero.connect(nodes[0].address, route=False, tls_ca=pem(ca[1]), tls_cert=client_cert,
                                     tls_key=client_key) as c:
                 for i in range(40):  # about half of these are forwarded to n1, over TLS with the secret
-                    await c.add(f"k{i}", i)
+                    await c.add(f"k{i}", i, acks="all")  # and replicated on the Append streams
                 assert (await c.get("k39")).value == 39
+
+                async def copies_complete():  # each node holds every partition (RF 3 > 2 nodes)
+                    for n in nodes:
+                        got = [(await c.get(f"k{i}", stale_ok=True, address=n.address)).value for i in range(40)]
+                        if got != list(range(40)):
+                            return False
+                    return True
+
+                await eventually(copies_complete, 20, "both copies of every counter (replicated over the streams)")
             assert nodes[0].forwards > 0
+            assert all(link.calls > 0 and link._stream is not None for n in nodes for link in n.replicator.links.values())
         finally:
             for n in nodes:
                 await n.stop()
@@ -155,6 +165,11 @@ def test_bearer_tokens_with_read_and_write_roles(tmp_path):
                 assert (await w.add("billing", 7)).value == 7
             async with fero.connect(node.address, retry_for_s=0.0, token="reader-token") as r:
                 assert (await r.get("billing")).value == 7
+                # A stream carries the token too: a subscription sees the add.
+                sub = r.subscribe(prefix="billing", earliest=True)
+                change = await asyncio.wait_for(sub.__anext__(), 10)
+                assert (change.key, change.amount) == ("billing", 7)
+                await sub.aclose()
                 with pytest.raises(PermissionDenied, match="read-only token cannot call Add"):
                     await r.add("billing", 1)
             async with fero.connect(node.address, retry_for_s=0.0) as anon:
