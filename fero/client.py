@@ -33,7 +33,9 @@ from typing import Any, Awaitable, Callable, Sequence, TypeVar
 import grpc
 
 from fero import values
-from fero.errors import FailedPrecondition, InvalidArgument, Unavailable, from_status, status_code
+from fero.errors import (
+    DeadlineExceeded, FailedPrecondition, FeroError, InvalidArgument, Unavailable, Unimplemented, from_status, status_code,
+)
 from fero.v1 import (
     changelog_pb2,
     changelog_pb2_grpc,
@@ -156,6 +158,97 @@ class _Conn:
         self.counters = counters_pb2_grpc.CountersStub(self.channel)
         self.changelog = changelog_pb2_grpc.ChangelogStub(self.channel)
         self.cluster = cluster_pb2_grpc.ClusterStub(self.channel)
+        self._session: _CommitSession | None = None
+        self._unary = False  # the node has no CommitStream
+
+    async def commit(self, request: changelog_pb2.CommitRequest, timeout: float) -> changelog_pb2.CommitReply:
+        """A Commit on this connection's CommitStream (opened on first use and again
+        after it broke), or a unary call to a node without it. Raises FeroError."""
+        if self._unary:
+            return await self._unary_commit(request, timeout)
+        if self._session is None or self._session.broken is not None:
+            self._session = _CommitSession(self.changelog)
+        try:
+            return await self._session.commit(request, timeout)
+        except Unimplemented:
+            self._unary = True
+            return await self._unary_commit(request, timeout)
+
+    async def _unary_commit(self, request: changelog_pb2.CommitRequest, timeout: float) -> changelog_pb2.CommitReply:
+        try:
+            return await self.changelog.Commit(request, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise from_status(exc.code(), exc.details() or "") from exc
+
+    async def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+        await self.channel.close()
+
+
+class _CommitSession:
+    """One CommitStream: calls in flight by id, and one task reading the replies."""
+
+    def __init__(self, stub: changelog_pb2_grpc.ChangelogStub) -> None:
+        self.call = stub.CommitStream()
+        self.pending: dict[int, asyncio.Future[changelog_pb2.CommitStreamReply]] = {}
+        self.broken: FeroError | None = None
+        self._ids = 0
+        self._write_lock = asyncio.Lock()
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def commit(self, request: changelog_pb2.CommitRequest, timeout: float) -> changelog_pb2.CommitReply:
+        if self.broken is not None:
+            raise self.broken
+        self._ids += 1
+        id = self._ids
+        fut: asyncio.Future[changelog_pb2.CommitStreamReply] = asyncio.get_running_loop().create_future()
+        self.pending[id] = fut
+        try:
+            async with asyncio.timeout(timeout):  # the write too: a stalled node stops reading
+                async with self._write_lock:
+                    await self.call.write(changelog_pb2.CommitStreamRequest(id=id, commit=request))
+                msg = await fut
+        except TimeoutError:
+            raise DeadlineExceeded(f"no reply within {timeout} s") from None
+        except grpc.aio.AioRpcError as exc:
+            raise self._broke(from_status(exc.code(), exc.details() or "")) from exc
+        except (grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
+            raise self._broke(Unavailable(f"the commit stream closed: {exc}")) from exc
+        finally:
+            self.pending.pop(id, None)
+        if msg.error_code:
+            raise from_status(status_code(msg.error_code), msg.error_message)
+        return msg.reply
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                msg = await self.call.read()
+                if msg is grpc.aio.EOF:
+                    self._broke(Unavailable("the node closed the commit stream"))
+                    return
+                fut = self.pending.pop(msg.id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(msg)
+        except grpc.aio.AioRpcError as exc:
+            self._broke(from_status(exc.code(), exc.details() or ""))
+        except asyncio.CancelledError:
+            self._broke(Unavailable("the commit stream was closed"))
+            raise
+
+    def _broke(self, err: FeroError) -> FeroError:
+        if self.broken is None:
+            self.broken = err
+        for fut in self.pending.values():
+            if not fut.done():
+                fut.set_exception(err)
+        self.pending.clear()
+        return err
+
+    def close(self) -> None:
+        self._reader.cancel()
+        self.call.cancel()
 
 
 class Client:
@@ -216,7 +309,7 @@ class Client:
     async def close(self) -> None:
         conns, self._conns = self._conns, {}
         for c in conns.values():
-            await c.channel.close()
+            await c.close()
 
     def _conn(self, address: str | None = None) -> _Conn:
         address = address or self.addresses[self._current]
@@ -288,10 +381,15 @@ class Client:
                 return await method(conn)
             except grpc.aio.AioRpcError as exc:
                 err = from_status(exc.code(), exc.details() or "")
-                if not (retry and err.retriable) or loop.time() + delay > deadline:
-                    raise err from exc
-                if err.refresh_ring or exc.code() == grpc.StatusCode.UNAVAILABLE:
-                    await self._failed_over()
+                cause: BaseException = exc
+            except FeroError as exc:  # from a commit stream, or a record's own error
+                err = cause = exc
+            if not (retry and err.retriable) or loop.time() + delay > deadline:
+                if err is cause:
+                    raise err
+                raise err from cause
+            if err.refresh_ring or err.code == grpc.StatusCode.UNAVAILABLE:
+                await self._failed_over()
             # Full jitter (AWS architecture blog, "Exponential Backoff and Jitter").
             await asyncio.sleep(self._rng.uniform(0, delay))
             delay = min(delay * 2, 1.0)
@@ -300,11 +398,19 @@ class Client:
 
     async def add(self, name: str, amount: Value | str, *, ticket: str | None = None, acks: Acks | str = "leader") -> AddResult:
         """Adds `amount` to counter `name`; the new value and whether the cluster is whole."""
-        req = counters_pb2.AddRequest(
-            name=name, amount=values.number_of(amount), ticket=ticket or self.ticket(), acks=Acks.parse(acks)
-        )
-        r = await self._call(lambda c: c.counters.Add(req, timeout=self.timeout_s), name)
-        return AddResult(values.parse_number(r.value), r.coherent, r.duplicate, r.partition, r.offset, r.ticket)
+        rec = types_pb2.Record(key=name, op=types_pb2.OP_COUNTER_ADD, ticket=ticket or self.ticket())
+        rec.amount.CopyFrom(values.number_of(amount))
+        req = changelog_pb2.CommitRequest(records=[rec], acks=Acks.parse(acks))
+
+        async def call(c: _Conn) -> tuple[types_pb2.Result, bool]:
+            reply = await c.commit(req, self.timeout_s)
+            (r,) = reply.results
+            if r.error_code:
+                raise from_status(status_code(r.error_code), r.error_message)
+            return r, reply.coherent
+
+        r, coherent = await self._call(call, name)
+        return AddResult(values.parse_number(r.value), coherent, r.duplicate, r.partition, r.offset, r.ticket)
 
     async def get(self, name: str, *, stale_ok: bool = False, address: str | None = None) -> CounterValue:
         """The counter's value from its owner; with `stale_ok`, from the node asked (at
@@ -377,13 +483,12 @@ class Client:
             async def send(address: str, idxs: list[int]) -> None:
                 req = changelog_pb2.CommitRequest(records=[records[i] for i in idxs], acks=ack)
                 try:
-                    reply = await self._conn(address).changelog.Commit(req, timeout=self.timeout_s)
-                except grpc.aio.AioRpcError as exc:
-                    err = from_status(exc.code(), exc.details() or "")
+                    reply = await self._conn(address).commit(req, self.timeout_s)
+                except FeroError as err:
                     if not err.retriable:
-                        raise err from exc
+                        raise
                     for i in idxs:
-                        results[i] = types_pb2.Result(ticket=records[i].ticket, error_code=exc.code().value[0], error_message=err.message)
+                        results[i] = types_pb2.Result(ticket=records[i].ticket, error_code=err.code.value[0], error_message=err.message)
                     retry.extend(idxs)
                     return
                 for i, r in zip(idxs, reply.results):

@@ -235,12 +235,11 @@ class Producer:
         try:
             try:
                 t0 = time.perf_counter()
-                reply = await self.client._conn(address).changelog.Commit(req, timeout=self.client.timeout_s)
+                reply = await self.client._conn(address).commit(req, self.client.timeout_s)
                 self.request_seconds.append(time.perf_counter() - t0)
-            except grpc.aio.AioRpcError as exc:
-                err = from_status(exc.code(), exc.details() or "")
+            except FeroError as err:
                 if not err.retriable:
-                    raise err from exc
+                    raise
                 await self._retry(group, err)
                 return
             retry = []

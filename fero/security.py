@@ -27,6 +27,7 @@ import grpc
 #: Methods of the public services that change state (need a write token).
 WRITE_METHODS = frozenset({
     "/fero.v1.Counters/Add", "/fero.v1.Counters/Setup", "/fero.v1.Changelog/Commit",
+    "/fero.v1.Changelog/CommitStream",
 })
 #: Always open: health checks and reflection.
 OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")

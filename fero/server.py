@@ -157,7 +157,49 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
 
     @edge
     async def Commit(self, request: changelog_pb2.CommitRequest, context: Any) -> changelog_pb2.CommitReply:
+        return await self._commit(request, _forwarded(context))
+
+    async def CommitStream(
+        self, request_iterator: AsyncIterator[changelog_pb2.CommitStreamRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[changelog_pb2.CommitStreamReply]:
         forwarded = _forwarded(context)
+        replies: asyncio.Queue[changelog_pb2.CommitStreamReply | None] = asyncio.Queue()
+        running: set[asyncio.Task[None]] = set()
+
+        async def one(req: changelog_pb2.CommitStreamRequest) -> None:
+            try:
+                out = changelog_pb2.CommitStreamReply(id=req.id, reply=await self._commit(req.commit, forwarded))
+            except FeroError as exc:
+                out = changelog_pb2.CommitStreamReply(id=req.id, error_code=exc.code.value[0], error_message=exc.message)
+            except Exception as exc:
+                log.exception("server.internal_error", method="CommitStream")
+                out = changelog_pb2.CommitStreamReply(
+                    id=req.id, error_code=grpc.StatusCode.INTERNAL.value[0],
+                    error_message=f"internal error: {type(exc).__name__}: {exc}",
+                )
+            replies.put_nowait(out)
+
+        async def read() -> None:
+            try:
+                async for req in request_iterator:
+                    t = asyncio.get_running_loop().create_task(one(req))
+                    running.add(t)
+                    t.add_done_callback(running.discard)
+                while running:
+                    await asyncio.gather(*list(running), return_exceptions=True)
+            finally:
+                replies.put_nowait(None)
+
+        reader = asyncio.get_running_loop().create_task(read())
+        try:
+            while (out := await replies.get()) is not None:
+                yield out
+        finally:
+            reader.cancel()
+            for t in list(running):
+                t.cancel()
+
+    async def _commit(self, request: changelog_pb2.CommitRequest, forwarded: bool) -> changelog_pb2.CommitReply:
         if not request.batches:
             results = await self.node.commit(request.records, request.acks, forwarded)
             return changelog_pb2.CommitReply(results=results, coherent=self.node.coherent())

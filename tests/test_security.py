@@ -170,7 +170,7 @@ def test_bearer_tokens_with_read_and_write_roles(tmp_path):
                 change = await asyncio.wait_for(sub.__anext__(), 10)
                 assert (change.key, change.amount) == ("billing", 7)
                 await sub.aclose()
-                with pytest.raises(PermissionDenied, match="read-only token cannot call Add"):
+                with pytest.raises(PermissionDenied, match="read-only token cannot call CommitStream"):
                     await r.add("billing", 1)
             async with fero.connect(node.address, retry_for_s=0.0) as anon:
                 with pytest.raises(Unauthenticated, match="needs a bearer token"):

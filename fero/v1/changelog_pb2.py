@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from fero.v1 import types_pb2 as fero_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66\x65ro/v1/changelog.proto\x12\x07\x66\x65ro.v1\x1a\x13\x66\x65ro/v1/types.proto\"o\n\rCommitRequest\x12 \n\x07records\x18\x01 \x03(\x0b\x32\x0f.fero.v1.Record\x12\x1b\n\x04\x61\x63ks\x18\x02 \x01(\x0e\x32\r.fero.v1.Acks\x12\x1f\n\x07\x62\x61tches\x18\x03 \x03(\x0b\x32\x0e.fero.v1.Batch\"n\n\x0b\x43ommitReply\x12 \n\x07results\x18\x01 \x03(\x0b\x32\x0f.fero.v1.Result\x12\x10\n\x08\x63oherent\x18\x02 \x01(\x08\x12+\n\rbatch_results\x18\x03 \x03(\x0b\x32\x14.fero.v1.BatchResult\",\n\x0bReadRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x10\n\x08stale_ok\x18\x02 \x01(\x08\"<\n\tReadReply\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\x0e\n\x06\x65xists\x18\x02 \x01(\x08\x12\x10\n\x08\x63oherent\x18\x03 \x01(\x08\"\xa8\x03\n\x10SubscribeRequest\x12\x13\n\tpartition\x18\x01 \x01(\rH\x00\x12\x10\n\x06prefix\x18\x02 \x01(\tH\x00\x12@\n\x0c\x66rom_offsets\x18\x03 \x03(\x0b\x32*.fero.v1.SubscribeRequest.FromOffsetsEntry\x12\x35\n\x0c\x64\x65\x66\x61ult_from\x18\x04 \x01(\x0e\x32\x1f.fero.v1.SubscribeRequest.Start\x12\x12\n\npartitions\x18\x05 \x03(\r\x12\x35\n\x06resume\x18\x06 \x03(\x0b\x32%.fero.v1.SubscribeRequest.ResumeEntry\x1a\x32\n\x10\x46romOffsetsEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a@\n\x0bResumeEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12 \n\x05value\x18\x02 \x01(\x0b\x32\x11.fero.v1.Position:\x02\x38\x01\"*\n\x05Start\x12\r\n\tSTART_NOW\x10\x00\x12\x12\n\x0eSTART_EARLIEST\x10\x01\x42\x07\n\x05scope\"8\n\x08Position\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\r\n\x05owner\x18\x03 \x01(\t\"\xaf\x01\n\x0eSubscribeEvent\x12 \n\x07\x63ommits\x18\x01 \x03(\x0b\x32\x0f.fero.v1.Commit\x12,\n\x05reset\x18\x02 \x01(\x0b\x32\x1d.fero.v1.SubscribeEvent.Reset\x12\x12\n\nsubscribed\x18\x03 \x01(\x08\x1a\x39\n\x05Reset\x12\x11\n\tpartition\x18\x01 \x01(\r\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x32\xb8\x01\n\tChangelog\x12\x36\n\x06\x43ommit\x12\x16.fero.v1.CommitRequest\x1a\x14.fero.v1.CommitReply\x12\x30\n\x04Read\x12\x14.fero.v1.ReadRequest\x1a\x12.fero.v1.ReadReply\x12\x41\n\tSubscribe\x12\x19.fero.v1.SubscribeRequest\x1a\x17.fero.v1.SubscribeEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66\x65ro/v1/changelog.proto\x12\x07\x66\x65ro.v1\x1a\x13\x66\x65ro/v1/types.proto\"o\n\rCommitRequest\x12 \n\x07records\x18\x01 \x03(\x0b\x32\x0f.fero.v1.Record\x12\x1b\n\x04\x61\x63ks\x18\x02 \x01(\x0e\x32\r.fero.v1.Acks\x12\x1f\n\x07\x62\x61tches\x18\x03 \x03(\x0b\x32\x0e.fero.v1.Batch\"n\n\x0b\x43ommitReply\x12 \n\x07results\x18\x01 \x03(\x0b\x32\x0f.fero.v1.Result\x12\x10\n\x08\x63oherent\x18\x02 \x01(\x08\x12+\n\rbatch_results\x18\x03 \x03(\x0b\x32\x14.fero.v1.BatchResult\"I\n\x13\x43ommitStreamRequest\x12\n\n\x02id\x18\x01 \x01(\x04\x12&\n\x06\x63ommit\x18\x02 \x01(\x0b\x32\x16.fero.v1.CommitRequest\"o\n\x11\x43ommitStreamReply\x12\n\n\x02id\x18\x01 \x01(\x04\x12#\n\x05reply\x18\x02 \x01(\x0b\x32\x14.fero.v1.CommitReply\x12\x12\n\nerror_code\x18\x03 \x01(\r\x12\x15\n\rerror_message\x18\x04 \x01(\t\",\n\x0bReadRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x10\n\x08stale_ok\x18\x02 \x01(\x08\"<\n\tReadReply\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\x0e\n\x06\x65xists\x18\x02 \x01(\x08\x12\x10\n\x08\x63oherent\x18\x03 \x01(\x08\"\xa8\x03\n\x10SubscribeRequest\x12\x13\n\tpartition\x18\x01 \x01(\rH\x00\x12\x10\n\x06prefix\x18\x02 \x01(\tH\x00\x12@\n\x0c\x66rom_offsets\x18\x03 \x03(\x0b\x32*.fero.v1.SubscribeRequest.FromOffsetsEntry\x12\x35\n\x0c\x64\x65\x66\x61ult_from\x18\x04 \x01(\x0e\x32\x1f.fero.v1.SubscribeRequest.Start\x12\x12\n\npartitions\x18\x05 \x03(\r\x12\x35\n\x06resume\x18\x06 \x03(\x0b\x32%.fero.v1.SubscribeRequest.ResumeEntry\x1a\x32\n\x10\x46romOffsetsEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a@\n\x0bResumeEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12 \n\x05value\x18\x02 \x01(\x0b\x32\x11.fero.v1.Position:\x02\x38\x01\"*\n\x05Start\x12\r\n\tSTART_NOW\x10\x00\x12\x12\n\x0eSTART_EARLIEST\x10\x01\x42\x07\n\x05scope\"8\n\x08Position\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\r\n\x05owner\x18\x03 \x01(\t\"\xaf\x01\n\x0eSubscribeEvent\x12 \n\x07\x63ommits\x18\x01 \x03(\x0b\x32\x0f.fero.v1.Commit\x12,\n\x05reset\x18\x02 \x01(\x0b\x32\x1d.fero.v1.SubscribeEvent.Reset\x12\x12\n\nsubscribed\x18\x03 \x01(\x08\x1a\x39\n\x05Reset\x12\x11\n\tpartition\x18\x01 \x01(\r\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x32\x86\x02\n\tChangelog\x12\x36\n\x06\x43ommit\x12\x16.fero.v1.CommitRequest\x1a\x14.fero.v1.CommitReply\x12L\n\x0c\x43ommitStream\x12\x1c.fero.v1.CommitStreamRequest\x1a\x1a.fero.v1.CommitStreamReply(\x01\x30\x01\x12\x30\n\x04Read\x12\x14.fero.v1.ReadRequest\x1a\x12.fero.v1.ReadReply\x12\x41\n\tSubscribe\x12\x19.fero.v1.SubscribeRequest\x1a\x17.fero.v1.SubscribeEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,24 +40,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COMMITREQUEST']._serialized_end=168
   _globals['_COMMITREPLY']._serialized_start=170
   _globals['_COMMITREPLY']._serialized_end=280
-  _globals['_READREQUEST']._serialized_start=282
-  _globals['_READREQUEST']._serialized_end=326
-  _globals['_READREPLY']._serialized_start=328
-  _globals['_READREPLY']._serialized_end=388
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=391
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=815
-  _globals['_SUBSCRIBEREQUEST_FROMOFFSETSENTRY']._serialized_start=646
-  _globals['_SUBSCRIBEREQUEST_FROMOFFSETSENTRY']._serialized_end=696
-  _globals['_SUBSCRIBEREQUEST_RESUMEENTRY']._serialized_start=698
-  _globals['_SUBSCRIBEREQUEST_RESUMEENTRY']._serialized_end=762
-  _globals['_SUBSCRIBEREQUEST_START']._serialized_start=764
-  _globals['_SUBSCRIBEREQUEST_START']._serialized_end=806
-  _globals['_POSITION']._serialized_start=817
-  _globals['_POSITION']._serialized_end=873
-  _globals['_SUBSCRIBEEVENT']._serialized_start=876
-  _globals['_SUBSCRIBEEVENT']._serialized_end=1051
-  _globals['_SUBSCRIBEEVENT_RESET']._serialized_start=994
-  _globals['_SUBSCRIBEEVENT_RESET']._serialized_end=1051
-  _globals['_CHANGELOG']._serialized_start=1054
-  _globals['_CHANGELOG']._serialized_end=1238
+  _globals['_COMMITSTREAMREQUEST']._serialized_start=282
+  _globals['_COMMITSTREAMREQUEST']._serialized_end=355
+  _globals['_COMMITSTREAMREPLY']._serialized_start=357
+  _globals['_COMMITSTREAMREPLY']._serialized_end=468
+  _globals['_READREQUEST']._serialized_start=470
+  _globals['_READREQUEST']._serialized_end=514
+  _globals['_READREPLY']._serialized_start=516
+  _globals['_READREPLY']._serialized_end=576
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=579
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=1003
+  _globals['_SUBSCRIBEREQUEST_FROMOFFSETSENTRY']._serialized_start=834
+  _globals['_SUBSCRIBEREQUEST_FROMOFFSETSENTRY']._serialized_end=884
+  _globals['_SUBSCRIBEREQUEST_RESUMEENTRY']._serialized_start=886
+  _globals['_SUBSCRIBEREQUEST_RESUMEENTRY']._serialized_end=950
+  _globals['_SUBSCRIBEREQUEST_START']._serialized_start=952
+  _globals['_SUBSCRIBEREQUEST_START']._serialized_end=994
+  _globals['_POSITION']._serialized_start=1005
+  _globals['_POSITION']._serialized_end=1061
+  _globals['_SUBSCRIBEEVENT']._serialized_start=1064
+  _globals['_SUBSCRIBEEVENT']._serialized_end=1239
+  _globals['_SUBSCRIBEEVENT_RESET']._serialized_start=1182
+  _globals['_SUBSCRIBEEVENT_RESET']._serialized_end=1239
+  _globals['_CHANGELOG']._serialized_start=1242
+  _globals['_CHANGELOG']._serialized_end=1504
 # @@protoc_insertion_point(module_scope)

@@ -28,6 +28,26 @@ class CommitReply(_message.Message):
     batch_results: _containers.RepeatedCompositeFieldContainer[_types_pb2.BatchResult]
     def __init__(self, results: _Optional[_Iterable[_Union[_types_pb2.Result, _Mapping]]] = ..., coherent: _Optional[bool] = ..., batch_results: _Optional[_Iterable[_Union[_types_pb2.BatchResult, _Mapping]]] = ...) -> None: ...
 
+class CommitStreamRequest(_message.Message):
+    __slots__ = ("id", "commit")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    commit: CommitRequest
+    def __init__(self, id: _Optional[int] = ..., commit: _Optional[_Union[CommitRequest, _Mapping]] = ...) -> None: ...
+
+class CommitStreamReply(_message.Message):
+    __slots__ = ("id", "reply", "error_code", "error_message")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    reply: CommitReply
+    error_code: int
+    error_message: str
+    def __init__(self, id: _Optional[int] = ..., reply: _Optional[_Union[CommitReply, _Mapping]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+
 class ReadRequest(_message.Message):
     __slots__ = ("key", "stale_ok")
     KEY_FIELD_NUMBER: _ClassVar[int]

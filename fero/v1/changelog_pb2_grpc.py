@@ -43,6 +43,11 @@ class ChangelogStub:
                 request_serializer=fero_dot_v1_dot_changelog__pb2.CommitRequest.SerializeToString,
                 response_deserializer=fero_dot_v1_dot_changelog__pb2.CommitReply.FromString,
                 _registered_method=True)
+        self.CommitStream = channel.stream_stream(
+                '/fero.v1.Changelog/CommitStream',
+                request_serializer=fero_dot_v1_dot_changelog__pb2.CommitStreamRequest.SerializeToString,
+                response_deserializer=fero_dot_v1_dot_changelog__pb2.CommitStreamReply.FromString,
+                _registered_method=True)
         self.Read = channel.unary_unary(
                 '/fero.v1.Changelog/Read',
                 request_serializer=fero_dot_v1_dot_changelog__pb2.ReadRequest.SerializeToString,
@@ -75,6 +80,16 @@ class ChangelogServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CommitStream(self, request_iterator, context):
+        """Commit over one long-lived stream, for a client that sends many calls: each
+        request carries an id that its reply repeats, and replies come as requests
+        complete (not necessarily in order). A message on an open stream costs about half
+        a unary call. A request that fails gets its status in the reply; the stream stays.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Read(self, request, context):
         """The materialised value (JSON) at a key path.
         """
@@ -97,6 +112,11 @@ def add_ChangelogServicer_to_server(servicer, server):
                     servicer.Commit,
                     request_deserializer=fero_dot_v1_dot_changelog__pb2.CommitRequest.FromString,
                     response_serializer=fero_dot_v1_dot_changelog__pb2.CommitReply.SerializeToString,
+            ),
+            'CommitStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.CommitStream,
+                    request_deserializer=fero_dot_v1_dot_changelog__pb2.CommitStreamRequest.FromString,
+                    response_serializer=fero_dot_v1_dot_changelog__pb2.CommitStreamReply.SerializeToString,
             ),
             'Read': grpc.unary_unary_rpc_method_handler(
                     servicer.Read,
@@ -140,6 +160,33 @@ class Changelog:
             '/fero.v1.Changelog/Commit',
             fero_dot_v1_dot_changelog__pb2.CommitRequest.SerializeToString,
             fero_dot_v1_dot_changelog__pb2.CommitReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/fero.v1.Changelog/CommitStream',
+            fero_dot_v1_dot_changelog__pb2.CommitStreamRequest.SerializeToString,
+            fero_dot_v1_dot_changelog__pb2.CommitStreamReply.FromString,
             options,
             channel_credentials,
             insecure,
