@@ -511,25 +511,33 @@ class Engine:
         """Frames of partition `p` covering offsets from `offset` on, at most about
         `max_records` records; a frame that starts before `offset` is cut to start there.
         OutOfRange if the log no longer reaches back to `offset`."""
+        return [storage_pb2.LogEntry.FromString(body) for _, _, body in self.frame_bodies_from(p, offset, max_records)]
+
+    def frame_bodies_from(self, p: int, offset: int, max_records: int) -> list[tuple[int, int, bytes]]:
+        """As frames_from, as (base offset, records, serialized LogEntry): the bytes as
+        logged, unless the frame had to be cut (replication sends them as they are)."""
         state = self.partitions[p]
         if offset < state.log_start_offset:
             raise OutOfRange(f"partition {p}: offset {offset} is older than the log keeps ({state.log_start_offset})")
-        recent = {base: body for base, _, body, _ in self._recent[p]}
-        out: list[storage_pb2.LogEntry] = []
+        recent = {base: (count, body) for base, count, body, _ in self._recent[p]}
+        out: list[tuple[int, int, bytes]] = []
         n = 0
         for fr in self.index[p]:
             if fr.base_offset + fr.count <= offset:
                 continue
-            body = recent.get(fr.base_offset)
-            if body is None:
-                body = self.wal.read(fr.segment, fr.position)
-            entry = storage_pb2.LogEntry.FromString(body)
-            # A truncation may have cut the frame's end; a start before `offset` is cut here.
-            start = max(0, offset - entry.base_offset)
-            if start or batches.count(entry) != fr.count:
-                batches.cut(entry, start, fr.count)
-            out.append(entry)
-            n += batches.count(entry)
+            start = max(0, offset - fr.base_offset)
+            count, body = recent.get(fr.base_offset, (-1, b""))
+            if start or count != fr.count:
+                # Read back from disk (its record count is known only once parsed: a
+                # truncation may have cut its end), or to be cut to start at `offset`.
+                if count < 0:
+                    body = self.wal.read(fr.segment, fr.position)
+                entry = storage_pb2.LogEntry.FromString(body)
+                if start or batches.count(entry) != fr.count:
+                    batches.cut(entry, start, fr.count)
+                    body = entry.SerializeToString()
+            out.append((fr.base_offset + start, fr.count - start, body))
+            n += fr.count - start
             if n >= max_records:
                 break
         return out

@@ -40,6 +40,23 @@ LAG_TIMEOUT_S = 5.0
 APPEND_TIMEOUT_S = 10.0
 
 
+APPEND_STREAM = "/fero.v1.Peer/AppendStream"
+
+
+def _field(number: int, data: bytes) -> bytes:
+    """A length-delimited protobuf field: tag, length, bytes."""
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
 class _StreamEnded(Exception):
     """The replica ended the Append stream (it is shutting down)."""
 
@@ -159,7 +176,9 @@ class Link:
         for p, prog in list(self.progress.items()):
             if prog.realign is not None:
                 await self._realign(p, prog, prog.realign, stub)
-        frames: list[peer_pb2.AppendFrame] = []
+        # The request is assembled from serialized pieces: each frame's LogEntry goes as
+        # the bytes the log holds, never parsed and re-encoded (protobuf concatenation).
+        parts: list[bytes] = []
         budget = MAX_RECORDS_PER_CALL
         engine = self.r.engine
         for p, prog in self.progress.items():
@@ -168,7 +187,8 @@ class Link:
             state = engine.partitions[p]
             if prog.acked < state.log_start_offset:
                 # Further behind than this log reaches back: send the whole state.
-                frames.append(peer_pb2.AppendFrame(install=state.to_snapshot(), owner_epoch=state.epoch))
+                f = peer_pb2.AppendFrame(install=state.to_snapshot(), owner_epoch=state.epoch)
+                parts.append(_field(2, f.SerializeToString()))
                 budget -= 1000
                 continue
             if prog.acked >= state.next_offset and not prog.truncate:
@@ -176,22 +196,24 @@ class Link:
                     prog.caught_up = True
                     self.r.changed()
                 continue
-            entries = engine.frames_from(p, prog.acked, budget) if prog.acked < state.next_offset else []
-            if not entries:  # only a cut to make
-                entries = [storage_pb2.LogEntry(partition=p, epoch=state.epoch, base_offset=prog.acked, owner=engine.node_id)]
-            for i, entry in enumerate(entries):
-                f = peer_pb2.AppendFrame(entry=entry, truncate=prog.truncate and i == 0, owner_epoch=state.epoch)
+            bodies = engine.frame_bodies_from(p, prog.acked, budget) if prog.acked < state.next_offset else []
+            if not bodies:  # only a cut to make
+                cut = storage_pb2.LogEntry(partition=p, epoch=state.epoch, base_offset=prog.acked, owner=engine.node_id)
+                bodies = [(prog.acked, 0, cut.SerializeToString())]
+            for i, (base, count, body) in enumerate(bodies):
+                f = peer_pb2.AppendFrame(truncate=prog.truncate and i == 0, owner_epoch=state.epoch)
                 if f.truncate:
                     for o, s in state.origins.items():
                         f.owner_origins.add(origin=o, seq=s)
-                prev = lineage_at(state.epochs, entry.base_offset - 1) if entry.base_offset else None
+                prev = lineage_at(state.epochs, base - 1) if base else None
                 if prev is not None:
                     f.has_prev, f.prev_epoch, f.prev_owner = True, prev[0], prev[1]
-                frames.append(f)
-                budget -= batches.count(entry)
-        if not frames:
+                parts.append(_field(2, f.SerializeToString() + _field(5, body)))
+                budget -= count
+        if not parts:
             return False
-        reply = await self._append(address, stub, peer_pb2.AppendRequest(owner=engine.node_id, frames=frames))
+        request = peer_pb2.AppendRequest(owner=engine.node_id).SerializeToString() + b"".join(parts)
+        reply = await self._append(address, stub, request)
         self.calls += 1
         self._ok()
         for res in reply.results:
@@ -209,15 +231,21 @@ class Link:
         self.r.changed()
         return True
 
-    async def _append(self, address: str, stub: Any, request: peer_pb2.AppendRequest) -> peer_pb2.AppendReply:
-        """One Append on the link's stream (opened on first use, and again after any
-        failure); a unary call if the replica does not know the stream."""
+    async def _append(self, address: str, stub: Any, request: bytes) -> peer_pb2.AppendReply:
+        """One Append (a serialized AppendRequest) on the link's stream, opened on first
+        use and again after any failure; a unary call if the replica lacks the stream."""
         if self._unary:
-            return await stub.Append(request, timeout=APPEND_TIMEOUT_S)
-        if self._stream is not None and self._stream_address != address:
+            return await stub.Append(peer_pb2.AppendRequest.FromString(request), timeout=APPEND_TIMEOUT_S)
+        # A stream is bound to where it went: if the replica moved, or became unreachable
+        # (a split, in tests: transport.blocked), a new one goes to the new route.
+        route = self.r.transport.route(address)
+        if self._stream is not None and self._stream_address != route:
             self._close_stream()
         if self._stream is None:
-            self._stream, self._stream_address = stub.AppendStream(), address
+            self._stream = self.r.transport.channel(address).stream_stream(
+                APPEND_STREAM, request_serializer=None, response_deserializer=peer_pb2.AppendReply.FromString,
+            )()
+            self._stream_address = route
         stream = self._stream
 
         async def roundtrip() -> peer_pb2.AppendReply:
@@ -233,7 +261,7 @@ class Link:
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                 self._unary = True
                 self._close_stream()
-                return await stub.Append(request, timeout=APPEND_TIMEOUT_S)
+                return await stub.Append(peer_pb2.AppendRequest.FromString(request), timeout=APPEND_TIMEOUT_S)
             raise
 
     def _close_stream(self) -> None:

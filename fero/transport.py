@@ -60,19 +60,28 @@ class PeerTransport:
         #: unreachable (every call fails fast with UNAVAILABLE), as across a split.
         self.blocked: Callable[[str], bool] = lambda address: False
 
-    def _channel(self, address: str) -> grpc.aio.Channel:
-        if self.blocked(address):
-            address = UNREACHABLE
+    def route(self, address: str) -> str:
+        """Where calls to `address` go: UNREACHABLE while it is blocked."""
+        return UNREACHABLE if self.blocked(address) else address
+
+    def _entry(self, address: str) -> tuple[grpc.aio.Channel, peer_pb2_grpc.PeerStub]:
+        address = self.route(address)
         entry = self._channels.get(address)
         if entry is None:
             channel = open_channel(address, CHANNEL_OPTIONS, self.credentials, self.metadata)
             entry = (channel, peer_pb2_grpc.PeerStub(channel))
             self._channels[address] = entry
-        return entry[0]
+        return entry
+
+    def _channel(self, address: str) -> grpc.aio.Channel:
+        return self._entry(address)[0]
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        """The pooled channel to `address` (for streams with their own serializers)."""
+        return self._entry(address)[0]
 
     def stub(self, address: str) -> peer_pb2_grpc.PeerStub:
-        self._channel(address)
-        return self._channels[address][1]
+        return self._entry(address)[1]
 
     def changelog(self, address: str) -> changelog_pb2_grpc.ChangelogStub:
         """The owner's public Changelog service, on the pooled peer channel."""
