@@ -877,7 +877,7 @@ class Engine:
             dropped = sum(state.compact(now_ms) for state in self.partitions)
             seg, pos = self.wal.end
             snap = self._build_snapshot(seg, pos)
-            self._snapshot_entries = sum(len(st.counters) + len(st.documents) + len(st.tickets) for st in self.partitions)
+            self._snapshot_entries = sum(len(st.counters) + len(st.documents) + st.tickets.weight for st in self.partitions)
             self._records_since_snapshot = 0
             self._last_snapshot_at = self.clock.now()
             await self.wal.sync()

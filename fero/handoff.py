@@ -218,6 +218,11 @@ class Ownership:
                 reply = await stub.Digest(peer_pb2.DigestRequest(partitions=parts), timeout=FETCH_TIMEOUT_S)
                 for d in reply.digests:
                     state = self.engine.partitions[d.partition]
+                    # Only a log that has caught up but a state that still lacks records
+                    # needs this; a log that is behind gets them from replication (and
+                    # a pull here would make the owner scan its whole log for nothing).
+                    if d.next_offset > state.next_offset:
+                        continue
                     if not any(o.seq > state.origins.get(o.origin, 0) for o in d.origins):
                         continue
                     req = peer_pb2.FetchRequest(partition=d.partition, max_records=10_000)

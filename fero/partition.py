@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from array import array
 from typing import Sequence
 
 from fero import batch as batches
@@ -43,6 +44,17 @@ class PartitionStatistics:
     counters: int
     keys: int
     tickets: int
+
+
+def _compact(vals: list[Value] | None) -> Sequence[Value] | None:
+    """Values kept for a retry's answer, as 8 bytes each when they fit (a window holds
+    up to max_entries of them per partition)."""
+    if not vals:
+        return vals
+    try:
+        return array("q", vals)
+    except (TypeError, OverflowError):
+        return vals
 
 
 class PartitionState:
@@ -190,7 +202,7 @@ class PartitionState:
             errors = tuple(failed) or tuple((e.index, e.code, e.message) for e in b.errors)
             self.tickets.put(b.ticket, Committed(
                 offset - b.position, None, at_ms, b.origin, first,
-                vals if b.position == 0 else None, errors, max(1, n),
+                _compact(vals) if b.position == 0 else None, errors, max(1, n),
             ))
         return vals, failed, False
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from fero.values import Value
 
@@ -28,7 +28,7 @@ class Committed:
     # committed records' values and failed records (index, code, message), if known.
     origin: str = ""
     first_seq: int = 0
-    values: list[Value] | None = None
+    values: Sequence[Value] | None = None
     errors: tuple[tuple[int, int, str], ...] = ()
     weight: int = 1  # records it stands for: the window counts records, not tickets
 
@@ -42,6 +42,11 @@ class TicketTable:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def weight(self) -> int:
+        """Records the remembered tickets stand for."""
+        return self._weight
 
     def get(self, ticket: str) -> Committed | None:
         return self._entries.get(ticket)
