@@ -11,10 +11,11 @@ measures three acknowledgement levels, each against freshly started nodes:
                       every record and the replies came back
 
 Records are real keyed UPDATEs (for sacks: ACTIONs) of M-byte JSON values, one distinct
-key each (so they spread over all partitions), sent through fero's pipelined client
-(`Client.pipeline`: --batch records per gRPC message, --in-flight batches in flight).
-Each client is its own process; with several servers each client sends every record
-straight to its owner (the ring every node computes, from fero.ring), so nothing is
+key each (so they spread over all partitions), sent through fero's producer
+(`Client.producer`: columnar batches of up to --batch records per partition, up to
+--request-records per message on the commit stream, --in-flight messages in flight).
+Each client is its own process; with several servers each client sends every batch
+straight to its partition's owner (the ring every node computes), so nothing is
 forwarded. -r is the total per measurement, split over the clients; every measurement
 also stops after --budget seconds and reports the records actually acknowledged.
 Results: benchmarks/results/speed.json and speed.png.
@@ -63,11 +64,10 @@ def _client_process(idx: int, spec: dict[str, Any], ready: Any, start: Any, prog
 
 async def _client(idx: int, spec: dict[str, Any], ready: Any, start: Any, progress: Any) -> dict[str, Any]:
     import fero
-    from fero.v1 import cluster_pb2, types_pb2
+    from fero.v1 import cluster_pb2
 
     mode, size, count = spec["mode"], spec["size"], spec["count"]
     acks = MODES[mode][0]
-    op = types_pb2.OP_ACTION if mode == "sacks" else types_pb2.OP_UPDATE
     action = "echo" if mode == "sacks" else ""
     value = json_value(size)
     async with AsyncExitStack() as stack:
@@ -75,35 +75,32 @@ async def _client(idx: int, spec: dict[str, Any], ready: Any, start: Any, progre
         await c.status()  # the channels are up before the clock starts
         session = os.urandom(4).hex()
         prefix = f"c{idx}-{session}-"
-        if mode == "sacks":
-            # Custom actions need the handler's reply per record: the record pipeline.
-            for addr in spec["addresses"].values():
-                await c._conn(addr).cluster.Status(cluster_pb2.StatusRequest())
-            sender: Any = common.TimedPipeline(c, acks, spec["batch"], spec["in_flight"])
-            Record = types_pb2.Record
-
-            async def put(key: str) -> None:
-                await sender.submit(Record(key=key, op=op, value=value, ticket=f"{session}{key}", action=action))
-        else:
-            # Columnar batches per partition, straight to each owner (fero.producer).
-            sender = c.producer(acks, batch_size=spec["batch"], max_in_flight=spec["in_flight"],
-                                request_records=spec["request_records"], linger_ms=spec["linger_ms"])
-            await c.refresh_ring()
-            for addr in spec["addresses"].values():
-                await c._conn(addr).cluster.Status(cluster_pb2.StatusRequest())
-            put = None
+        # Columnar batches per partition, straight to each owner (fero.producer); for
+        # sacks, ACTION batches whose every handler reply comes back (acks=REPLY).
+        sender = c.producer(acks, batch_size=spec["batch"], max_in_flight=spec["in_flight"],
+                            request_records=spec["request_records"], linger_ms=spec["linger_ms"])
+        await c.refresh_ring()
+        for addr in spec["addresses"].values():
+            await c._conn(addr).cluster.Status(cluster_pb2.StatusRequest())
         ready.put(idx)
         start.wait()
         t0 = time.perf_counter()
         deadline = t0 + spec["budget"]
         n = 0
         budget_hit = False
-        update = sender.update if put is None else None
-        for i in range(count):
-            if update is not None:
-                await update(f"{prefix}{i}", value)
-            else:
-                await put(f"{prefix}{i}")
+        if mode == "sacks":
+            act = sender.action
+            for i in range(count):
+                await act(f"{prefix}{i}", action, value)
+                n = i + 1
+                if n % 2000 == 0:
+                    progress.value = sender.acked
+                    if time.perf_counter() > deadline:
+                        budget_hit = True
+                        break
+        update = sender.update
+        for i in range(count if mode != "sacks" else 0):
+            await update(f"{prefix}{i}", value)
             n = i + 1
             if n % 2000 == 0:
                 progress.value = sender.acked
@@ -114,9 +111,8 @@ async def _client(idx: int, spec: dict[str, Any], ready: Any, start: Any, progre
         await sender.flush()
         t_end = time.perf_counter()
         progress.value = sender.acked
-        lat = [s * 1000 for s in (sender.batch_seconds if put is not None else sender.request_seconds)]
-        if put is None:
-            await sender.close()
+        lat = [s * 1000 for s in sender.request_seconds]
+        await sender.close()
         return {
             "client": idx,
             "submitted": n,

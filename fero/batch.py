@@ -31,8 +31,8 @@ from fero.values import Value
 
 OP = types_pb2
 #: Ops a batch may carry; setups and custom actions go as Records.
-OPS = frozenset((OP.OP_COUNTER_ADD, OP.OP_UPDATE, OP.OP_REMOVE, OP.OP_ADD, OP.OP_PUSH, OP.OP_PATCH))
-VALUE_OPS = frozenset((OP.OP_UPDATE, OP.OP_PUSH, OP.OP_PATCH))
+OPS = frozenset((OP.OP_COUNTER_ADD, OP.OP_UPDATE, OP.OP_REMOVE, OP.OP_ADD, OP.OP_PUSH, OP.OP_PATCH, OP.OP_ACTION))
+VALUE_OPS = frozenset((OP.OP_UPDATE, OP.OP_PUSH, OP.OP_PATCH, OP.OP_ACTION))
 AMOUNT_OPS = frozenset((OP.OP_COUNTER_ADD, OP.OP_ADD))
 DERIVED_PREFIX = "@@"
 _U64 = (1 << 64) - 1
@@ -91,7 +91,9 @@ def validate(
         op = b.op
         if op not in OPS:
             name = OP.Op.Name(op) if op in OP.Op.values() else str(op)
-            raise InvalidArgument(f"{where}: op {name} cannot be batched (send setups and actions as records)")
+            raise InvalidArgument(f"{where}: op {name} cannot be batched (send setups as records)")
+        if (op == OP.OP_ACTION) != bool(b.action):
+            raise InvalidArgument(f"{where}: " + ("action name is empty" if b.action == "" else "only OP_ACTION takes an action name"))
         keys = list(b.keys)
         n = len(keys)
         if n == 0:
@@ -111,7 +113,7 @@ def validate(
             if max(map(len, column)) > limits.max_value_bytes:
                 k = next(k for k, v in enumerate(column) if len(v) > limits.max_value_bytes)
                 raise InvalidArgument(f"{where}: value {k} is {len(column[k])} bytes; at most {limits.max_value_bytes}")
-            if op != OP.OP_UPDATE and b"" in column:
+            if op != OP.OP_UPDATE and op != OP.OP_ACTION and b"" in column:
                 raise InvalidArgument(f"{where}: value {column.index(b'')} is missing")
         elif nv:
             raise InvalidArgument(f"{where}: {OP.Op.Name(op)} takes no values")
@@ -148,7 +150,7 @@ def records(entry: storage_pb2.LogEntry) -> Sequence[types_pb2.Record]:
     for k, key in enumerate(b.keys):
         rec = Record(
             key=key, op=op, ticket=derived_ticket(ticket, b.position + k),
-            hlc=b.hlc + k, origin=origin, origin_seq=b.origin_seq + k,
+            hlc=b.hlc + k, origin=origin, origin_seq=b.origin_seq + k, action=b.action,
         )
         if values:
             rec.value = values[k]

@@ -189,7 +189,9 @@ class PartitionState:
         op = b.op
         vals: list[Value] | None = None
         failed: list[tuple[int, int, str]] = []
-        if op == OP.OP_COUNTER_ADD:
+        if op == OP.OP_ACTION:
+            pass  # committed for replicas and subscribers; the owner's handler acts on it
+        elif op == OP.OP_COUNTER_ADD:
             vals, failed = self._add_counters(keys, column, at_ms)  # type: ignore[arg-type]
         elif not (op == OP.OP_UPDATE and self.documents.update_many(keys, column, b.hlc, b.origin)):  # type: ignore[arg-type]
             vals, failed = self._apply_each(b)

@@ -43,11 +43,12 @@ OnResult = Callable[[types_pb2.Batch, types_pb2.BatchResult], None]
 
 
 class _Buffer:
-    __slots__ = ("partition", "op", "keys", "column", "since")
+    __slots__ = ("partition", "op", "action", "keys", "column", "since")
 
-    def __init__(self, partition: int, op: int) -> None:
+    def __init__(self, partition: int, op: int, action: str = "") -> None:
         self.partition = partition
         self.op = op
+        self.action = action
         self.keys: list[str] = []
         self.column: list[Any] = []  # values or amounts
         self.since = time.monotonic()
@@ -77,7 +78,7 @@ class Producer:
         #: Round trip of every request that was answered (seconds).
         self.request_seconds: list[float] = []
         self._partitions = 0
-        self._buffers: dict[tuple[int, int], _Buffer] = {}
+        self._buffers: dict[tuple[int, int, str], _Buffer] = {}
         self._buffered = 0
         #: Batches to send, with the loop time their first send started (for retry_for_s).
         self._ready: list[tuple[types_pb2.Batch, float | None]] = []
@@ -129,7 +130,14 @@ class Producer:
     async def patch(self, key: str, value: Any) -> None:
         await self._put(types_pb2.OP_PATCH, key, value if value.__class__ is bytes else _json(value))
 
-    async def _put(self, op: int, key: str, item: Any) -> None:
+    async def action(self, key: str, action: str, payload: bytes = b"") -> None:
+        """A named custom action on `key`, run by the owner's handler; with acks "reply"
+        each batch's result carries the handler's replies."""
+        if not action:
+            raise InvalidArgument("action name is empty")
+        await self._put(types_pb2.OP_ACTION, key, bytes(payload), action)
+
+    async def _put(self, op: int, key: str, item: Any, action: str = "") -> None:
         if self._error is not None:
             raise self._error
         P = self._partitions
@@ -140,9 +148,9 @@ class Producer:
             raise InvalidArgument("key is empty")
         # fero.ring.partition_of(partition_key(key)), inlined: this runs per record.
         p = (mmh3.hash64(key if "." not in key else partition_key(key))[0] & _U64) % P
-        buf = self._buffers.get((p, op))
+        buf = self._buffers.get((p, op, action))
         if buf is None:
-            buf = self._buffers[(p, op)] = _Buffer(p, op)
+            buf = self._buffers[(p, op, action)] = _Buffer(p, op, action)
         buf.keys.append(key)
         if item is not None:
             buf.column.append(item)
@@ -167,9 +175,10 @@ class Producer:
 
     def _seal(self, buf: _Buffer) -> None:
         """Turns a buffer into a ready batch."""
-        del self._buffers[(buf.partition, buf.op)]
+        del self._buffers[(buf.partition, buf.op, buf.action)]
         self._seq += 1
-        b = types_pb2.Batch(partition=buf.partition, ticket=f"{self.client._session}-b{self._seq}", op=buf.op, keys=buf.keys)
+        b = types_pb2.Batch(partition=buf.partition, ticket=f"{self.client._session}-b{self._seq}", op=buf.op,
+                            keys=buf.keys, action=buf.action)
         if buf.op == types_pb2.OP_COUNTER_ADD or buf.op == types_pb2.OP_ADD:
             b.amounts.extend(buf.column)
         elif buf.column:
@@ -261,10 +270,11 @@ class Producer:
     def _done(self, b: types_pb2.Batch, r: types_pb2.BatchResult) -> None:
         self.batches += 1
         self.acked += len(b.keys) - len(r.errors)
-        if r.errors:
-            self.failed += len(r.errors)
+        if r.errors or r.handler_errors:
+            # A failed handler leaves its action committed but without a reply.
+            self.failed += len(r.errors) + len(r.handler_errors)
             if not self.first_error:
-                e = r.errors[0]
+                e = r.errors[0] if r.errors else r.handler_errors[0]
                 self.first_error = f"{e.code}: {e.message}"
         if self.on_result is not None:
             self.on_result(b, r)

@@ -552,7 +552,8 @@ BAD = [
     ("oversized key", _bad(keys=[KB[0], "k" * 600]), ("key",)),
     ("key of another partition", _bad(keys=[KB[0], OTHER]), ("partition",)),
     ("partition out of range", _bad(partition=P), ("partition",)),
-    ("op action", _bad(op=pb.OP_ACTION, amounts=[]), ("op",)),
+    ("action without a name", _bad(op=pb.OP_ACTION, amounts=[], values=[b"p", b"q"]), ("action name is empty",)),
+    ("action name on another op", _bad(action="echo"), ("only OP_ACTION",)),
     ("op counter setup", _bad(op=pb.OP_COUNTER_SETUP, amounts=[]), ("op",)),
     ("op unspecified", _bad(op=pb.OP_UNSPECIFIED, amounts=[]), ("op",)),
     ("op unknown", _bad(op=99, amounts=[]), ("op",)),
@@ -794,3 +795,58 @@ async def _property(path: Path, steps: list[tuple]) -> None:
     finally:
         if is_open:
             await e.close()
+
+
+# -- custom actions in batches ------------------------------------------------------------
+
+
+def test_an_action_batch_runs_the_handler_on_each_record_and_returns_the_replies(tmp_path):
+    seen: list = []
+
+    async def handler(action):
+        seen.append(action)
+        if action.payload == b"boom":
+            raise RuntimeError("the handler broke")
+        return action.key.encode() + b":" + action.payload
+
+    async def main():
+        e = Engine(Config(), ManualClock(), "n0", tmp_path, handler=handler)
+        e.open()
+        e.start()
+        try:
+            ks = keys_in(12, 3, "act")
+            b = batch(pb.OP_ACTION, ks, ticket="a1", vals=[b"x", b"boom", b"z"])
+            b.action = "echo"
+            (r,) = await e.commit_batches([b], pb.ACKS_REPLY)
+            again = pb.Batch()
+            again.CopyFrom(b)
+            (dup,) = await e.commit_batches([again], pb.ACKS_REPLY)
+            return ks, r, dup
+        finally:
+            await e.close()
+
+    ks, r, dup = run(main())
+    # Every action committed (the failed handler too), at consecutive offsets, in order.
+    assert not r.errors and [a.offset for a in seen] == [r.base_offset, r.base_offset + 1, r.base_offset + 2]
+    assert [(a.key, a.action, a.payload) for a in seen] == [(ks[0], "echo", b"x"), (ks[1], "echo", b"boom"), (ks[2], "echo", b"z")]
+    assert len({a.ticket for a in seen}) == 3 and all(a.ticket for a in seen)
+    assert list(r.replies) == [ks[0].encode() + b":x", b"", ks[2].encode() + b":z"]
+    assert [(x.index, x.code) for x in r.handler_errors] == [(1, 13)] and "the handler broke" in r.handler_errors[0].message
+    # A retry is a duplicate: the handler does not run again.
+    assert dup.duplicate and len(seen) == 3
+
+
+def test_an_action_batch_on_a_node_without_a_handler_is_unimplemented(tmp_path):
+    from fero.errors import Unimplemented
+
+    async def main():
+        e = await opened(tmp_path)
+        try:
+            b = batch(pb.OP_ACTION, keys_in(12, 1, "act"), ticket="a1", vals=[b"x"])
+            b.action = "echo"
+            with pytest.raises(Unimplemented, match="no handler"):
+                await e.commit_batches([b], pb.ACKS_REPLY)
+        finally:
+            await e.close()
+
+    run(main())

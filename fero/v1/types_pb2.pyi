@@ -121,7 +121,7 @@ class Result(_message.Message):
     def __init__(self, partition: _Optional[int] = ..., offset: _Optional[int] = ..., value: _Optional[_Union[Number, _Mapping]] = ..., duplicate: _Optional[bool] = ..., reply: _Optional[bytes] = ..., ticket: _Optional[str] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
 
 class Batch(_message.Message):
-    __slots__ = ("partition", "ticket", "op", "keys", "values", "amounts", "hlc", "origin", "origin_seq", "errors", "position")
+    __slots__ = ("partition", "ticket", "op", "keys", "values", "amounts", "hlc", "origin", "origin_seq", "errors", "position", "action")
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     TICKET_FIELD_NUMBER: _ClassVar[int]
     OP_FIELD_NUMBER: _ClassVar[int]
@@ -133,6 +133,7 @@ class Batch(_message.Message):
     ORIGIN_SEQ_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
     partition: int
     ticket: str
     op: Op
@@ -144,7 +145,8 @@ class Batch(_message.Message):
     origin_seq: int
     errors: _containers.RepeatedCompositeFieldContainer[RecordError]
     position: int
-    def __init__(self, partition: _Optional[int] = ..., ticket: _Optional[str] = ..., op: _Optional[_Union[Op, str]] = ..., keys: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[bytes]] = ..., amounts: _Optional[_Iterable[int]] = ..., hlc: _Optional[int] = ..., origin: _Optional[str] = ..., origin_seq: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[RecordError, _Mapping]]] = ..., position: _Optional[int] = ...) -> None: ...
+    action: str
+    def __init__(self, partition: _Optional[int] = ..., ticket: _Optional[str] = ..., op: _Optional[_Union[Op, str]] = ..., keys: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[bytes]] = ..., amounts: _Optional[_Iterable[int]] = ..., hlc: _Optional[int] = ..., origin: _Optional[str] = ..., origin_seq: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[RecordError, _Mapping]]] = ..., position: _Optional[int] = ..., action: _Optional[str] = ...) -> None: ...
 
 class RecordError(_message.Message):
     __slots__ = ("index", "code", "message")
@@ -157,7 +159,7 @@ class RecordError(_message.Message):
     def __init__(self, index: _Optional[int] = ..., code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class BatchResult(_message.Message):
-    __slots__ = ("partition", "ticket", "base_offset", "values", "exact_values", "duplicate", "errors", "error_code", "error_message")
+    __slots__ = ("partition", "ticket", "base_offset", "values", "exact_values", "duplicate", "errors", "error_code", "error_message", "replies", "handler_errors")
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     TICKET_FIELD_NUMBER: _ClassVar[int]
     BASE_OFFSET_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +169,8 @@ class BatchResult(_message.Message):
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REPLIES_FIELD_NUMBER: _ClassVar[int]
+    HANDLER_ERRORS_FIELD_NUMBER: _ClassVar[int]
     partition: int
     ticket: str
     base_offset: int
@@ -176,4 +180,6 @@ class BatchResult(_message.Message):
     errors: _containers.RepeatedCompositeFieldContainer[RecordError]
     error_code: int
     error_message: str
-    def __init__(self, partition: _Optional[int] = ..., ticket: _Optional[str] = ..., base_offset: _Optional[int] = ..., values: _Optional[_Iterable[int]] = ..., exact_values: _Optional[_Iterable[_Union[Number, _Mapping]]] = ..., duplicate: _Optional[bool] = ..., errors: _Optional[_Iterable[_Union[RecordError, _Mapping]]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+    replies: _containers.RepeatedScalarFieldContainer[bytes]
+    handler_errors: _containers.RepeatedCompositeFieldContainer[RecordError]
+    def __init__(self, partition: _Optional[int] = ..., ticket: _Optional[str] = ..., base_offset: _Optional[int] = ..., values: _Optional[_Iterable[int]] = ..., exact_values: _Optional[_Iterable[_Union[Number, _Mapping]]] = ..., duplicate: _Optional[bool] = ..., errors: _Optional[_Iterable[_Union[RecordError, _Mapping]]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., replies: _Optional[_Iterable[bytes]] = ..., handler_errors: _Optional[_Iterable[_Union[RecordError, _Mapping]]] = ...) -> None: ...
