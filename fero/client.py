@@ -186,6 +186,19 @@ class _Conn:
         await self.channel.close()
 
 
+def _stream_error(exc: BaseException) -> FeroError:
+    """What a broken commit stream means for the calls on it: the node's refusal if it
+    refused the stream, else Unavailable (retriable: their tickets make a retry safe,
+    whether or not the node got them)."""
+    if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in (
+        grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNIMPLEMENTED,
+    ):
+        return from_status(exc.code(), exc.details() or "")
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return Unavailable(f"the commit stream broke: {exc.code().name}: {exc.details()}")
+    return Unavailable(f"the commit stream closed: {exc}")
+
+
 class _CommitSession:
     """One CommitStream: calls in flight by id, and one task reading the replies."""
 
@@ -203,18 +216,21 @@ class _CommitSession:
         self._ids += 1
         id = self._ids
         fut: asyncio.Future[changelog_pb2.CommitStreamReply] = asyncio.get_running_loop().create_future()
-        self.pending[id] = fut
+        self.pending[id] = fut  # before the write: the reply may be read before it returns
         try:
             async with asyncio.timeout(timeout):  # the write too: a stalled node stops reading
-                async with self._write_lock:
-                    await self.call.write(changelog_pb2.CommitStreamRequest(id=id, commit=request))
+                try:
+                    async with self._write_lock:
+                        await self.call.write(changelog_pb2.CommitStreamRequest(id=id, commit=request))
+                except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
+                    # Not sent (a write to a stream whose node just died fails, often as
+                    # INTERNAL "Internal error from Core"): safe to retry elsewhere.
+                    self.pending.pop(id, None)
+                    fut.cancel()
+                    raise self._broke(_stream_error(exc)) from exc
                 msg = await fut
         except TimeoutError:
             raise DeadlineExceeded(f"no reply within {timeout} s") from None
-        except grpc.aio.AioRpcError as exc:
-            raise self._broke(from_status(exc.code(), exc.details() or "")) from exc
-        except (grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
-            raise self._broke(Unavailable(f"the commit stream closed: {exc}")) from exc
         finally:
             self.pending.pop(id, None)
         if msg.error_code:
@@ -231,8 +247,8 @@ class _CommitSession:
                 fut = self.pending.pop(msg.id, None)
                 if fut is not None and not fut.done():
                     fut.set_result(msg)
-        except grpc.aio.AioRpcError as exc:
-            self._broke(from_status(exc.code(), exc.details() or ""))
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError) as exc:
+            self._broke(_stream_error(exc))
         except asyncio.CancelledError:
             self._broke(Unavailable("the commit stream was closed"))
             raise

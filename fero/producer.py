@@ -84,8 +84,8 @@ class Producer:
         self._ready: list[tuple[types_pb2.Batch, float | None]] = []
         self._ready_records = 0
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._send_lock = asyncio.Lock()
         self._error: BaseException | None = None
-        self._seq = 0
         self._linger: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> "Producer":
@@ -157,9 +157,11 @@ class Producer:
         self._buffered += 1
         if len(buf.keys) >= self.batch_size:
             self._seal(buf)
-            if self._ready_records >= self.request_records:
+            # A full batch goes out now if there is a request's worth, or nothing else
+            # (no linger task) would send it.
+            if self._ready_records >= self.request_records or self._linger is None:
                 await self._send()
-        elif self._buffered >= self.max_buffered:
+        elif self._buffered + self._ready_records >= self.max_buffered:
             for b in list(self._buffers.values()):
                 self._seal(b)
             await self._send()
@@ -176,8 +178,8 @@ class Producer:
     def _seal(self, buf: _Buffer) -> None:
         """Turns a buffer into a ready batch."""
         del self._buffers[(buf.partition, buf.op, buf.action)]
-        self._seq += 1
-        b = types_pb2.Batch(partition=buf.partition, ticket=f"{self.client._session}-b{self._seq}", op=buf.op,
+        # The client's ticket sequence: unique across every producer of this client.
+        b = types_pb2.Batch(partition=buf.partition, ticket=self.client.ticket(), op=buf.op,
                             keys=buf.keys, action=buf.action)
         if buf.op == types_pb2.OP_COUNTER_ADD or buf.op == types_pb2.OP_ADD:
             b.amounts.extend(buf.column)
@@ -200,41 +202,43 @@ class Producer:
             if self._ready:
                 try:
                     await self._send()
-                except BaseException:
+                except FeroError:
                     return  # kept in self._error; raised to the caller
 
     # -- sending --------------------------------------------------------------------
 
     async def _send(self) -> None:
-        """Sends every ready batch: one request per owner and up to request_records."""
-        await self.client._ensure_ring()
-        ready, self._ready, self._ready_records = self._ready, [], 0
-        by_owner: dict[str, list[tuple[types_pb2.Batch, float | None]]] = {}
-        for item in ready:
-            by_owner.setdefault(self.client.address_for_partition(item[0].partition), []).append(item)
-        for address, items in by_owner.items():
-            group: list[tuple[types_pb2.Batch, float | None]] = []
-            n = 0
-            for item in items:
-                group.append(item)
-                n += len(item[0].keys)
-                if n >= self.request_records:
-                    await self._launch(address, group)
-                    group, n = [], 0
-            if group:
-                await self._launch(address, group)
+        """Sends every ready batch: one request per owner of up to request_records.
 
-    async def _launch(self, address: str, group: list[tuple[types_pb2.Batch, float | None]]) -> None:
-        while len(self._in_flight) >= self.max_in_flight:
-            await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
-        if self._error is not None:
-            raise self._error
-        task = asyncio.get_running_loop().create_task(self._request(address, group))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
-        # Let the call start now: a caller that never waits would otherwise hold it back
-        # until max_in_flight calls have queued up.
-        await asyncio.sleep(0)
+        One sender at a time (the caller or the linger task), and a batch leaves
+        `_ready` only as its request starts, with no await between: a flush that finds
+        `_ready` empty knows every batch is in flight, and a cancelled sender drops none.
+        """
+        async with self._send_lock:
+            await self.client._ensure_ring()
+            while self._ready:
+                while len(self._in_flight) >= self.max_in_flight:
+                    await asyncio.wait(set(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
+                if self._error is not None:
+                    raise self._error
+                address = self.client.address_for_partition(self._ready[0][0].partition)
+                group: list[tuple[types_pb2.Batch, float | None]] = []
+                keep: list[tuple[types_pb2.Batch, float | None]] = []
+                n = 0
+                for item in self._ready:
+                    if n < self.request_records and self.client.address_for_partition(item[0].partition) == address:
+                        group.append(item)
+                        n += len(item[0].keys)
+                    else:
+                        keep.append(item)
+                self._ready = keep
+                self._ready_records -= n
+                task = asyncio.get_running_loop().create_task(self._request(address, group))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+                # Let the call start now: a caller that never waits would otherwise hold
+                # it back until max_in_flight calls have queued up.
+                await asyncio.sleep(0)
 
     async def _request(self, address: str, group: list[tuple[types_pb2.Batch, float | None]]) -> None:
         loop = asyncio.get_running_loop()
@@ -262,10 +266,13 @@ class Producer:
                 self._done(b, r)
             if retry:
                 await self._retry(retry, from_status(status_code(reply.batch_results[0].error_code), ""))
+        except asyncio.CancelledError:
+            raise
         except BaseException as exc:
+            # Kept, not raised: put(), flush() and close() raise it to the caller (a task
+            # nobody awaits would only log it).
             if self._error is None:
                 self._error = exc
-            raise
 
     def _done(self, b: types_pb2.Batch, r: types_pb2.BatchResult) -> None:
         self.batches += 1
@@ -299,8 +306,7 @@ class Producer:
         raises the first error that made a batch fail for good."""
         for b in list(self._buffers.values()):
             self._seal(b)
-        if self._ready:
-            await self._send()
+        await self._send()  # also waits for a send the linger task is making
         while self._in_flight:
             await asyncio.gather(*list(self._in_flight), return_exceptions=True)
         if self._error is not None:
