@@ -1,5 +1,5 @@
 """The standard set, what `make bench` runs: speed, latency, counters, compare at modest
-sizes (about 10 minutes on 2 cores). `--quick` runs smaller sizes (about 4 minutes).
+sizes (about 15 minutes on 2 cores). `--quick` runs smaller sizes (about 4 minutes).
 
     python -m benchmarks [--quick]
 
@@ -15,10 +15,10 @@ import time
 from benchmarks import common, compare, counters, latency, speed
 
 STANDARD = {
-    "speed": ["-m", "10,100,1000", "-r", "300000", "-l", "1", "-c", "1", "--budget", "15", "--profile"],
+    "speed": ["-m", "10,100,1000", "-r", "1000000", "-l", "1", "-c", "1,3", "--budget", "15", "--profile"],
     "latency": ["--messages", "10000", "--repeat", "3"],
-    "counters": ["--repeat", "3", "--increments", "500000", "--budget", "10"],
-    "compare": ["--repeat", "3", "--increments", "500000", "--budget", "10"],
+    "counters": ["--repeat", "3", "--increments", "1000000", "--budget", "10"],
+    "compare": ["--repeat", "3", "--increments", "1000000", "--budget", "10"],
 }
 QUICK = {
     "speed": ["-m", "100", "-r", "100000", "-l", "1", "-c", "1", "--budget", "8"],

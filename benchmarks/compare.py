@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     common.install_signal_handlers()
     ok, redis_version = common.ensure_redis()
     meta = common.header("compare", {"redis": redis_version if ok else "missing"})
-    common.note(f"fero: {args.clients} clients, {args.counters:,} counters, batch {args.batch}x{args.in_flight} in flight, "
+    common.note(f"fero: {args.clients} clients, {args.counters:,} counters, batches of {args.batch} per partition, "
+                f"{args.request_records} per message x{args.in_flight} in flight, linger {args.linger_ms} ms, "
                 f"fsync {args.fsync}; redis: -c 50, -P 16 ({args.redis_requests_p16:,} req) and -P 1 "
                 f"({args.redis_requests_p1:,} req); {args.repeat} runs each, medians")
     fero_res = counters.run(args)

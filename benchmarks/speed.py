@@ -280,9 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modes", default="tacks,yacks,sacks")
     ap.add_argument("--batch", type=int, default=1000,
                     help="records per batch (one partition; the producer) or per gRPC message (sacks)")
-    ap.add_argument("--request-records", type=int, default=4000, help="producer: records per gRPC message at most")
+    ap.add_argument("--request-records", type=int, default=8000, help="producer: records per gRPC message at most")
     ap.add_argument("--linger-ms", type=float, default=20.0, help="producer: a partly filled batch waits this long at most")
-    ap.add_argument("--in-flight", type=int, default=4, help="requests in flight per client")
+    ap.add_argument("--in-flight", type=int, default=8, help="requests in flight per client")
     ap.add_argument("--budget", type=float, default=20.0, help="seconds per measurement at most")
     ap.add_argument("--repeat", type=int, default=1, help="runs per measurement; the median is reported")
     ap.add_argument("--fsync", choices=("always", "interval", "never"), default="interval")
