@@ -177,3 +177,57 @@ def test_drop_segments_before_keeps_the_newest(tmp_path):
     assert dropped == ids[:-1]
     assert left == ids[-1:]
     assert segment.list_ids(tmp_path) == ids[-1:]
+
+
+@pytest.mark.parametrize("policy", ["interval", "always"])
+def test_fsyncs_never_race_a_segment_roll(tmp_path, monkeypatch, policy):
+    """The interval fsync and sync() (snapshots) run beside the flusher, which closes a
+    segment when it rolls: an fsync of the closed descriptor used to fail the log
+    (EBADF) under load. A slow fsync widens the window the race needs."""
+    import time as _time
+
+    real_fsync = os.fsync
+
+    def slow_fsync(fd):
+        _time.sleep(0.002)
+        real_fsync(fd)
+
+    real_close = os.close
+    held: list[int] = []
+
+    def close_and_lose_the_number(fd):
+        # As in a server, where other threads open sockets and files all the time: the
+        # number of a closed descriptor is taken at once, not reused for the next segment.
+        real_close(fd)
+        held.append(os.open(os.devnull, os.O_RDONLY))
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    monkeypatch.setattr(os, "close", close_and_lose_the_number)
+    bodies = [bytes([i % 251]) * 300 for i in range(600)]
+
+    async def main():
+        wal = Wal(tmp_path, fsync=policy, fsync_interval_ms=1, segment_bytes=4096)
+        wal.recover()
+        wal.start()
+        syncing = asyncio.get_running_loop().create_task(_keep_syncing(wal))
+        try:
+            for i in range(0, len(bodies), 10):
+                await _append_all(wal, bodies[i:i + 10])
+        finally:
+            syncing.cancel()
+        assert wal.failed is None, wal.failed
+        await wal.close()
+
+    async def _keep_syncing(wal):
+        while True:
+            await wal.sync()
+            await asyncio.sleep(0)
+
+    try:
+        run(main())
+    finally:
+        monkeypatch.undo()
+        for fd in held:
+            os.close(fd)
+    assert _recovered(tmp_path) == bodies
+    assert len(segment.list_ids(tmp_path)) > 20

@@ -84,6 +84,7 @@ class Wal:
         self._durable = 0
         self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
         self._wakeup: asyncio.Event | None = None
+        self._fd_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._dirty = False
         self._read_fds: dict[int, int] = {}
@@ -125,6 +126,7 @@ class Wal:
         self._written_segment = self._segment
         self._sizes.setdefault(self._segment, len(segment.MAGIC))
         self._wakeup = asyncio.Event()
+        self._fd_lock = asyncio.Lock()
         self._tasks.append(asyncio.get_running_loop().create_task(self._flush_loop(), name="wal-flush"))
         if self.fsync_policy == "interval":
             self._tasks.append(asyncio.get_running_loop().create_task(self._interval_loop(), name="wal-fsync"))
@@ -205,8 +207,8 @@ class Wal:
     async def sync(self) -> None:
         """Waits for everything appended so far and fsyncs it, whatever the policy."""
         await self.wait(self._appended)
-        if self._fd >= 0 and self.failed is None:
-            await self._fsync(self._fd)
+        if self.failed is None:
+            await self._fsync_current()
 
     async def _flush_loop(self) -> None:
         assert self._wakeup is not None
@@ -219,7 +221,7 @@ class Wal:
                 try:
                     await self._write(batch)
                     if self.fsync_policy == "always":
-                        await self._fsync(self._fd)
+                        await self._fsync_current()
                     else:
                         self._dirty = True
                 except OSError as exc:
@@ -252,10 +254,18 @@ class Wal:
     async def _roll(self, new_segment: int) -> None:
         # The finished segment is fsynced whatever the policy, so that only the newest
         # segment can ever have a torn tail; recovery relies on that.
-        await self._fsync(self._fd)
-        os.close(self._fd)
-        self._fd = segment.create(self.directory, new_segment)
-        self._written_segment = new_segment
+        async with self._fd_lock:
+            await self._fsync(self._fd)
+            os.close(self._fd)
+            self._fd = segment.create(self.directory, new_segment)
+            self._written_segment = new_segment
+
+    async def _fsync_current(self) -> None:
+        """fsyncs the segment being written. Under the lock a roll takes: an fsync of a
+        descriptor that a roll closes meanwhile fails (EBADF), and fails the log."""
+        async with self._fd_lock:
+            if self._fd >= 0:
+                await self._fsync(self._fd)
 
     async def _fsync(self, fd: int) -> None:
         t0 = time.perf_counter()
@@ -269,7 +279,7 @@ class Wal:
             if self._dirty and self.failed is None and self._fd >= 0:
                 self._dirty = False
                 try:
-                    await self._fsync(self._fd)
+                    await self._fsync_current()
                 except OSError as exc:
                     self._fail(exc)
                     return
