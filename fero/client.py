@@ -182,7 +182,7 @@ class _Conn:
 
     async def close(self) -> None:
         if self._session is not None:
-            self._session.close()
+            await self._session.aclose()
         await self.channel.close()
 
 
@@ -262,9 +262,20 @@ class _CommitSession:
         self.pending.clear()
         return err
 
-    def close(self) -> None:
-        self._reader.cancel()
+    async def aclose(self) -> None:
+        """Ends the stream and waits for its reader, so that nothing of it is left to
+        run once the caller's event loop is gone."""
+        if not self.call.done() and self.broken is None:
+            try:
+                await self.call.done_writing()
+            except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError):
+                pass
         self.call.cancel()
+        self._reader.cancel()
+        try:
+            await self._reader
+        except asyncio.CancelledError:
+            pass
 
 
 class Client:
