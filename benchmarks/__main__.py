@@ -1,5 +1,5 @@
 """The standard set, what `make bench` runs: speed, latency, counters, compare at modest
-sizes (about 15 minutes on 2 cores). `--quick` runs smaller sizes (about 4 minutes).
+sizes (about 8 minutes on 2 cores). `--quick` runs smaller sizes (about 4 minutes).
 
     python -m benchmarks [--quick]
 
