@@ -222,9 +222,10 @@ class _CommitSession:
                 try:
                     async with self._write_lock:
                         await self.call.write(changelog_pb2.CommitStreamRequest(id=id, commit=request))
-                except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
+                except Exception as exc:
                     # Not sent (a write to a stream whose node just died fails, often as
-                    # INTERNAL "Internal error from Core"): safe to retry elsewhere.
+                    # INTERNAL "Internal error from Core", or as a cygrpc
+                    # ExecuteBatchError): safe to retry elsewhere.
                     self.pending.pop(id, None)
                     fut.cancel()
                     raise self._broke(_stream_error(exc)) from exc
@@ -247,11 +248,11 @@ class _CommitSession:
                 fut = self.pending.pop(msg.id, None)
                 if fut is not None and not fut.done():
                     fut.set_result(msg)
-        except (grpc.aio.AioRpcError, grpc.aio.UsageError) as exc:
-            self._broke(_stream_error(exc))
         except asyncio.CancelledError:
             self._broke(Unavailable("the commit stream was closed"))
             raise
+        except Exception as exc:  # AioRpcError, or cygrpc's own errors on a dead stream
+            self._broke(_stream_error(exc))
 
     def _broke(self, err: FeroError) -> FeroError:
         if self.broken is None:
@@ -268,7 +269,7 @@ class _CommitSession:
         if not self.call.done() and self.broken is None:
             try:
                 await self.call.done_writing()
-            except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError):
+            except Exception:  # the node is gone (AioRpcError, cygrpc ExecuteBatchError, ...)
                 pass
         self.call.cancel()
         self._reader.cancel()

@@ -133,7 +133,7 @@ class Engine:
         self.hlc = HybridClock(clock)
         self.subscriptions: set[Subscription] = set()
         #: Called after a commit appended frames (the replicator sends them on).
-        self.on_append: Callable[[], None] | None = None
+        self.on_append: Callable[[list[int]], None] | None = None
         self._boot = os.urandom(6).hex()
         #: This incarnation's identity as the origin of the records it commits.
         self.origin = f"{node_id}/{self._boot}"
@@ -357,7 +357,7 @@ class Engine:
             self._unpublished.append((seq, entries))
             self._publish_event.set()
             if self.on_append is not None:
-                self.on_append()
+                self.on_append([e.partition for e in entries])
         if acks == types_pb2.ACKS_NONE or not (entries or any_duplicate):
             return
         n = sum(batches.count(e) for e in entries)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import grpc
 import structlog
@@ -90,6 +90,9 @@ class Link:
         self.failures = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: Partitions that may have something to send (new frames, unknown or behind
+        #: replica): a step looks at these only, not at every partition of the link.
+        self._pending: set[int] = set()
         #: The Append stream to the replica and the address it goes to; None: closed.
         self._stream: Any = None
         self._stream_address = ""
@@ -101,9 +104,16 @@ class Link:
                 del self.progress[p]
         for p in partitions:
             self.progress.setdefault(p, _PartitionProgress())
+        self._pending = set(self.progress)
         self.wake()
 
-    def wake(self) -> None:
+    def wake(self, partitions: Iterable[int] | None = None) -> None:
+        """Something may be to send: for `partitions` (None: any of this link's)."""
+        if partitions is None:
+            self._pending.update(self.progress)
+        else:
+            progress = self.progress
+            self._pending.update(p for p in partitions if p in progress)
         self._wakeup.set()
 
     def in_sync(self, p: int) -> bool:
@@ -141,6 +151,7 @@ class Link:
                     # Ask again where it stands once it answers; until it has caught up
                     # again it is out of the in-sync set.
                     prog.acked, prog.caught_up = None, False
+                self._pending = set(self.progress)
                 self.r.changed()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
@@ -153,6 +164,8 @@ class Link:
                 # Keep the link alive for the other partitions and try again later.
                 self.failures += 1
                 log.exception("replication.link_error", replica=self.replica)
+                self._close_stream()
+                self._pending = set(self.progress)
                 await asyncio.sleep(1.0)
                 continue
             if not sent:
@@ -160,20 +173,23 @@ class Link:
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), 1.0)
                 except asyncio.TimeoutError:
-                    pass
+                    self._pending = set(self.progress)  # a look at everything, now and then
 
     async def _step(self) -> bool:
         address = self.r.address_of(self.replica)
         if address is None or not self.progress:
             return False
         stub = self.r.transport.stub(address)
-        unknown = [p for p, prog in self.progress.items() if prog.acked is None]
+        progress = self.progress
+        pending = [p for p in self._pending if p in progress]
+        unknown = [p for p in pending if progress[p].acked is None]
         if unknown:
             reply = await stub.Digest(peer_pb2.DigestRequest(partitions=unknown), timeout=APPEND_TIMEOUT_S)
             self._ok()
             for d in reply.digests:
                 self._place(d)
-        for p, prog in list(self.progress.items()):
+        for p in pending:
+            prog = progress[p]
             if prog.realign is not None:
                 await self._realign(p, prog, prog.realign, stub)
         # The request is assembled from serialized pieces: each frame's LogEntry goes as
@@ -181,7 +197,12 @@ class Link:
         parts: list[bytes] = []
         budget = MAX_RECORDS_PER_CALL
         engine = self.r.engine
-        for p, prog in self.progress.items():
+        done: list[int] = []
+        for p in pending:
+            prog = progress.get(p)
+            if prog is None:
+                done.append(p)
+                continue
             if prog.acked is None or budget <= 0:
                 continue
             state = engine.partitions[p]
@@ -195,6 +216,7 @@ class Link:
                 if not prog.caught_up:
                     prog.caught_up = True
                     self.r.changed()
+                done.append(p)
                 continue
             bodies = engine.frame_bodies_from(p, prog.acked, budget) if prog.acked < state.next_offset else []
             if not bodies:  # only a cut to make
@@ -210,6 +232,7 @@ class Link:
                     f.has_prev, f.prev_epoch, f.prev_owner = True, prev[0], prev[1]
                 parts.append(_field(2, f.SerializeToString() + _field(5, body)))
                 budget -= count
+        self._pending.difference_update(done)
         if not parts:
             return False
         request = peer_pb2.AppendRequest(owner=engine.node_id).SerializeToString() + b"".join(parts)
@@ -258,11 +281,20 @@ class Link:
         try:
             return await asyncio.wait_for(roundtrip(), APPEND_TIMEOUT_S)
         except grpc.aio.AioRpcError as exc:
+            self._close_stream()
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                 self._unary = True
-                self._close_stream()
                 return await stub.Append(peer_pb2.AppendRequest.FromString(request), timeout=APPEND_TIMEOUT_S)
             raise
+        except (asyncio.CancelledError, asyncio.TimeoutError, _StreamEnded):
+            self._close_stream()
+            raise
+        except Exception as exc:
+            # cygrpc's own errors on a stream whose peer died (ExecuteBatchError, a
+            # UsageError after it ended): the link fails like on any RPC error, and the
+            # next step opens a new stream. (Left as is, every later step failed.)
+            self._close_stream()
+            raise _StreamEnded(f"the Append stream to {self.replica} broke: {type(exc).__name__}: {exc}") from exc
 
     def _close_stream(self) -> None:
         if self._stream is not None:
@@ -348,11 +380,13 @@ class Replicator:
                 link.assign(set())
         self.changed()
 
-    def notify(self) -> None:
-        """New frames were appended: links send them."""
+    def notify(self, partitions: Iterable[int] | None = None) -> None:
+        """New frames were appended (to `partitions`; None: anywhere): links send them."""
+        if partitions is not None:
+            partitions = list(partitions)
         for link in self.links.values():
             if link.progress:
-                link.wake()
+                link.wake(partitions)
 
     def changed(self) -> None:
         async def notify_all() -> None:
@@ -375,7 +409,7 @@ class Replicator:
     async def wait_all(self, needs: dict[int, int], timeout_s: float = 30.0) -> None:
         """Returns once every in-sync replica of each partition p has offsets < needs[p];
         Unavailable if that takes longer than `timeout_s` (retry: tickets make it safe)."""
-        self.notify()
+        self.notify(needs)
 
         async def wait() -> None:
             async with self._changed:
