@@ -5,7 +5,10 @@
             await prod.add(name, amount)       # returns at once unless too much is in flight
     # leaving the block sends the rest and waits for every batch
 
-Records are buffered per partition (and op) into `fero.v1.Batch`es: columns of keys and
+Records are buffered per partition into `fero.v1.Batch`es (a record of another op than
+the open batch's seals it first, so a partition's records commit in the order given,
+unless a batch has to be retried: later ones may then commit before it, as with
+Kafka's producer with more than one request in flight): columns of keys and
 values or amounts, one ticket per batch. A batch goes out when it holds `batch_size`
 records, when its first record is `linger_ms` old, when the producer holds
 `max_buffered` records, or at flush(); each request to an owner carries up to
@@ -78,7 +81,7 @@ class Producer:
         #: Round trip of every request that was answered (seconds).
         self.request_seconds: list[float] = []
         self._partitions = 0
-        self._buffers: dict[tuple[int, int, str], _Buffer] = {}
+        self._buffers: dict[int, _Buffer] = {}
         self._buffered = 0
         #: Batches to send, with the loop time their first send started (for retry_for_s).
         self._ready: list[tuple[types_pb2.Batch, float | None]] = []
@@ -148,9 +151,13 @@ class Producer:
             raise InvalidArgument("key is empty")
         # fero.ring.partition_of(partition_key(key)), inlined: this runs per record.
         p = (mmh3.hash64(key if "." not in key else partition_key(key))[0] & _U64) % P
-        buf = self._buffers.get((p, op, action))
-        if buf is None:
-            buf = self._buffers[(p, op, action)] = _Buffer(p, op, action)
+        buf = self._buffers.get(p)
+        if buf is None or buf.op != op or buf.action != action:
+            # One open batch per partition: another op seals it first, so the records
+            # of a partition go out (and commit) in the order they were given.
+            if buf is not None:
+                self._seal(buf)
+            buf = self._buffers[p] = _Buffer(p, op, action)
         buf.keys.append(key)
         if item is not None:
             buf.column.append(item)
@@ -177,7 +184,7 @@ class Producer:
 
     def _seal(self, buf: _Buffer) -> None:
         """Turns a buffer into a ready batch."""
-        del self._buffers[(buf.partition, buf.op, buf.action)]
+        del self._buffers[buf.partition]
         # The client's ticket sequence: unique across every producer of this client.
         b = types_pb2.Batch(partition=buf.partition, ticket=self.client.ticket(), op=buf.op,
                             keys=buf.keys, action=buf.action)

@@ -560,3 +560,23 @@ def test_producer_retries_across_a_sigkilled_owner_and_nothing_is_lost_or_double
                   f"{len(owned)} partitions moved; {failovers} retries")
 
     run(body, 60)
+
+
+def test_records_of_one_partition_commit_in_the_order_given_across_ops() -> None:
+    """A record of another op seals the partition's open batch first: the order of
+    update, remove, update, add on one document is kept (batched by op, the two
+    updates would meet in one batch and the remove would come after them)."""
+
+    async def body() -> None:
+        async with node_and_client() as (node, c):
+            async with c.producer(acks="leader", linger_ms=1000) as prod:
+                await prod.update("doc", {"a": 1})
+                await prod.remove("doc")
+                await prod.update("doc", {"b": 2})
+                await prod.add_at("doc.n", 5)
+                await prod.update("other", [1])
+                await prod.push("other", 2)
+            assert await c.read("doc") == {"b": 2, "n": 5}
+            assert await c.read("other") == [1, 2]
+
+    run(body)
