@@ -19,6 +19,8 @@ retry must not be acknowledged before the original is.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import os
 import time
 from dataclasses import dataclass
@@ -127,7 +129,9 @@ class Engine:
         ]
         self.index: list[list[_Frame]] = [[] for _ in range(P)]
         #: Per partition: recent frames (base offset, count, body, wal seq) for replicas.
-        self._recent: list[list[tuple[int, int, bytes, int]]] = [[] for _ in range(P)]
+        #: (base offset -> (records, body, wal seq)), oldest first: a dict, as replication
+        #: looks frames up by offset on every step.
+        self._recent: list[dict[int, tuple[int, bytes, int]]] = [{} for _ in range(P)]
         #: Per partition: offsets below this are durable and have been published.
         self.published = [0] * P
         self.hlc = HybridClock(clock)
@@ -367,9 +371,14 @@ class Engine:
         finally:
             self._pending_records -= n
 
-    async def commit_batches(self, batch_list: Sequence[types_pb2.Batch], acks: int) -> list[types_pb2.BatchResult]:
-        """Commits columnar batches (see fero.batch); one BatchResult each, in order."""
-        columns = batches.validate(batch_list, len(self.partitions), self.config.limits)
+    async def commit_batches(
+        self, batch_list: Sequence[types_pb2.Batch], acks: int, columns: list[tuple[list[str], list]] | None = None,
+    ) -> list[types_pb2.BatchResult]:
+        """Commits columnar batches (see fero.batch); one BatchResult each, in order.
+        `columns`: what fero.batch.validate returned for them, if the caller checked
+        them already (checking hashes every key)."""
+        if columns is None:
+            columns = batches.validate(batch_list, len(self.partitions), self.config.limits)
         if self.handler is None:
             for i, b in enumerate(batch_list):
                 if b.op == types_pb2.OP_ACTION:
@@ -521,18 +530,21 @@ class Engine:
         p = entry.partition
         if entry.HasField("install"):
             self.index[p] = []
-            self._recent[p] = []
+            self._recent[p] = {}
         elif entry.truncate:
             self._truncate_index(p, entry.base_offset)
-            self._recent[p] = [f for f in self._recent[p] if f[0] < entry.base_offset]
+            self._recent[p] = {b: f for b, f in self._recent[p].items() if b < entry.base_offset}
         else:
             n = batches.count(entry)
             self.index[p].append(_Frame(entry.base_offset, n, loc.segment, loc.position))
             recent = self._recent[p]
-            recent.append((entry.base_offset, n, body, loc.seq))
+            recent[entry.base_offset] = (n, body, loc.seq)
             # Keep recent frames for replication until they are durable and old enough.
-            while len(recent) > RECENT_FRAMES and recent[0][3] <= self.wal.durable:
-                recent.pop(0)
+            while len(recent) > RECENT_FRAMES:
+                oldest = next(iter(recent))
+                if recent[oldest][2] > self.wal.durable:
+                    break
+                del recent[oldest]
             self._records_since_snapshot += n
         return loc.seq
 
@@ -561,14 +573,17 @@ class Engine:
         state = self.partitions[p]
         if offset < state.log_start_offset:
             raise OutOfRange(f"partition {p}: offset {offset} is older than the log keeps ({state.log_start_offset})")
-        recent = {base: (count, body) for base, count, body, _ in self._recent[p]}
+        recent = self._recent[p]
         out: list[tuple[int, int, bytes]] = []
         n = 0
-        for fr in self.index[p]:
+        frames = self.index[p]
+        # The frame holding `offset` (frames are in offset order): no scan of the whole log.
+        first = max(0, bisect.bisect_right(frames, offset, key=_base_offset) - 1)
+        for fr in itertools.islice(frames, first, None):
             if fr.base_offset + fr.count <= offset:
                 continue
             start = max(0, offset - fr.base_offset)
-            count, body = recent.get(fr.base_offset, (-1, b""))
+            count, body, _ = recent.get(fr.base_offset, (-1, b"", 0))
             if start or count != fr.count:
                 # Read back from disk (its record count is known only once parsed: a
                 # truncation may have cut its end), or to be cut to start at `offset`.
@@ -1003,6 +1018,10 @@ class Engine:
         )
 
 
+
+
+def _base_offset(fr: _Frame) -> int:
+    return fr.base_offset
 
 
 def resume_point(epochs: list[tuple[int, str, int]], end: int, offset: int, lineage: tuple[int, str]) -> tuple[int, bool]:

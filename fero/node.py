@@ -300,7 +300,7 @@ class Node:
         with an UNAVAILABLE error_code (retry it whole: its ticket makes that safe)."""
         self._check_serving()
         self._check_split_policy()
-        batches.validate(batch_list, len(self.engine.partitions), self.config.limits)
+        columns = batches.validate(batch_list, len(self.engine.partitions), self.config.limits)
         groups = self.router.group([b.partition for b in batch_list])
         results: list[types_pb2.BatchResult] = [None] * len(batch_list)  # type: ignore[list-item]
 
@@ -308,7 +308,7 @@ class Node:
             group = [batch_list[i] for i in idxs]
             if owner == self.node_id:
                 try:
-                    out = await self._commit_batches_local(group, acks)
+                    out = await self._commit_batches_local(group, acks, [columns[i] for i in idxs])
                 except Unavailable as exc:
                     out = _failed_batches(group, exc)
             elif owner is None:
@@ -327,10 +327,12 @@ class Node:
             await asyncio.gather(*(run(o, idxs) for o, idxs in groups.items()))
         return results
 
-    async def _commit_batches_local(self, batch_list: Sequence[types_pb2.Batch], acks: int) -> list[types_pb2.BatchResult]:
+    async def _commit_batches_local(
+        self, batch_list: Sequence[types_pb2.Batch], acks: int, columns: list[tuple[list[str], list]],
+    ) -> list[types_pb2.BatchResult]:
         assert self.ownership is not None
         await self.ownership.wait_serving({b.partition for b in batch_list})
-        results = await self.engine.commit_batches(batch_list, acks)
+        results = await self.engine.commit_batches(batch_list, acks, columns)
         if acks == types_pb2.ACKS_ALL and self.replicator.assignment:
             needs: dict[int, int] = {}
             for b, r in zip(batch_list, results):
