@@ -360,7 +360,8 @@ class Replicator:
         self.links: dict[str, Link] = {}
         #: partition -> replica ids, for the partitions this node owns and serves
         self.assignment: dict[int, list[str]] = {}
-        self._changed = asyncio.Condition()
+        #: acks=ALL calls waiting: what each needs, and the future to resolve.
+        self._waiters: list[tuple[dict[int, int], asyncio.Future[None]]] = []
         self._stopped = False
 
     def assign(self, assignment: dict[int, list[str]]) -> None:
@@ -389,11 +390,19 @@ class Replicator:
                 link.wake(partitions)
 
     def changed(self) -> None:
-        async def notify_all() -> None:
-            async with self._changed:
-                self._changed.notify_all()
-
-        asyncio.get_running_loop().create_task(notify_all())
+        """Progress or the in-sync sets changed: releases the waits now satisfied (at
+        once, in the caller's step: no task or lock between an ack and its reply)."""
+        if not self._waiters:
+            return
+        still = []
+        for needs, fut in self._waiters:
+            if fut.done():
+                continue
+            if self._satisfied(needs):
+                fut.set_result(None)
+            else:
+                still.append((needs, fut))
+        self._waiters = still
 
     def in_sync(self, p: int) -> list[str]:
         return [r for r in self.assignment.get(p, ()) if r in self.links and self.links[r].in_sync(p)]
@@ -410,19 +419,26 @@ class Replicator:
         """Returns once every in-sync replica of each partition p has offsets < needs[p];
         Unavailable if that takes longer than `timeout_s` (retry: tickets make it safe)."""
         self.notify(needs)
-
-        async def wait() -> None:
-            async with self._changed:
-                while not self._satisfied(needs):
-                    try:
-                        await asyncio.wait_for(self._changed.wait(), 0.5)
-                    except asyncio.TimeoutError:
-                        pass
-
+        if self._satisfied(needs):
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((needs, fut))
+        deadline = time.monotonic() + timeout_s
         try:
-            await asyncio.wait_for(wait(), timeout_s)
-        except asyncio.TimeoutError:
-            raise Unavailable("replicas did not acknowledge in time; retry") from None
+            # Rechecked now and then too: a replica that drops out of the in-sync set
+            # (lag timeout) releases waits without any message.
+            while not fut.done():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise Unavailable("replicas did not acknowledge in time; retry")
+                try:
+                    await asyncio.wait_for(asyncio.shield(fut), min(0.5, left))
+                except asyncio.TimeoutError:
+                    if self._satisfied(needs) and not fut.done():
+                        fut.set_result(None)
+        finally:
+            if not fut.done():
+                fut.cancel()  # changed() drops it
 
     async def pull(self, p: int, stub) -> int:
         """Fetches from a peer what partition `p` lacks (by origin vector) and re-commits
