@@ -263,16 +263,18 @@ class Producer:
                 await self._retry(group, err)
                 return
             retry = []
+            failure: FeroError | None = None
             for (b, t), r in zip(group, reply.batch_results):
                 if r.error_code:
-                    err = from_status(status_code(r.error_code), r.error_message)
-                    if not err.retriable:
-                        raise err
+                    failure = from_status(status_code(r.error_code), r.error_message)
+                    if not failure.retriable:
+                        raise failure
                     retry.append((b, t))
                     continue
                 self._done(b, r)
             if retry:
-                await self._retry(retry, from_status(status_code(reply.batch_results[0].error_code), ""))
+                assert failure is not None
+                await self._retry(retry, failure)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
