@@ -88,19 +88,10 @@ async def _client(idx: int, spec: dict[str, Any], ready: Any, start: Any, progre
         deadline = t0 + spec["budget"]
         n = 0
         budget_hit = False
-        if mode == "sacks":
-            act = sender.action
-            for i in range(count):
-                await act(f"{prefix}{i}", action, value)
-                n = i + 1
-                if n % 2000 == 0:
-                    progress.value = sender.acked
-                    if time.perf_counter() > deadline:
-                        budget_hit = True
-                        break
-        update = sender.update
-        for i in range(count if mode != "sacks" else 0):
-            await update(f"{prefix}{i}", value)
+        # sacks: ACTION records with the payload; else UPDATEs of the value.
+        put, args = (sender.action, (action, value)) if mode == "sacks" else (sender.update, (value,))
+        for i in range(count):
+            await put(f"{prefix}{i}", *args)
             n = i + 1
             if n % 2000 == 0:
                 progress.value = sender.acked

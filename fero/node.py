@@ -19,7 +19,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 import grpc
 import structlog
@@ -271,26 +271,17 @@ class Node:
         groups = self.router.group(parts)
         if len(groups) == 1 and self.node_id in groups:
             return await self._commit_local(records, set(parts), acks)
-        results: list[types_pb2.Result] = [None] * len(records)  # type: ignore[list-item]
 
-        async def run(owner: str | None, idxs: list[int]) -> None:
-            batch = [records[i] for i in idxs]
-            if owner == self.node_id:
-                try:
-                    out = await self._commit_local(batch, {parts[i] for i in idxs}, acks)
-                except Unavailable as exc:
-                    out = _failed(batch, exc)
-            elif owner is None:
-                out = _failed(batch, Unavailable("no node owns this partition; the ring is empty"))
-            elif forwarded:
-                out = _failed(batch, NotOwner(f"not owner of this partition; its owner is {owner}"))
-            else:
-                out = await self._forward_commit(owner, batch, acks)
-            for i, r in zip(idxs, out):
-                results[i] = r
+        async def local(idxs: list[int]) -> list[types_pb2.Result]:
+            return await self._commit_local([records[i] for i in idxs], {parts[i] for i in idxs}, acks)
 
-        await asyncio.gather(*(run(o, idxs) for o, idxs in groups.items()))
-        return results
+        def request(idxs: list[int]) -> changelog_pb2.CommitRequest:
+            return changelog_pb2.CommitRequest(records=[records[i] for i in idxs], acks=acks)
+
+        return await self._at_owners(
+            groups, forwarded, local, request, lambda reply: list(reply.results),
+            lambda idxs, err: _failed([records[i] for i in idxs], err),
+        )
 
     async def commit_batches(
         self, batch_list: Sequence[types_pb2.Batch], acks: int, forwarded: bool = False
@@ -302,21 +293,57 @@ class Node:
         self._check_split_policy()
         columns = batches.validate(batch_list, len(self.engine.partitions), self.config.limits)
         groups = self.router.group([b.partition for b in batch_list])
-        results: list[types_pb2.BatchResult] = [None] * len(batch_list)  # type: ignore[list-item]
+
+        async def local(idxs: list[int]) -> list[types_pb2.BatchResult]:
+            return await self._commit_batches_local([batch_list[i] for i in idxs], acks, [columns[i] for i in idxs])
+
+        def request(idxs: list[int]) -> changelog_pb2.CommitRequest:
+            return changelog_pb2.CommitRequest(batches=[batch_list[i] for i in idxs], acks=acks)
+
+        return await self._at_owners(
+            groups, forwarded, local, request, lambda reply: list(reply.batch_results),
+            lambda idxs, err: _failed_batches([batch_list[i] for i in idxs], err),
+        )
+
+    async def _at_owners(
+        self, groups: dict[str | None, list[int]], forwarded: bool,
+        local: Callable[[list[int]], Awaitable[list[Any]]],
+        request: Callable[[list[int]], changelog_pb2.CommitRequest],
+        results_of: Callable[[changelog_pb2.CommitReply], list[Any]],
+        failed: Callable[[list[int], FeroError], list[Any]],
+    ) -> list[Any]:
+        """Runs each group of a call's items (records or batches, by index) at its owner:
+        here, or forwarded once; an owner out of reach, or a call that was forwarded to
+        a node that is not the owner, gets `failed` results (UNAVAILABLE: retry). The
+        results in the items' order."""
+        results: list[Any] = [None] * sum(len(idxs) for idxs in groups.values())
 
         async def run(owner: str | None, idxs: list[int]) -> None:
-            group = [batch_list[i] for i in idxs]
             if owner == self.node_id:
                 try:
-                    out = await self._commit_batches_local(group, acks, [columns[i] for i in idxs])
+                    out = await local(idxs)
                 except Unavailable as exc:
-                    out = _failed_batches(group, exc)
+                    out = failed(idxs, exc)
             elif owner is None:
-                out = _failed_batches(group, Unavailable("no node owns this partition; the ring is empty"))
+                out = failed(idxs, Unavailable("no node owns this partition; the ring is empty"))
             elif forwarded:
-                out = _failed_batches(group, NotOwner(f"not owner of this partition; its owner is {owner}"))
+                out = failed(idxs, NotOwner(f"not owner of this partition; its owner is {owner}"))
             else:
-                out = await self._forward_batches(owner, group, acks)
+                address = self._address_of(owner)
+                if address is None:
+                    out = failed(idxs, Unavailable(f"owner {owner} has no known address"))
+                else:
+                    self.forwards += 1
+                    try:
+                        reply = await self.transport.changelog(address).Commit(
+                            request(idxs), metadata=HOP, timeout=FORWARD_TIMEOUT_S
+                        )
+                        out = results_of(reply)
+                    except grpc.aio.AioRpcError as exc:
+                        err = from_status(exc.code(), exc.details() or "")
+                        if not err.retriable and err.code != grpc.StatusCode.INVALID_ARGUMENT:
+                            err = Unavailable(f"forward to owner {owner} failed: {err}")
+                        out = failed(idxs, err)
             for i, r in zip(idxs, out):
                 results[i] = r
 
@@ -344,24 +371,6 @@ class Node:
                     needs[r.partition] = max(needs.get(r.partition, 0), end)
             await self.replicator.wait_all(needs)
         return results
-
-    async def _forward_batches(
-        self, owner: str, group: list[types_pb2.Batch], acks: int
-    ) -> list[types_pb2.BatchResult]:
-        address = self._address_of(owner)
-        if address is None:
-            return _failed_batches(group, Unavailable(f"owner {owner} has no known address"))
-        self.forwards += 1
-        try:
-            reply = await self.transport.changelog(address).Commit(
-                changelog_pb2.CommitRequest(batches=group, acks=acks), metadata=HOP, timeout=FORWARD_TIMEOUT_S
-            )
-        except grpc.aio.AioRpcError as exc:
-            err = from_status(exc.code(), exc.details() or "")
-            if not err.retriable and err.code != grpc.StatusCode.INVALID_ARGUMENT:
-                err = Unavailable(f"forward to owner {owner} failed: {err}")
-            return _failed_batches(group, err)
-        return list(reply.batch_results)
 
     async def _commit_local(self, records: Sequence[types_pb2.Record], partitions: set[int], acks: int) -> list[types_pb2.Result]:
         """Commits records whose partitions this node owns: once it serves them (a new
@@ -392,25 +401,6 @@ class Node:
         if self.membership is None:
             return []
         return [m.id for m in self.membership.members() if m.id != self.node_id and m.status in ("alive", "suspect")]
-
-    async def _forward_commit(
-        self, owner: str, batch: list[types_pb2.Record], acks: int
-    ) -> list[types_pb2.Result]:
-        address = self._address_of(owner)
-        if address is None:
-            return _failed(batch, Unavailable(f"owner {owner} has no known address"))
-        assert self.membership is not None
-        self.forwards += 1
-        try:
-            reply = await self.transport.changelog(address).Commit(
-                changelog_pb2.CommitRequest(records=batch, acks=acks), metadata=HOP, timeout=FORWARD_TIMEOUT_S
-            )
-        except grpc.aio.AioRpcError as exc:
-            err = from_status(exc.code(), exc.details() or "")
-            if not err.retriable and err.code != grpc.StatusCode.INVALID_ARGUMENT:
-                err = Unavailable(f"forward to owner {owner} failed: {err}")
-            return _failed(batch, err)
-        return list(reply.results)
 
     def owner_address(self, key: str) -> str | None:
         """The address of the owner of `key`'s partition if it is another node, else None."""
