@@ -30,7 +30,7 @@ from fero.v1 import storage_pb2, types_pb2
 from fero.values import Value
 
 OP = types_pb2
-#: Ops a batch may carry; setups and custom actions go as Records.
+#: Ops a batch may carry; counter setups go as Records.
 OPS = frozenset((OP.OP_COUNTER_ADD, OP.OP_UPDATE, OP.OP_REMOVE, OP.OP_ADD, OP.OP_PUSH, OP.OP_PATCH, OP.OP_ACTION))
 VALUE_OPS = frozenset((OP.OP_UPDATE, OP.OP_PUSH, OP.OP_PATCH, OP.OP_ACTION))
 AMOUNT_OPS = frozenset((OP.OP_COUNTER_ADD, OP.OP_ADD))
