@@ -35,8 +35,6 @@ log = structlog.get_logger("fero.replication")
 
 #: Records per Append call, across partitions: bounds a call's size and latency.
 MAX_RECORDS_PER_CALL = 20_000
-#: New frames nobody waits for yet wait this long for more before they go out together.
-LINGER_S = 0.003
 #: A replica that has not answered for this long is out of the in-sync set.
 LAG_TIMEOUT_S = 5.0
 APPEND_TIMEOUT_S = 10.0
@@ -91,7 +89,6 @@ class Link:
         self.calls = 0
         self.failures = 0
         self._wakeup = asyncio.Event()
-        self._urgent = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         #: Partitions that may have something to send (new frames, unknown or behind
         #: replica): a step looks at these only, not at every partition of the link.
@@ -110,11 +107,8 @@ class Link:
         self._pending = set(self.progress)
         self.wake()
 
-    def wake(self, partitions: Iterable[int] | None = None, urgent: bool = False) -> None:
-        """Something may be to send: for `partitions` (None: any of this link's);
-        `urgent`: a caller waits for it (acks=ALL), so no lingering."""
-        if urgent:
-            self._urgent.set()
+    def wake(self, partitions: Iterable[int] | None = None) -> None:
+        """Something may be to send: for `partitions` (None: any of this link's)."""
         if partitions is None:
             self._pending.update(self.progress)
         else:
@@ -180,16 +174,6 @@ class Link:
                     await asyncio.wait_for(self._wakeup.wait(), 1.0)
                 except asyncio.TimeoutError:
                     self._pending = set(self.progress)  # a look at everything, now and then
-                    continue
-                if not self._urgent.is_set():
-                    # Nobody waits for this replica yet (no acks=ALL): gather what comes
-                    # in the next moment into the same Append, instead of one message per
-                    # write taking CPU from the writes themselves.
-                    try:
-                        await asyncio.wait_for(self._urgent.wait(), LINGER_S)
-                    except asyncio.TimeoutError:
-                        pass
-            self._urgent.clear()
 
     async def _step(self) -> bool:
         address = self.r.address_of(self.replica)
@@ -397,14 +381,13 @@ class Replicator:
                 link.assign(set())
         self.changed()
 
-    def notify(self, partitions: Iterable[int] | None = None, urgent: bool = False) -> None:
-        """New frames were appended (to `partitions`; None: anywhere): links send them,
-        at once if `urgent` (someone waits), else within LINGER_S."""
+    def notify(self, partitions: Iterable[int] | None = None) -> None:
+        """New frames were appended (to `partitions`; None: anywhere): links send them."""
         if partitions is not None:
             partitions = list(partitions)
         for link in self.links.values():
             if link.progress:
-                link.wake(partitions, urgent)
+                link.wake(partitions)
 
     def changed(self) -> None:
         """Progress or the in-sync sets changed: releases the waits now satisfied (at
@@ -435,7 +418,7 @@ class Replicator:
     async def wait_all(self, needs: dict[int, int], timeout_s: float = 30.0) -> None:
         """Returns once every in-sync replica of each partition p has offsets < needs[p];
         Unavailable if that takes longer than `timeout_s` (retry: tickets make it safe)."""
-        self.notify(needs, urgent=True)
+        self.notify(needs)
         if self._satisfied(needs):
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -485,7 +468,7 @@ class Replicator:
         """Waits (up to `timeout_s`) until every reachable replica has every frame of
         the partitions this node owns; True if they all have."""
         needs = {p: self.engine.partitions[p].next_offset for p in self.assignment}
-        self.notify(urgent=True)
+        self.notify()
 
         def behind(r: str, p: int) -> bool:
             link = self.links.get(r)
