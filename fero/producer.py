@@ -209,8 +209,8 @@ class Producer:
             if self._ready:
                 try:
                     await self._send()
-                except FeroError:
-                    return  # kept in self._error; raised to the caller
+                except Exception:
+                    return  # it is self._error, which the caller's next call raises
 
     # -- sending --------------------------------------------------------------------
 
