@@ -26,14 +26,13 @@ per-record errors).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
 import grpc
 import mmh3
 
-from fero.documents import partition_key
+from fero.documents import encode, partition_key
 from fero.errors import FeroError, InvalidArgument, from_status, status_code
 from fero.v1 import changelog_pb2, types_pb2
 
@@ -116,7 +115,7 @@ class Producer:
 
     async def update(self, key: str, value: Any) -> None:
         """Sets the JSON value at key path `key` (bytes are stored as given)."""
-        await self._put(types_pb2.OP_UPDATE, key, value if value.__class__ is bytes else _json(value))
+        await self._put(types_pb2.OP_UPDATE, key, value if value.__class__ is bytes else encode(value))
 
     async def remove(self, key: str) -> None:
         await self._put(types_pb2.OP_REMOVE, key, None)
@@ -128,10 +127,10 @@ class Producer:
         await self._put(types_pb2.OP_ADD, key, amount)
 
     async def push(self, key: str, value: Any) -> None:
-        await self._put(types_pb2.OP_PUSH, key, value if value.__class__ is bytes else _json(value))
+        await self._put(types_pb2.OP_PUSH, key, value if value.__class__ is bytes else encode(value))
 
     async def patch(self, key: str, value: Any) -> None:
-        await self._put(types_pb2.OP_PATCH, key, value if value.__class__ is bytes else _json(value))
+        await self._put(types_pb2.OP_PATCH, key, value if value.__class__ is bytes else encode(value))
 
     async def action(self, key: str, action: str, payload: bytes = b"") -> None:
         """A named custom action on `key`, run by the owner's handler; with acks "reply"
@@ -327,6 +326,3 @@ class Producer:
         finally:
             self._stop()
 
-
-def _json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()

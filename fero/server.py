@@ -45,15 +45,21 @@ def edge(fn: Callable[..., Any]) -> Callable[..., Any]:
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             return await fn(self, request, context)
-        except FeroError as exc:
-            await context.abort(exc.code, exc.message)
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
         except Exception as exc:
-            log.exception("server.internal_error", method=fn.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+            await _abort(context, exc, fn.__name__)
 
     return wrapper
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
+    """Ends a call that failed: a FeroError with its own status and message, anything
+    else as INTERNAL (logged). Stream handlers call it as `edge` does for unary ones."""
+    if isinstance(exc, FeroError):
+        await context.abort(exc.code, exc.message)
+    log.exception("server.internal_error", method=method)
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
 
 
 def _forwarded(context: Any) -> bool:
@@ -245,13 +251,10 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
                     yield changelog_pb2.SubscribeEvent(commits=item)
                 else:
                     yield changelog_pb2.SubscribeEvent(reset=item)
-        except FeroError as exc:
-            await context.abort(exc.code, exc.message)
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
         except Exception as exc:
-            log.exception("server.internal_error", method="Subscribe")
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+            await _abort(context, exc, "Subscribe")
         finally:
             sub.close(None)
 
@@ -284,13 +287,10 @@ class PeerServicer(peer_pb2_grpc.PeerServicer):
         try:
             async for request in request_iterator:
                 yield await self.node.append_replicated(request)
-        except FeroError as exc:
-            await context.abort(exc.code, exc.message)
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
         except Exception as exc:
-            log.exception("server.internal_error", method="AppendStream")
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+            await _abort(context, exc, "AppendStream")
 
     @edge
     async def Digest(self, request: peer_pb2.DigestRequest, context: Any) -> peer_pb2.DigestReply:
