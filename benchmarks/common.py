@@ -31,8 +31,6 @@ from typing import Any, Callable, Iterable, Sequence
 
 import grpc
 
-from fero.client import Pipeline
-from fero.v1 import types_pb2
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -642,40 +640,6 @@ async def probe_replication(nodes: Sequence[FeroNode], timeout_s: float = 3.0) -
     grown = [a - b if a is not None and b is not None else None for a, b in zip(after, before)]
     return False, (f"{len(keys)} acks=ALL records committed on {nodes[0].node_id} did not appear on the other nodes "
                    f"(records added per node: {grown}): replication is not built, acks=ALL acts as LEADER")
-
-
-# -- a Pipeline that times its batches ----------------------------------------------
-
-
-class TimedPipeline(Pipeline):
-    """fero.Client.pipeline(), plus the round trip of every batch (seconds) and counts of
-    acknowledged and failed records; it does not keep per-record results (memory)."""
-
-    def __init__(self, client: Any, acks: Any, batch_size: int, max_in_flight: int,
-                 on_batch: Callable[[list[types_pb2.Record], list[types_pb2.Result]], None] | None = None) -> None:
-        from fero.client import Acks
-
-        super().__init__(client, Acks.parse(acks), batch_size, max_in_flight, on_batch)
-        self.batch_seconds: list[float] = []
-        self.acked = 0
-        self.failed = 0
-        self.first_error = ""
-
-    async def _run(self, slot: int, batch: list[types_pb2.Record]) -> None:
-        t0 = time.perf_counter()
-        try:
-            results = await self.client.commit(batch, self.acks)
-        except BaseException as exc:
-            self._error = exc
-            raise
-        self.batch_seconds.append(time.perf_counter() - t0)
-        bad = [r for r in results if r.error_code]
-        self.acked += len(results) - len(bad)
-        self.failed += len(bad)
-        if bad and not self.first_error:
-            self.first_error = f"{bad[0].error_code}: {bad[0].error_message}"
-        if self.on_batch is not None:
-            self.on_batch(batch, results)
 
 
 # -- Redis --------------------------------------------------------------------------
