@@ -137,7 +137,9 @@ class Engine:
         self.hlc = HybridClock(clock)
         self.subscriptions: set[Subscription] = set()
         #: Called after a commit appended frames (the replicator sends them on).
-        self.on_append: Callable[[list[int]], None] | None = None
+        #: Called with the partitions of new frames, and whether a caller waits for the
+        #: replicas (acks=ALL): the replicator sends urgent ones at once.
+        self.on_append: Callable[[list[int], bool], None] | None = None
         self._boot = os.urandom(6).hex()
         #: This incarnation's identity as the origin of the records it commits.
         self.origin = f"{node_id}/{self._boot}"
@@ -361,7 +363,7 @@ class Engine:
             self._unpublished.append((seq, entries))
             self._publish_event.set()
             if self.on_append is not None:
-                self.on_append([e.partition for e in entries])
+                self.on_append([e.partition for e in entries], acks == types_pb2.ACKS_ALL)
         if acks == types_pb2.ACKS_NONE or not (entries or any_duplicate):
             return
         n = sum(batches.count(e) for e in entries)

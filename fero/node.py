@@ -172,7 +172,9 @@ class Node:
             send_timeout_s=max(1.0, self.config.membership.probe_interval_s),
             credentials=sec.channel_credentials() if sec.tls else None, metadata=sec.peer_metadata(),
         )
-        self.replicator = Replicator(self.engine, self.transport, self._address_of)
+        self.replicator = Replicator(
+            self.engine, self.transport, self._address_of, linger_s=self.config.dht.replication_linger_ms / 1000,
+        )
         self.ownership = Ownership(
             self.engine, self.node_id, self.config.dht.replication_factor, self.transport,
             self.replicator, self._address_of, self._alive_peers,
