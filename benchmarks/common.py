@@ -86,6 +86,8 @@ def versions(extra: dict[str, str] | None = None) -> dict[str, str]:
         "grpcio": grpc.__version__,
         "protobuf": f"{google.protobuf.__version__} ({api_implementation.Type()})",
         "fero": fero.__version__,
+        # The same in every process of the run, the floor's included.
+        "grpc_experiments": fero.grpc_runtime.current(),
     }
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT.parent, capture_output=True,
@@ -261,7 +263,8 @@ def _pyplot() -> Any:
 
 
 def plot_bars(path: Path, title: str, groups: Sequence[str], series: dict[str, Sequence[float]], ylabel: str,
-              subtitle: str = "", log_y: bool = False, hline: tuple[float, str] | None = None) -> Path | None:
+              subtitle: str = "", log_y: bool = False, hline: tuple[float, str] | None = None,
+              fmt: Callable[[float], str] = fmt_rate) -> Path | None:
     """Grouped bars: one group per entry of `groups`, one bar per series in each."""
     plt = _pyplot()
     if plt is None:
@@ -274,7 +277,7 @@ def plot_bars(path: Path, title: str, groups: Sequence[str], series: dict[str, S
         bars = ax.bar(xs, vals, width * 0.95, label=label)
         for b, v in zip(bars, vals):
             if v:
-                ax.annotate(fmt_rate(v), (b.get_x() + b.get_width() / 2, b.get_height()), ha="center",
+                ax.annotate(fmt(v), (b.get_x() + b.get_width() / 2, b.get_height()), ha="center",
                             va="bottom", fontsize=7, rotation=90 if n_series > 3 else 0)
     if hline is not None:
         ax.axhline(hline[0], color="red", linestyle="--", linewidth=1)

@@ -20,6 +20,11 @@ Where each piece lives:
 
 __version__ = "0.1.0"
 
+# Before anything imports grpc: gRPC reads its runtime settings once, at start.
+from fero import grpc_runtime  # noqa: E402
+
+grpc_runtime.configure()
+
 from fero.client import Acks, AddResult, Change, Client, Pipeline, SyncClient, connect, connect_sync  # noqa: E402
 from fero.config import Config  # noqa: E402
 from fero.engine import Action  # noqa: E402
