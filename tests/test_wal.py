@@ -231,3 +231,44 @@ def test_fsyncs_never_race_a_segment_roll(tmp_path, monkeypatch, policy):
             os.close(fd)
     assert _recovered(tmp_path) == bodies
     assert len(segment.list_ids(tmp_path)) > 20
+
+
+def test_without_fsync_per_write_a_wait_writes_in_the_callers_own_step(tmp_path):
+    async def main():
+        wal = Wal(tmp_path, fsync="interval")
+        wal.recover()
+        wal.start()
+        await wal.wait(wal.append(b"first").seq)  # the loop opens the segment
+        loc = wal.append(b"y" * 50)
+        path = segment.path_for(tmp_path, loc.segment)
+        before = os.path.getsize(path)
+        coro = wal.wait(loc.seq)
+        # It finishes without suspending: no task switch to the flush loop.
+        with pytest.raises(StopIteration):
+            coro.send(None)
+        after = os.path.getsize(path)
+        await wal.close()
+        return before, after
+
+    before, after = run(main())
+    assert after == before + 8 + 50
+
+
+def test_a_frame_that_starts_a_segment_is_left_to_the_flush_loop(tmp_path):
+    # Rolling fsyncs the finished segment first, which must not block the caller.
+    async def main():
+        wal = Wal(tmp_path, fsync="interval", segment_bytes=4096)
+        wal.recover()
+        wal.start()
+        await wal.wait(wal.append(b"a" * 3000).seq)
+        loc = wal.append(b"b" * 3000)  # does not fit: a new segment
+        coro = wal.wait(loc.seq)
+        coro.send(None)  # it suspends (had it written the frame, this raised StopIteration)
+        coro.close()
+        await wal.wait(loc.seq)
+        body = wal.read(loc.segment, loc.position)
+        await wal.close()
+        return loc.segment, body
+
+    seg, body = run(main())
+    assert seg == 1 and body == b"b" * 3000

@@ -80,6 +80,9 @@ class Wal:
         self._fd = -1
         self._written_segment = -1
         self._buffer: list[tuple[int, bytes]] = []
+        #: The flush loop holds a batch it has not finished writing (it may be rolling
+        #: a segment): nothing else may write until it has.
+        self._writing = False
         self._appended = 0
         self._durable = 0
         self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
@@ -196,7 +199,7 @@ class Wal:
     async def wait(self, seq: int) -> None:
         """Returns once frame `seq` is durable per the fsync policy; Internal if the log
         failed first."""
-        if self._durable >= seq:
+        if self._durable >= seq or self._write_now():
             return
         if self.failed is not None:
             raise Internal(f"the log failed: {self.failed}")
@@ -210,6 +213,27 @@ class Wal:
         if self.failed is None:
             await self._fsync_current()
 
+    def _write_now(self) -> bool:
+        """Without fsync per write, the caller writes what is queued itself, in its own
+        step, rather than wait for the flush loop to be scheduled: one small write
+        costs less than the two task switches it saves. Only when that needs no fsync
+        and no new segment, and the loop is not mid-batch (order). True if `seq`s up
+        to `appended` are now durable."""
+        if (self.fsync_policy == "always" or self._writing or self.failed is not None or not self._buffer
+                or self._fd < 0 or any(sid != self._written_segment for sid, _ in self._buffer)):
+            return False
+        batch, self._buffer = self._buffer, []
+        upto = self._appended
+        try:
+            self._write_all([data for _, data in batch])
+        except OSError as exc:
+            self._fail(exc)
+            return False
+        self._dirty = True
+        self._durable = upto
+        self._release()
+        return True
+
     async def _flush_loop(self) -> None:
         assert self._wakeup is not None
         while True:
@@ -218,6 +242,7 @@ class Wal:
             while self._buffer and self.failed is None:
                 batch, self._buffer = self._buffer, []
                 upto = self._appended
+                self._writing = True
                 try:
                     await self._write(batch)
                     if self.fsync_policy == "always":
@@ -227,6 +252,8 @@ class Wal:
                 except OSError as exc:
                     self._fail(exc)
                     return
+                finally:
+                    self._writing = False
                 self._durable = upto
                 self._release()
 
