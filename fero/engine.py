@@ -359,12 +359,14 @@ class Engine:
         """Hands appended frames on (subscribers, replicas) and waits for durability as
         `acks` asks. A duplicate waits too: its first commit may still be in flight."""
         seq = self.wal.appended
+        waits = acks != types_pb2.ACKS_NONE and bool(entries or any_duplicate)
         if entries:
             self._unpublished.append((seq, entries))
-            self._publish_event.set()
+            if not waits:
+                self._publish_event.set()
             if self.on_append is not None:
                 self.on_append([e.partition for e in entries], acks == types_pb2.ACKS_ALL)
-        if acks == types_pb2.ACKS_NONE or not (entries or any_duplicate):
+        if not waits:
             return
         n = sum(batches.count(e) for e in entries)
         self._pending_records += n
@@ -372,6 +374,13 @@ class Engine:
             await self.wal.wait(seq)
         finally:
             self._pending_records -= n
+            if entries:
+                # Published here, once durable, rather than by waking the publish loop
+                # for every commit; the loop takes over if this wait did not finish.
+                if self.wal.durable >= seq:
+                    self._publish_durable()
+                else:
+                    self._publish_event.set()
 
     async def commit_batches(
         self, batch_list: Sequence[types_pb2.Batch], acks: int, columns: list[tuple[list[str], list]] | None = None,
@@ -681,9 +690,20 @@ class Engine:
                 self.apply_entry(state, entry)
                 self._append_frame(entry)
                 self._unpublished.append((self.wal.appended, [entry]))
-                self._publish_event.set()
             results[p] = peer_pb2.AppendResult(partition=p, ok=True, next_offset=state.next_offset)
         return list(results.values()), self.wal.appended
+
+    async def durable(self, seq: int) -> None:
+        """Waits until WAL frame `seq` is durable and publishes what is (as a commit
+        does, see _settle); Internal if the log failed."""
+        try:
+            await self.wal.wait(seq)
+        finally:
+            if self._unpublished:
+                if self.wal.durable >= self._unpublished[0][0]:
+                    self._publish_durable()
+                if self._unpublished:
+                    self._publish_event.set()
 
     def adopt(self, entries: Sequence[storage_pb2.LogEntry]) -> int:
         """A new owner takes frames of a longer log it continues (log shipping), at the
@@ -901,13 +921,26 @@ class Engine:
                     await self.wal.wait(seq)
                 except FeroError:
                     return
-                batch, self._unpublished = self._unpublished, []
-                for _, entries in batch:
-                    for entry in entries:
-                        self.published[entry.partition] = entry.base_offset + batches.count(entry)
-                    if self.subscriptions:
-                        for sub in list(self.subscriptions):
-                            sub.deliver_live(entries)
+                self._publish_durable()
+
+    def _publish_durable(self) -> None:
+        """Publishes, in log order, the frames that are durable: their offsets become
+        readable and subscribers get them. A frame appended while the publisher waited
+        is not durable yet and stays for later."""
+        unpublished, durable = self._unpublished, self.wal.durable
+        k = 0
+        while k < len(unpublished) and unpublished[k][0] <= durable:
+            k += 1
+        if not k:
+            return
+        batch = unpublished[:k]
+        del unpublished[:k]
+        for _, entries in batch:
+            for entry in entries:
+                self.published[entry.partition] = entry.base_offset + batches.count(entry)
+            if self.subscriptions:
+                for sub in list(self.subscriptions):
+                    sub.deliver_live(entries)
 
     # -- snapshots, compaction, retention -------------------------------------------
 

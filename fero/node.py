@@ -522,7 +522,7 @@ class Node:
         if self.state not in ("serving", "recovering") or self.engine.wal.failed is not None:
             raise Unavailable(f"node {self.node_id} is {self.state}")
         results, seq = self.engine.append_replicated(request.frames)
-        await self.engine.wal.wait(seq)
+        await self.engine.durable(seq)
         return peer_pb2.AppendReply(results=results)
 
     def digests(self, partitions: Iterable[int]) -> "peer_pb2.DigestReply":
