@@ -167,10 +167,13 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
 
     async def CommitStream(
         self, request_iterator: AsyncIterator[changelog_pb2.CommitStreamRequest], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[changelog_pb2.CommitStreamReply]:
+    ) -> None:
+        # Each request runs in its own task (an acks=ALL call must not hold up the calls
+        # behind it) and writes its own reply when done: no queue and no task between a
+        # commit and its reply.
         forwarded = _forwarded(context)
-        replies: asyncio.Queue[changelog_pb2.CommitStreamReply | None] = asyncio.Queue()
         running: set[asyncio.Task[None]] = set()
+        writing = asyncio.Lock()  # one write at a time on a stream
 
         async def one(req: changelog_pb2.CommitStreamRequest) -> None:
             try:
@@ -183,25 +186,18 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
                     id=req.id, error_code=grpc.StatusCode.INTERNAL.value[0],
                     error_message=f"internal error: {type(exc).__name__}: {exc}",
                 )
-            replies.put_nowait(out)
+            async with writing:
+                await context.write(out)
 
-        async def read() -> None:
-            try:
-                async for req in request_iterator:
-                    t = asyncio.get_running_loop().create_task(one(req))
-                    running.add(t)
-                    t.add_done_callback(running.discard)
-                while running:
-                    await asyncio.gather(*list(running), return_exceptions=True)
-            finally:
-                replies.put_nowait(None)
-
-        reader = asyncio.get_running_loop().create_task(read())
+        loop = asyncio.get_running_loop()
         try:
-            while (out := await replies.get()) is not None:
-                yield out
+            async for req in request_iterator:
+                t = loop.create_task(one(req))
+                running.add(t)
+                t.add_done_callback(running.discard)
+            while running:
+                await asyncio.gather(*list(running), return_exceptions=True)
         finally:
-            reader.cancel()
             for t in list(running):
                 t.cancel()
 
