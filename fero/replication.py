@@ -38,6 +38,8 @@ MAX_RECORDS_PER_CALL = 20_000
 #: A replica that has not answered for this long is out of the in-sync set.
 LAG_TIMEOUT_S = 5.0
 APPEND_TIMEOUT_S = 10.0
+#: How often waiting acks=ALL calls are looked at without any message (lag, deadline).
+RECHECK_S = 0.5
 
 
 APPEND_STREAM = "/fero.v1.Peer/AppendStream"
@@ -382,8 +384,9 @@ class Replicator:
         self.links: dict[str, Link] = {}
         #: partition -> replica ids, for the partitions this node owns and serves
         self.assignment: dict[int, list[str]] = {}
-        #: acks=ALL calls waiting: what each needs, and the future to resolve.
-        self._waiters: list[tuple[dict[int, int], asyncio.Future[None]]] = []
+        #: acks=ALL calls waiting: what each needs, the future to resolve, its deadline.
+        self._waiters: list[tuple[dict[int, int], asyncio.Future[None], float]] = []
+        self._recheck_handle: asyncio.TimerHandle | None = None
         self._stopped = False
         #: How long new frames nobody waits for gather before the links send them.
         self.linger_s = linger_s
@@ -456,14 +459,28 @@ class Replicator:
         if not self._waiters:
             return
         still = []
-        for needs, fut in self._waiters:
+        for w in self._waiters:
+            needs, fut, _ = w
             if fut.done():
                 continue
             if self._satisfied(needs):
                 fut.set_result(None)
             else:
-                still.append((needs, fut))
+                still.append(w)
         self._waiters = still
+
+    def _recheck(self) -> None:
+        """Now and then while calls wait: a replica that drops out of the in-sync set
+        (lag timeout) releases waits without any message, and a wait can time out."""
+        self._recheck_handle = None
+        self.changed()
+        now = time.monotonic()
+        for needs, fut, deadline in self._waiters:
+            if not fut.done() and now >= deadline:
+                fut.set_exception(Unavailable("replicas did not acknowledge in time; retry"))
+        self._waiters = [w for w in self._waiters if not w[1].done()]
+        if self._waiters:
+            self._recheck_handle = asyncio.get_running_loop().call_later(RECHECK_S, self._recheck)
 
     def in_sync(self, p: int) -> list[str]:
         return [r for r in self.assignment.get(p, ()) if r in self.links and self.links[r].in_sync(p)]
@@ -483,20 +500,11 @@ class Replicator:
         if self._satisfied(needs):
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((needs, fut))
-        deadline = time.monotonic() + timeout_s
+        self._waiters.append((needs, fut, time.monotonic() + timeout_s))
+        if self._recheck_handle is None:
+            self._recheck_handle = asyncio.get_running_loop().call_later(RECHECK_S, self._recheck)
         try:
-            # Rechecked now and then too: a replica that drops out of the in-sync set
-            # (lag timeout) releases waits without any message.
-            while not fut.done():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise Unavailable("replicas did not acknowledge in time; retry")
-                try:
-                    await asyncio.wait_for(asyncio.shield(fut), min(0.5, left))
-                except asyncio.TimeoutError:
-                    if self._satisfied(needs) and not fut.done():
-                        fut.set_result(None)
+            await fut
         finally:
             if not fut.done():
                 fut.cancel()  # changed() drops it
@@ -546,6 +554,9 @@ class Replicator:
         return False
 
     async def close(self) -> None:
+        if self._recheck_handle is not None:
+            self._recheck_handle.cancel()
+            self._recheck_handle = None
         if self._linger_handle is not None:
             self._linger_handle.cancel()
             self._linger_handle = None
