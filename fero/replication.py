@@ -38,6 +38,8 @@ MAX_RECORDS_PER_CALL = 20_000
 #: A replica that has not answered for this long is out of the in-sync set.
 LAG_TIMEOUT_S = 5.0
 APPEND_TIMEOUT_S = 10.0
+#: An idle link looks at all its partitions this often, in case a notice was missed.
+LOOK_EVERY_S = 1.0
 #: How often waiting acks=ALL calls are looked at without any message (lag, deadline).
 RECHECK_S = 0.5
 
@@ -172,11 +174,17 @@ class Link:
                 continue
             if not sent:
                 self._wakeup.clear()
+                # A timer rather than wait_for, which costs a task on every wait.
+                tick = asyncio.get_running_loop().call_later(LOOK_EVERY_S, self._look)
                 try:
-                    await asyncio.wait_for(self._wakeup.wait(), 1.0)
-                except asyncio.TimeoutError:
-                    # A look at everything now and then, but what is gathering waits.
-                    self._pending = {p for p in self.progress if not self.r.lingering(p)}
+                    await self._wakeup.wait()
+                finally:
+                    tick.cancel()
+
+    def _look(self) -> None:
+        """Now and then, a look at every partition (but what is gathering waits)."""
+        self._pending = {p for p in self.progress if not self.r.lingering(p)}
+        self._wakeup.set()
 
     async def _step(self) -> bool:
         address = self.r.address_of(self.replica)
@@ -293,15 +301,14 @@ class Link:
             self._stream_address = route
         stream = self._stream
 
-        async def roundtrip() -> peer_pb2.AppendReply:
-            await stream.write(request)
-            reply = await stream.read()
+        try:
+            # asyncio.timeout, not wait_for: no task of its own on every Append.
+            async with asyncio.timeout(APPEND_TIMEOUT_S):
+                await stream.write(request)
+                reply = await stream.read()
             if reply is grpc.aio.EOF:
                 raise _StreamEnded(f"the replica {self.replica} closed the Append stream")
             return reply
-
-        try:
-            return await asyncio.wait_for(roundtrip(), APPEND_TIMEOUT_S)
         except grpc.aio.AioRpcError as exc:
             self._close_stream()
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
