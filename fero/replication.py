@@ -38,6 +38,8 @@ MAX_RECORDS_PER_CALL = 20_000
 #: A replica that has not answered for this long is out of the in-sync set.
 LAG_TIMEOUT_S = 5.0
 APPEND_TIMEOUT_S = 10.0
+#: Frames up to this size are built once for all the replicas of a partition.
+FRAME_PART_CACHE_BYTES = 4096
 #: An idle link looks at all its partitions this often, in case a notice was missed.
 LOOK_EVERY_S = 1.0
 #: How often waiting acks=ALL calls are looked at without any message (lag, deadline).
@@ -235,14 +237,21 @@ class Link:
                 cut = storage_pb2.LogEntry(partition=p, epoch=state.epoch, base_offset=prog.acked, owner=engine.node_id)
                 bodies = [(prog.acked, 0, cut.SerializeToString())]
             for i, (base, count, body) in enumerate(bodies):
-                f = peer_pb2.AppendFrame(truncate=prog.truncate and i == 0, owner_epoch=state.epoch)
-                if f.truncate:
-                    for o, s in state.origins.items():
-                        f.owner_origins.add(origin=o, seq=s)
-                prev = lineage_at(state.epochs, base - 1) if base else None
-                if prev is not None:
-                    f.has_prev, f.prev_epoch, f.prev_owner = True, prev[0], prev[1]
-                parts.append(_field(2, f.SerializeToString() + _field(5, body)))
+                truncate = prog.truncate and i == 0
+                # Every replica of the partition gets the same bytes: built once.
+                part = None if truncate else self.r.frame_part(p, state.epoch, body)
+                if part is None:
+                    f = peer_pb2.AppendFrame(truncate=truncate, owner_epoch=state.epoch)
+                    if truncate:
+                        for o, s in state.origins.items():
+                            f.owner_origins.add(origin=o, seq=s)
+                    prev = lineage_at(state.epochs, base - 1) if base else None
+                    if prev is not None:
+                        f.has_prev, f.prev_epoch, f.prev_owner = True, prev[0], prev[1]
+                    part = _field(2, f.SerializeToString() + _field(5, body))
+                    if not truncate:
+                        self.r.keep_frame_part(p, state.epoch, body, part)
+                parts.append(part)
                 budget -= count
             if bodies and bodies[-1][0] + bodies[-1][1] >= state.next_offset:
                 # Sent to the end: it waits for the next notice of new frames (which may
@@ -401,6 +410,9 @@ class Replicator:
         self._lingering: set[int] | None = None
         self._linger_all = False
         self._linger_handle: asyncio.TimerHandle | None = None
+        #: partition -> (frame body, epoch, AppendRequest field): the last frame a link
+        #: sent, kept by identity of the body (frames_from hands out the same object).
+        self._frame_parts: dict[int, tuple[bytes, int, bytes]] = {}
 
     def assign(self, assignment: dict[int, list[str]]) -> None:
         self.assignment = assignment
@@ -444,6 +456,18 @@ class Replicator:
         for link in self.links.values():
             if link.progress:
                 link.wake(partitions)
+
+    def frame_part(self, p: int, epoch: int, body: bytes) -> bytes | None:
+        """The AppendRequest field a link built last for this frame (the same bytes
+        object, at the same epoch), for the partition's other links."""
+        hit = self._frame_parts.get(p)
+        return hit[2] if hit is not None and hit[0] is body and hit[1] == epoch else None
+
+    def keep_frame_part(self, p: int, epoch: int, body: bytes, part: bytes) -> None:
+        # Small frames only: building a part is dearer than copying it only for those,
+        # and a big one kept here would outlive the log's own cache of recent frames.
+        if len(body) <= FRAME_PART_CACHE_BYTES:
+            self._frame_parts[p] = (body, epoch, part)
 
     def lingering(self, p: int) -> bool:
         return self._linger_all or (self._lingering is not None and p in self._lingering)
