@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                             if prof_to is not None:
                                 if prof_to.exists():
                                     profile = summarise_profile(prof_to)
-                                    profile["raw"] = str(prof_to.relative_to(common.ROOT.parent))
+                                    profile["raw"] = common._rel(prof_to)
                                     profile["measurement"] = f"yacks {size}B l{clients} c{servers}, node n0"
                                 else:
                                     profile = {"error": "py-spy wrote no profile"}
