@@ -200,15 +200,7 @@ def _stream_error(exc: BaseException) -> FeroError:
 
 
 class _CommitSession:
-    """One CommitStream: calls in flight by id, their replies matched by id.
-
-    Whoever waits reads: a call that finds nobody reading reads the stream itself until
-    its own reply comes, handing on any other call's reply, so a call alone on the
-    stream is woken by its reply directly, with no task between. A call that finds
-    someone reading waits for its reply to be handed on; if calls still wait when the
-    reader is done, a reader task takes over until none does. At most one read is
-    outstanding at a time, as gRPC requires.
-    """
+    """One CommitStream: calls in flight by id, and one task reading the replies."""
 
     def __init__(self, stub: changelog_pb2_grpc.ChangelogStub) -> None:
         self.call = stub.CommitStream()
@@ -216,8 +208,7 @@ class _CommitSession:
         self.broken: FeroError | None = None
         self._ids = 0
         self._write_lock = asyncio.Lock()
-        self._reading = False  # a read is outstanding (a call's own, or the task's)
-        self._reader: asyncio.Task[None] | None = None
+        self._reader = asyncio.get_running_loop().create_task(self._read())
 
     async def commit(self, request: changelog_pb2.CommitRequest, timeout: float) -> changelog_pb2.CommitReply:
         if self.broken is not None:
@@ -238,12 +229,8 @@ class _CommitSession:
                     self.pending.pop(id, None)
                     fut.cancel()
                     raise self._broke(_stream_error(exc)) from exc
-                if not self._reading:
-                    await self._read_until(fut)
                 msg = await fut
         except TimeoutError:
-            if fut.done() and not fut.cancelled():
-                fut.exception()  # the stream broke under our read: said below instead
             raise DeadlineExceeded(f"no reply within {timeout} s") from None
         finally:
             self.pending.pop(id, None)
@@ -251,46 +238,21 @@ class _CommitSession:
             raise from_status(status_code(msg.error_code), msg.error_message)
         return msg.reply
 
-    async def _read_until(self, fut: asyncio.Future[changelog_pb2.CommitStreamReply]) -> None:
-        """Reads replies, handing each to its call, until `fut` has one. Cancelled in
-        its read (a timeout), gRPC cancels the stream: every call on it then fails
-        retriably, and the next call opens a new stream."""
-        self._reading = True
+    async def _read(self) -> None:
         try:
-            while not fut.done():
-                if not await self._read_one():
+            while True:
+                msg = await self.call.read()
+                if msg is grpc.aio.EOF:
+                    self._broke(Unavailable("the node closed the commit stream"))
                     return
-        finally:
-            self._reading = False
-            if self.pending and self.broken is None and (self._reader is None or self._reader.done()):
-                self._reading = True
-                self._reader = asyncio.get_running_loop().create_task(self._read_while_waited())
-
-    async def _read_while_waited(self) -> None:
-        try:
-            while self.pending:
-                if not await self._read_one():
-                    return
-        finally:
-            self._reading = False
-
-    async def _read_one(self) -> bool:
-        """One reply, handed to its call; False if the stream is done."""
-        try:
-            msg = await self.call.read()
+                fut = self.pending.pop(msg.id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(msg)
         except asyncio.CancelledError:
             self._broke(Unavailable("the commit stream was closed"))
             raise
         except Exception as exc:  # AioRpcError, or cygrpc's own errors on a dead stream
             self._broke(_stream_error(exc))
-            return False
-        if msg is grpc.aio.EOF:
-            self._broke(Unavailable("the node closed the commit stream"))
-            return False
-        fut = self.pending.pop(msg.id, None)
-        if fut is not None and not fut.done():
-            fut.set_result(msg)
-        return True
 
     def _broke(self, err: FeroError) -> FeroError:
         if self.broken is None:
@@ -310,12 +272,11 @@ class _CommitSession:
             except Exception:  # the node is gone (AioRpcError, cygrpc ExecuteBatchError, ...)
                 pass
         self.call.cancel()
-        if self._reader is not None:
-            self._reader.cancel()
-            try:
-                await self._reader
-            except asyncio.CancelledError:
-                pass
+        self._reader.cancel()
+        try:
+            await self._reader
+        except asyncio.CancelledError:
+            pass
 
 
 class Client:
