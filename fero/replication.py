@@ -144,6 +144,9 @@ class Link:
     async def _run(self) -> None:
         backoff = 0.05
         while True:
+            # Cleared before the step looks at what is pending: a notice that comes
+            # while it runs (it may wait for a Digest) starts another step at once.
+            self._wakeup.clear()
             try:
                 sent = await self._step()
                 backoff = 0.05
@@ -175,7 +178,6 @@ class Link:
                 await asyncio.sleep(1.0)
                 continue
             if not sent:
-                self._wakeup.clear()
                 # A timer rather than wait_for, which costs a task on every wait.
                 tick = asyncio.get_running_loop().call_later(LOOK_EVERY_S, self._look)
                 try:
@@ -588,6 +590,11 @@ class Replicator:
         if self._recheck_handle is not None:
             self._recheck_handle.cancel()
             self._recheck_handle = None
+        # Calls still waiting for replicas would wait without a deadline now.
+        for _, fut, _ in self._waiters:
+            if not fut.done():
+                fut.set_exception(Unavailable("this node is stopping; retry"))
+        self._waiters = []
         if self._linger_handle is not None:
             self._linger_handle.cancel()
             self._linger_handle = None

@@ -23,6 +23,9 @@ class FakeLink:
     def wake(self, partitions=None) -> None:
         pass
 
+    async def stop(self) -> None:
+        pass
+
 
 def replicator(link: FakeLink) -> replication.Replicator:
     r = replication.Replicator(engine=None, transport=None, address_of=lambda _: None)
@@ -68,5 +71,17 @@ def test_an_ack_releases_the_wait_at_once():
         r.changed()  # what a link does when a reply comes
         await asyncio.sleep(0)
         assert waiting.done() and waiting.exception() is None
+
+    asyncio.run(main())
+
+
+def test_closing_the_replicator_fails_the_waits_retriably():
+    async def main():
+        r = replicator(FakeLink())
+        waiting = asyncio.ensure_future(r.wait_all({0: 5}, timeout_s=30))
+        await asyncio.sleep(0)
+        await r.close()
+        with pytest.raises(Unavailable, match="stopping"):
+            await asyncio.wait_for(waiting, 5)
 
     asyncio.run(main())
