@@ -186,8 +186,11 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
                     id=req.id, error_code=grpc.StatusCode.INTERNAL.value[0],
                     error_message=f"internal error: {type(exc).__name__}: {exc}",
                 )
-            async with writing:
-                await context.write(out)
+            try:
+                async with writing:
+                    await context.write(out)
+            except Exception as exc:  # the client went away; gRPC ends the call
+                log.debug("server.reply_not_sent", method="CommitStream", error=str(exc))
 
         loop = asyncio.get_running_loop()
         try:
