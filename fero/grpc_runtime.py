@@ -27,11 +27,11 @@ import os
 import sys
 from importlib import metadata
 
-#: The flags, and the grpcio versions (major, minor) they apply to: measured on 1.85;
-#: a newer minor may have dropped the legacy TCP code (gRPC then logs "Unknown
-#: experiment" and uses its default), so the range is to be widened after measuring.
+#: The flags, and the grpcio versions (major, minor) they apply to: those they were
+#: measured on. A newer minor may have dropped the legacy TCP code (gRPC would log
+#: "Unknown experiment" and keep its default): widen the range after measuring.
 EXPERIMENTS = "-event_engine_client,-event_engine_listener"
-TESTED = ((1, 85), (1, 89))
+TESTED = ((1, 85), (1, 85))
 
 
 def configure(environ: dict[str, str] | None = None) -> str | None:
