@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from typing import Awaitable, Callable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 import pytest
 
+import fero
 from fero.testing.process import ServeProcess
 
 T = TypeVar("T")
@@ -25,6 +27,17 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout_s: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def running_node(**kwargs: Any) -> AsyncIterator[fero.Node]:
+    """A started in-process node on 127.0.0.1, port 0, stopped on exit."""
+    node = fero.Node(port=0, **kwargs)
+    await node.start()
+    try:
+        yield node
+    finally:
+        await node.stop(grace_s=1.0)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from decimal import Decimal
 from fractions import Fraction
@@ -17,18 +16,9 @@ import fero
 from fero.errors import FailedPrecondition
 from fero.v1 import changelog_pb2, changelog_pb2_grpc, counters_pb2, counters_pb2_grpc, types_pb2
 
+from .conftest import running_node
+
 TIMEOUT_S = 10.0
-
-
-@contextlib.asynccontextmanager
-async def running(**kwargs: Any) -> AsyncIterator[fero.Node]:
-    node = fero.Node(port=0, **kwargs)
-    await node.start()
-    try:
-        yield node
-    finally:
-        await node.stop(grace_s=1.0)
-
 
 def run(body: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(asyncio.wait_for(body(), 45))
@@ -50,7 +40,7 @@ async def take(agen: AsyncIterator[fero.Change], n: int) -> list[fero.Change]:
 
 def test_counters_of_every_kind(tmp_path: Path) -> None:
     async def body() -> None:
-        async with running(data_dir=tmp_path) as node, fero.connect(node.address) as c:
+        async with running_node(data_dir=tmp_path) as node, fero.connect(node.address) as c:
             await c.setup("cents", "int")
             await c.setup("eur", fero.Kind.DECIMAL)
             await c.setup("share", "rational")
@@ -81,7 +71,7 @@ def test_counters_of_every_kind(tmp_path: Path) -> None:
 
 def test_repeated_ticket_is_acknowledged_not_applied() -> None:
     async def body() -> None:
-        async with running() as node, fero.connect(node.address) as c:
+        async with running_node() as node, fero.connect(node.address) as c:
             first = await c.add("n", 5, ticket="order-1")
             await c.add("n", 10, ticket="order-2")
             again = await c.add("n", 5, ticket="order-1")
@@ -107,7 +97,7 @@ def test_repeated_ticket_is_acknowledged_not_applied() -> None:
 
 def test_keyed_ops() -> None:
     async def body() -> None:
-        async with running() as node, fero.connect(node.address) as c:
+        async with running_node() as node, fero.connect(node.address) as c:
             await c.update("user.42.name", "Ada")
             await c.update("user.42.tags", ["a"])
             await c.push("user.42.tags", "b")
@@ -133,7 +123,7 @@ def test_keyed_ops() -> None:
 
 def test_update_to_json_null_reads_back_as_null() -> None:
     async def body() -> None:
-        async with running() as node, fero.connect(node.address) as c:
+        async with running_node() as node, fero.connect(node.address) as c:
             await c.update("cfg.x", 1)
             await c.update("cfg", None)
             assert await c.read_raw("cfg") == b"null"
@@ -154,7 +144,7 @@ def test_custom_action_reply_and_detached() -> None:
                 done.set()
             return b"shipped:" + action.payload
 
-        async with running(handler=handler) as node, fero.connect(node.address) as c:
+        async with running_node(handler=handler) as node, fero.connect(node.address) as c:
             reply = await c.action("order.7", "ship", b"box", acks="reply")
             assert reply == b"shipped:box"
             assert (seen[0].key, seen[0].action, seen[0].payload) == ("order.7", "ship", b"box")
@@ -177,7 +167,7 @@ def test_custom_action_reply_and_detached() -> None:
 )
 def test_acks_levels(acks: Any) -> None:
     async def body() -> None:
-        async with running() as node, fero.connect(node.address) as c:
+        async with running_node() as node, fero.connect(node.address) as c:
             for i in range(5):
                 await c.add("n", 1, acks=acks)
             await c.update("k.x", 1, acks=acks)
@@ -190,7 +180,7 @@ def test_acks_levels(acks: Any) -> None:
 
 def test_pipeline_of_10000_adds(tmp_path: Path) -> None:
     async def body() -> None:
-        async with running(data_dir=tmp_path) as node, fero.connect(node.address) as c:
+        async with running_node(data_dir=tmp_path) as node, fero.connect(node.address) as c:
             await c.setup("eur", "decimal")
             batches: list[int] = []
             async with c.pipeline(acks="leader", batch_size=500, max_in_flight=4,
@@ -212,7 +202,7 @@ def test_pipeline_of_10000_adds(tmp_path: Path) -> None:
 
 def test_subscribe_prefix_history_then_live() -> None:
     async def body() -> None:
-        async with running() as node, fero.connect(node.address) as c:
+        async with running_node() as node, fero.connect(node.address) as c:
             for i in range(5):
                 await c.update(f"user.{i}.name", f"u{i}")
                 await c.add(f"other{i}", 1)
@@ -238,7 +228,7 @@ def test_subscribe_prefix_history_then_live() -> None:
 
 def test_subscribe_partition_and_all_in_offset_order() -> None:
     async def body() -> None:
-        async with running() as node, fero.connect(node.address) as c:
+        async with running_node() as node, fero.connect(node.address) as c:
             first = await c.add("a", 1)
             p = first.partition
             names = ["a"] + [f"n{i}" for i in range(200)]
@@ -300,7 +290,7 @@ def test_sync_facade_from_a_plain_thread() -> None:
                 outcome["error"] = exc
 
     async def body() -> None:
-        async with running() as node:
+        async with running_node() as node:
             await asyncio.to_thread(work, node.address)
             async with fero.connect(node.address) as c:  # what the thread wrote, seen from here
                 assert (await c.get("sync")).value == 5
@@ -316,7 +306,7 @@ def test_setup_with_unspecified_kind_keeps_the_counters_kind() -> None:
     says otherwise", so a setup that only moves the expiry must work on a decimal counter."""
 
     async def body() -> None:
-        async with running() as node, grpc.aio.insecure_channel(node.address) as ch:
+        async with running_node() as node, grpc.aio.insecure_channel(node.address) as ch:
             stub = counters_pb2_grpc.CountersStub(ch)
             await stub.Setup(counters_pb2.SetupRequest(name="eur", kind=types_pb2.VALUE_KIND_DECIMAL))
             await stub.Add(counters_pb2.AddRequest(name="eur", amount=types_pb2.Number(text="1.50")))
@@ -330,7 +320,7 @@ def test_setup_with_unspecified_kind_keeps_the_counters_kind() -> None:
 
 def test_raw_stub_commit_and_read() -> None:
     async def body() -> None:
-        async with running() as node, grpc.aio.insecure_channel(node.address) as ch:
+        async with running_node() as node, grpc.aio.insecure_channel(node.address) as ch:
             log = changelog_pb2_grpc.ChangelogStub(ch)
             recs = [types_pb2.Record(key="k", op=types_pb2.OP_UPDATE, value=b'{"a":1}'),
                     types_pb2.Record(key="k.a", op=types_pb2.OP_ADD, amount=types_pb2.Number(i64=2))]

@@ -6,10 +6,9 @@ a real `fero serve` process SIGKILLed and restarted on the same data and port.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +22,9 @@ from fero.errors import InvalidArgument
 from fero.v1 import changelog_pb2, changelog_pb2_grpc
 from fero.v1 import types_pb2 as pb
 
-from .conftest import eventually
+from .conftest import eventually, running_node
 
 CODE = grpc.StatusCode
-
-
-@contextlib.asynccontextmanager
-async def running_node(**kwargs: Any) -> AsyncIterator[fero.Node]:
-    node = fero.Node(port=0, **kwargs)
-    await node.start()
-    try:
-        yield node
-    finally:
-        await node.stop(grace_s=1.0)
-
 
 def run(body: Callable[[], Awaitable[None]], timeout_s: float = 30) -> None:
     asyncio.run(asyncio.wait_for(body(), timeout_s))
