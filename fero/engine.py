@@ -375,12 +375,7 @@ class Engine:
         finally:
             self._pending_records -= n
             if entries:
-                # Published here, once durable, rather than by waking the publish loop
-                # for every commit; the loop takes over if this wait did not finish.
-                if self.wal.durable >= seq:
-                    self._publish_durable()
-                else:
-                    self._publish_event.set()
+                self._publish_after_wait(seq)
 
     async def commit_batches(
         self, batch_list: Sequence[types_pb2.Batch], acks: int, columns: list[tuple[list[str], list]] | None = None,
@@ -699,11 +694,7 @@ class Engine:
         try:
             await self.wal.wait(seq)
         finally:
-            if self._unpublished:
-                if self.wal.durable >= self._unpublished[0][0]:
-                    self._publish_durable()
-                if self._unpublished:
-                    self._publish_event.set()
+            self._publish_after_wait(seq)
 
     def adopt(self, entries: Sequence[storage_pb2.LogEntry]) -> int:
         """A new owner takes frames of a longer log it continues (log shipping), at the
@@ -922,6 +913,15 @@ class Engine:
                 except FeroError:
                     return
                 self._publish_durable()
+
+    def _publish_after_wait(self, seq: int) -> None:
+        """After a wait for frame `seq`: publishes here, once durable, rather than by
+        waking the publish loop for every commit; the loop takes over if the wait did
+        not finish (failed or cancelled)."""
+        if self.wal.durable >= seq:
+            self._publish_durable()
+        else:
+            self._publish_event.set()
 
     def _publish_durable(self) -> None:
         """Publishes, in log order, the frames that are durable: their offsets become
