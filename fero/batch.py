@@ -17,7 +17,6 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from operator import itemgetter
 from typing import Sequence
 
 import mmh3
@@ -36,7 +35,6 @@ VALUE_OPS = frozenset((OP.OP_UPDATE, OP.OP_PUSH, OP.OP_PATCH, OP.OP_ACTION))
 AMOUNT_OPS = frozenset((OP.OP_COUNTER_ADD, OP.OP_ADD))
 DERIVED_PREFIX = "@@"
 _U64 = (1 << 64) - 1
-_low = itemgetter(0)
 
 
 def count(entry: storage_pb2.LogEntry) -> int:
@@ -60,12 +58,12 @@ def partitions_of(keys: Sequence[str], partitions: int) -> list[int]:
     """The partition of each key (as fero.ring.partition_of(partition_key(key)))."""
     if "." in "".join(keys):
         keys = [partition_key(k) for k in keys]
-    # hash64's low word as unsigned (fero.ring.hash64) modulo P, by C-level maps: no
-    # Python call per key. A power of two divides 2^64, so the sign does not matter.
-    lows = map(_low, map(mmh3.hash64, keys))
+    # fero.ring.hash64 modulo P, by C-level maps: no Python call per key. A power of
+    # two divides 2^64, so the 128-bit hash modulo P is its low 64 bits modulo P.
+    hashes = map(mmh3.hash128, keys)
     if partitions & (partitions - 1):
-        lows = map(_U64.__and__, lows)
-    return list(map(partitions.__rmod__, lows))
+        hashes = map(_U64.__and__, hashes)
+    return list(map(partitions.__rmod__, hashes))
 
 
 def validate(

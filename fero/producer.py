@@ -149,7 +149,7 @@ class Producer:
         if not key:
             raise InvalidArgument("key is empty")
         # fero.ring.partition_of(partition_key(key)), inlined: this runs per record.
-        p = (mmh3.hash64(key if "." not in key else partition_key(key))[0] & _U64) % P
+        p = (mmh3.hash128(key if "." not in key else partition_key(key)) & _U64) % P
         buf = self._buffers.get(p)
         if buf is None or buf.op != op or buf.action != action:
             # One open batch per partition: another op seals it first, so the records

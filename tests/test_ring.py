@@ -10,6 +10,8 @@ a biased hash) shows up as a ratio well above 2.
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -132,3 +134,22 @@ def test_edges() -> None:
         Ring(vnodes=0)
     with pytest.raises(ValueError):
         ring.add("")
+
+
+@pytest.mark.parametrize("partitions", [1, 7, 256, 1000, 1 << 20])
+def test_bulk_and_client_partitioning_agree_with_the_ring(partitions: int) -> None:
+    # The owner checks a batch with fero.batch.partitions_of and the producer routes
+    # with its own inlined hash; both must give the ring's partition_of for any key,
+    # including non-ASCII ones and partition counts that are not powers of two.
+    import mmh3
+
+    from fero import batch
+
+    rng = random.Random(partitions)
+    keys = ["".join(rng.choice("aé€😀.-0") for _ in range(rng.randint(1, 12))) for _ in range(500)]
+    bare = [k for k in keys if "." not in k]
+    expected = [partition_of(k.split(".")[0], partitions) for k in keys]
+    assert batch.partitions_of(keys, partitions) == expected
+    assert batch.partitions_of(bare, partitions) == [partition_of(k, partitions) for k in bare]
+    # The definition the docs give: mmh3.hash64's first word, unsigned.
+    assert [hash64(k) for k in keys] == [mmh3.hash64(k, signed=False)[0] for k in keys]
