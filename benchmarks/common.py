@@ -525,6 +525,12 @@ async def wait_converged(nodes: Sequence[FeroNode], timeout_s: float = 30.0) -> 
     return False
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Nodes:
     """N fero nodes on loopback (the first is every other's seed), stopped on exit."""
 

@@ -28,11 +28,6 @@ from benchmarks import common
 SETTINGS = ("grpc defaults", "fero settings")
 
 
-def _cpu_s(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _serve() -> None:
     import grpc
 
@@ -74,12 +69,12 @@ async def _measure(port: int, server_pid: int, n: int) -> dict[str, dict[str, fl
             for _ in range(min(500, n)):
                 await once()
             lat: list[float] = []
-            c0, s0 = resource.getrusage(resource.RUSAGE_SELF), _cpu_s(server_pid)
+            c0, s0 = resource.getrusage(resource.RUSAGE_SELF), common.process_cpu_s(server_pid)
             for _ in range(n):
                 t = time.perf_counter()
                 await once()
                 lat.append(time.perf_counter() - t)
-            c1, s1 = resource.getrusage(resource.RUSAGE_SELF), _cpu_s(server_pid)
+            c1, s1 = resource.getrusage(resource.RUSAGE_SELF), common.process_cpu_s(server_pid)
             lat.sort()
             out[kind] = {
                 "p50_ms": lat[n // 2] * 1e3,

@@ -33,7 +33,7 @@ import sys
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from benchmarks import common
 
@@ -84,7 +84,7 @@ async def _client(idx: int, spec: dict[str, Any], ready: Any, start: Any, progre
             await c._conn(addr).cluster.Status(cluster_pb2.StatusRequest())
         ready.put(idx)
         start.wait()
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         deadline = t0 + spec["budget"]
         n = 0
         budget_hit = False
@@ -100,7 +100,7 @@ async def _client(idx: int, spec: dict[str, Any], ready: Any, start: Any, progre
                     break
         t_sent = time.perf_counter()
         await sender.flush()
-        t_end = time.perf_counter()
+        t_end, cpu_s = time.perf_counter(), time.process_time() - cpu0
         progress.value = sender.acked
         lat = [s * 1000 for s in sender.request_seconds]
         await sender.close()
@@ -113,12 +113,15 @@ async def _client(idx: int, spec: dict[str, Any], ready: Any, start: Any, progre
             "sent_s": t_sent - t0,
             "total_s": t_end - t0,
             "budget_hit": budget_hit,
+            "cpu_s": cpu_s,
             "batch_ms": common.percentiles(lat),
         }
 
 
-def run_clients(spec: dict[str, Any], clients: int, label: str, timeout_s: float) -> list[dict[str, Any]]:
-    """Starts `clients` client processes, starts them together, returns their results."""
+def run_clients(spec: dict[str, Any], clients: int, label: str, timeout_s: float,
+                server_pids: Sequence[int] = ()) -> tuple[list[dict[str, Any]], float]:
+    """Starts `clients` client processes, starts them together; returns their results
+    and the CPU seconds the servers used meanwhile."""
     ctx = mp.get_context("spawn")
     ready, out, start = ctx.Queue(), ctx.Queue(), ctx.Event()
     counters = [ctx.Value("q", 0, lock=False) for _ in range(clients)]
@@ -140,6 +143,7 @@ def run_clients(spec: dict[str, Any], clients: int, label: str, timeout_s: float
                 results.append(out.get())
             if any("error" in r for r in results):
                 break
+        server_cpu0 = sum(map(common.process_cpu_s, server_pids))
         start.set()
         bar = common.Progress(label, spec["count"])
         deadline = time.monotonic() + timeout_s
@@ -150,12 +154,13 @@ def run_clients(spec: dict[str, Any], clients: int, label: str, timeout_s: float
                 pass
             bar.update(sum(c.value for c in counters))
         bar.done(sum(c.value for c in counters))
+        server_cpu_s = sum(map(common.process_cpu_s, server_pids)) - server_cpu0
         if len(results) < clients:
             raise RuntimeError(f"{clients - len(results)} client(s) did not finish in {timeout_s:.0f} s")
         errors = [r["error"] for r in results if "error" in r]
         if errors:
             raise RuntimeError("client failed: " + errors[0])
-        return results
+        return results, server_cpu_s
     finally:
         for p in procs:
             if p.is_alive():
@@ -163,7 +168,7 @@ def run_clients(spec: dict[str, Any], clients: int, label: str, timeout_s: float
             p.join(5)
 
 
-def summarise(results: list[dict[str, Any]], size: int) -> dict[str, Any]:
+def summarise(results: list[dict[str, Any]], size: int, server_cpu_s: float) -> dict[str, Any]:
     acked = sum(r["acked"] for r in results)
     total_s = max(r["total_s"] for r in results)
     sent_s = max(r["sent_s"] for r in results)
@@ -177,6 +182,10 @@ def summarise(results: list[dict[str, Any]], size: int) -> dict[str, Any]:
         "sent_ms": sent_s * 1000,
         "records_per_s": acked / total_s if total_s > 0 else 0.0,
         "mb_per_s": acked * size / total_s / 1e6 if total_s > 0 else 0.0,
+        # CPU per record is steadier than wall time on a shared machine: it says which
+        # side (servers or clients) a change made cheaper.
+        "server_cpu_us": server_cpu_s * 1e6 / acked if acked else 0.0,
+        "client_cpu_us": sum(r["cpu_s"] for r in results) * 1e6 / acked if acked else 0.0,
         "batch_ms": results[0]["batch_ms"] if len(results) == 1 else {},
     }
 
@@ -236,7 +245,8 @@ def measure(mode: str, size: int, clients: int, servers: int, args: argparse.Nam
         }
         prof = start_profiler(nodes.nodes[0].pid, args.budget, profile_to) if profile_to else None
         try:
-            results = run_clients(spec, clients, label, timeout_s=args.budget * 3 + 60)
+            results, server_cpu_s = run_clients(spec, clients, label, timeout_s=args.budget * 3 + 60,
+                                                server_pids=[n.pid for n in nodes.nodes])
         finally:
             if prof is not None:
                 try:
@@ -244,7 +254,7 @@ def measure(mode: str, size: int, clients: int, servers: int, args: argparse.Nam
                 except subprocess.TimeoutExpired:
                     pass
                 common.stop_process(prof)
-    return summarise(results, size)
+    return summarise(results, size, server_cpu_s)
 
 
 def plot(rows: list[dict[str, Any]], modes: list[str], meta: dict[str, Any], batch: int, in_flight: int, fsync: str,
@@ -325,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
                                     profile["measurement"] = f"yacks {size}B l{clients} c{servers}, node n0"
                                 else:
                                     profile = {"error": "py-spy wrote no profile"}
-                        med = {k2: common.median([r[k2] for r in runs]) for k2 in ("ms", "records_per_s", "mb_per_s")}
+                        med = {k2: common.median([r[k2] for r in runs]) for k2 in ("ms", "records_per_s", "mb_per_s",
+                                                                        "server_cpu_us", "client_cpu_us")}
                         row = {"mode": mode, "acks": MODES[mode][0], "size": size, "clients": clients,
                                "servers": servers, **med, "runs": runs}
                         bar = BAR.get((mode, size)) if clients == 1 and servers == 1 else None
@@ -338,14 +349,16 @@ def main(argv: list[str] | None = None) -> int:
                         extra += "  [time budget hit]" if any(r["budget_hit"] for r in runs) else ""
                         print(f"   {mode:5} {size:5}B l{clients} c{servers}: {med['ms']:9.0f} ms "
                               f"{common.fmt_rate(med['records_per_s']):>7} rec/s {med['mb_per_s']:8.1f} MB/s"
+                              f"  cpu/rec server {med['server_cpu_us']:.2f} µs client {med['client_cpu_us']:.2f} µs"
                               f"  ({runs[0]['records']:,} records){extra}", flush=True)
     except KeyboardInterrupt:
         print("\n   interrupted: writing what was measured", flush=True)
     print()
     table = common.print_table(
-        ["mode", "size", "clients", "servers", "records", "ms", "records/s", "MB/s", "bar"],
+        ["mode", "size", "clients", "servers", "records", "ms", "records/s", "MB/s", "server µs/rec",
+         "client µs/rec", "bar"],
         [[r["mode"], f"{r['size']}B", r["clients"], r["servers"], f"{r['runs'][0]['records']:,}", f"{r['ms']:.0f}",
-          f"{r['records_per_s']:,.0f}", f"{r['mb_per_s']:.1f}",
+          f"{r['records_per_s']:,.0f}", f"{r['mb_per_s']:.1f}", f"{r['server_cpu_us']:.2f}", f"{r['client_cpu_us']:.2f}",
           f"{r['bar_records_per_s']:,} ({r['records_per_s'] / r['bar_records_per_s']:.2f}x)" if "bar_records_per_s" in r else ""]
          for r in rows])
     if profile and "self_pct" in profile:
