@@ -19,12 +19,14 @@ document's shape does not allow the change (PUSH onto a number, a path through a
 from __future__ import annotations
 
 import json
-from itertools import repeat
+from itertools import groupby, repeat
+from operator import itemgetter
 from typing import Any, Iterator, Sequence
 
 from fero.errors import FailedPrecondition, InvalidArgument
 
 MAX_PATH_DEPTH = 32
+_key, _value = itemgetter(0), itemgetter(1)
 _MISSING = object()
 
 
@@ -87,6 +89,32 @@ class Doc:
         return self._raw
 
 
+class _Run:
+    """The documents one bulk UPDATE set (Documents.update_many): the batch's key and
+    value columns as they came, record k stamped hlc + k. Every key it set maps to
+    the run itself, so a bulk write allocates nothing per key (a tuple and an int per
+    key cost more than the dict insert, and each tuple was work for the cyclic GC)."""
+
+    __slots__ = ("keys", "raws", "hlc", "origin", "live", "_at")
+
+    def __init__(self, keys: Sequence[str], raws: Sequence[bytes], hlc: int, origin: str) -> None:
+        self.keys = keys
+        self.raws = raws
+        self.hlc = hlc
+        self.origin = origin
+        #: How many documents still map to this run (Documents keeps it up to date).
+        self.live = 0
+        self._at: dict[str, int] | None = None
+
+    def entry(self, key: str) -> tuple[bytes, int, str]:
+        """(raw, hlc, origin) of `key` in this run: its last occurrence, which won."""
+        at = self._at
+        if at is None:
+            at = self._at = dict(zip(self.keys, range(len(self.keys))))
+        k = at[key]
+        return self.raws[k], self.hlc + k, self.origin
+
+
 class Documents:
     """All documents of one partition.
 
@@ -98,55 +126,100 @@ class Documents:
     """
 
     def __init__(self) -> None:
-        #: A document is a Doc, or (raw, hlc, origin) as a batch stored it: a tuple costs
-        #: no Python call to make; `_get` turns it into a Doc when something needs one.
-        self.docs: dict[str, Doc | tuple[bytes, int, str]] = {}
+        #: A document is a Doc; or (raw, hlc, origin) as a snapshot loaded it; or the
+        #: _Run a bulk UPDATE stored it in. `_get` turns the last two into a Doc when
+        #: something needs one.
+        self.docs: dict[str, Doc | tuple[bytes, int, str] | _Run] = {}
         #: Removed documents: key -> (hlc, origin) of the REMOVE, kept for a while so an
         #: older UPDATE arriving late (from the other side of a split) cannot revive them.
         self.tombstones: dict[str, tuple[int, str]] = {}
 
     def _get(self, name: str) -> Doc | None:
         doc = self.docs.get(name)
-        if doc.__class__ is tuple:
+        cls = doc.__class__
+        if cls is tuple:
             raw, hlc, origin = doc  # type: ignore[misc]
-            doc = self.docs[name] = Doc(raw=raw, hlc=hlc, origin=origin)
-        return doc  # type: ignore[return-value]
+        elif cls is _Run:
+            raw, hlc, origin = doc.entry(name)  # type: ignore[union-attr]
+            self._unlink(doc)  # type: ignore[arg-type]
+        else:
+            return doc  # type: ignore[return-value]
+        doc = self.docs[name] = Doc(raw=raw, hlc=hlc, origin=origin)
+        return doc
+
+    def _unlink(self, run: _Run) -> None:
+        """One document left `run`. Once fewer than half of its records are live, the
+        rest become tuples, so that a run whose documents were mostly overwritten does
+        not keep all its values alive."""
+        run.live -= 1
+        if run.live * 2 < len(run.keys):
+            self._spill(run)
+
+    def _spill(self, run: _Run) -> None:
+        """The documents still in `run` become tuples; nothing refers to it after."""
+        docs = self.docs
+        for key in run.keys:
+            if docs.get(key) is run:
+                docs[key] = run.entry(key)
+        run.live = 0
+
+    def _entry(self, key: str, doc: Doc | tuple[bytes, int, str] | _Run) -> tuple[bytes, int, str]:
+        cls = doc.__class__
+        if cls is tuple:
+            return doc  # type: ignore[return-value]
+        if cls is _Run:
+            return doc.entry(key)  # type: ignore[union-attr]
+        return doc.raw(), doc.hlc, doc.origin  # type: ignore[union-attr]
 
     def items(self) -> Iterator[tuple[str, bytes, int, str]]:
         """(key, raw JSON, hlc, origin) of every document."""
+        entry = self._entry
         for key, doc in self.docs.items():
-            if doc.__class__ is tuple:
-                yield key, *doc  # type: ignore[misc]
-            else:
-                yield key, doc.raw(), doc.hlc, doc.origin  # type: ignore[union-attr]
+            yield key, *entry(key, doc)
 
     def to_columns(self, out: Any) -> None:
-        """Every document into a fero.v1.KeyColumns (a snapshot), in bulk."""
+        """Every document into a fero.v1.KeyColumns (a snapshot), in bulk: a run whose
+        documents are all still there, in its order, goes whole as a KeyRun."""
         docs = self.docs
-        plain = [k for k, d in docs.items() if d.__class__ is not tuple]
-        if plain:
-            tuples = {k: d for k, d in docs.items() if d.__class__ is tuple}
-            for k in plain:
-                d = docs[k]
-                tuples[k] = (d.raw(), d.hlc, d.origin)  # type: ignore[union-attr]
-        else:
-            tuples = docs  # type: ignore[assignment]
-        if not tuples:
+        if not docs:
             return
-        raws, hlcs, origins = zip(*tuples.values())
-        out.keys.extend(tuples.keys())
-        out.values.extend(raws)
-        out.hlcs.extend(hlcs)
-        out.origins.extend(origins)
+        keys: list[str] = []
+        rows: list[tuple[bytes, int, str]] = []
+        entry = self._entry
+        # Consecutive documents that share a value: a run's keys sit together, in its
+        # order, as one dict update put them there.
+        for d, group in groupby(docs.items(), _value):
+            ks = list(map(_key, group))
+            if d.__class__ is _Run and len(ks) == len(d.keys) and ks == d.keys:  # type: ignore[union-attr]
+                run = out.runs.add(first_hlc=d.hlc, origin=d.origin)  # type: ignore[union-attr]
+                run.keys.extend(ks)
+                run.values.extend(d.raws)  # type: ignore[union-attr]
+                continue
+            keys += ks
+            rows += [entry(k, d) for k in ks]
+        if rows:
+            raws, hlcs, origins = zip(*rows)
+            out.keys.extend(keys)
+            out.values.extend(raws)
+            out.hlcs.extend(hlcs)
+            out.origins.extend(origins)
 
     def from_columns(self, cols: Any) -> None:
         """Loads documents from a fero.v1.KeyColumns, in bulk."""
-        self.docs.update(zip(cols.keys, zip(cols.values, cols.hlcs, cols.origins)))
+        docs = self.docs
+        docs.update(zip(cols.keys, zip(cols.values, cols.hlcs, cols.origins)))
+        for r in cols.runs:
+            keys = list(r.keys)
+            run = _Run(keys, list(r.values), r.first_hlc, r.origin)
+            before = len(docs)
+            docs.update(zip(keys, repeat(run)))
+            run.live = len(docs) - before
 
     def update_many(self, keys: Sequence[str], raws: Sequence[bytes], hlc: int, origin: str) -> bool:
         """Sets whole documents: key k to raws[k], stamped hlc + k. Done in bulk, with
         no Python call per key, when every key is bare and new (nor removed lately);
-        returns False, changing nothing, otherwise (then update() each)."""
+        returns False, changing nothing, otherwise (then update() each). Keeps the
+        lists it is given."""
         docs = self.docs
         if (
             not docs.keys().isdisjoint(keys)
@@ -154,8 +227,14 @@ class Documents:
             or "." in "".join(keys)
         ):
             return False
-        # A key repeated in the batch: the later one wins, as its stamp is higher.
-        docs.update(zip(keys, zip(raws, range(hlc, hlc + len(keys)), repeat(origin))))
+        # A key repeated in the batch maps once, to its last occurrence (see _Run.entry),
+        # whose stamp is the highest.
+        run = _Run(keys, raws, hlc, origin)
+        before = len(docs)
+        docs.update(zip(keys, repeat(run)))
+        run.live = len(docs) - before
+        if run.live * 2 < len(keys):  # mostly one key set again and again
+            self._spill(run)
         return True
 
     def _older(self, name: str, hlc: int, origin: str) -> bool:

@@ -66,7 +66,7 @@ def pull(into: PartitionState, log: list[types_pb2.Record]) -> None:
 def state_of(p: PartitionState):
     return (
         {n: c.value for n, c in p.counters.items()},
-        {k: d.raw() for k, d in p.documents.docs.items()},
+        {k: raw for k, raw, _, _ in p.documents.items()},
         dict(p.origins),
     )
 

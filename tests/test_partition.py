@@ -30,7 +30,7 @@ def rec(op: int, key: str, *, at_ms: int = T0, amount: object = None, value: byt
 
 def _snapshot(s: PartitionState) -> tuple:
     counters = {n: (c.kind, c.value, c.expire_at_ms) for n, c in s.counters.items()}
-    docs = {k: (d.raw(), d.hlc) for k, d in s.documents.docs.items()}
+    docs = {k: (raw, hlc) for k, raw, hlc, _ in s.documents.items()}
     return counters, docs, list(s.tickets.items())
 
 
