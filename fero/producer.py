@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import grpc
 import mmh3
@@ -89,9 +89,6 @@ class Producer:
         self._send_lock = asyncio.Lock()
         self._error: BaseException | None = None
         self._linger: asyncio.Task[None] | None = None
-        #: What a record that is only buffered returns to await (made in _start, which
-        #: runs in the loop).
-        self._buffered_future: asyncio.Future[None] | None = None
 
     async def __aenter__(self) -> "Producer":
         return self
@@ -110,48 +107,45 @@ class Producer:
 
     # -- records --------------------------------------------------------------------
 
-    # Each returns an awaitable: a future that is already done, unless a batch has to go
-    # out now. A coroutine per record (two with a helper) cost more than the rest of a
-    # record's buffering; awaiting a done future costs next to nothing.
-
-    def add(self, name: str, amount: int) -> Awaitable[None]:
+    async def add(self, name: str, amount: int) -> None:
         """Adds `amount` (an int that fits 64 bits; send others with Client.add) to counter `name`."""
         if amount.__class__ is not int or not _I64_MIN <= amount <= _I64_MAX:
             raise InvalidArgument(f"amount {amount!r}: a producer sends ints of 64 bits; use Client.add for others")
-        return self._put(types_pb2.OP_COUNTER_ADD, name, amount)
+        await self._put(types_pb2.OP_COUNTER_ADD, name, amount)
 
-    def update(self, key: str, value: Any) -> Awaitable[None]:
+    async def update(self, key: str, value: Any) -> None:
         """Sets the JSON value at key path `key` (bytes are stored as given)."""
-        return self._put(types_pb2.OP_UPDATE, key, value if value.__class__ is bytes else encode(value))
+        await self._put(types_pb2.OP_UPDATE, key, value if value.__class__ is bytes else encode(value))
 
-    def remove(self, key: str) -> Awaitable[None]:
-        return self._put(types_pb2.OP_REMOVE, key, None)
+    async def remove(self, key: str) -> None:
+        await self._put(types_pb2.OP_REMOVE, key, None)
 
-    def add_at(self, key: str, amount: int) -> Awaitable[None]:
+    async def add_at(self, key: str, amount: int) -> None:
         """Adds `amount` to the number at key path `key`."""
         if amount.__class__ is not int or not _I64_MIN <= amount <= _I64_MAX:
             raise InvalidArgument(f"amount {amount!r}: a producer sends ints of 64 bits")
-        return self._put(types_pb2.OP_ADD, key, amount)
+        await self._put(types_pb2.OP_ADD, key, amount)
 
-    def push(self, key: str, value: Any) -> Awaitable[None]:
-        return self._put(types_pb2.OP_PUSH, key, value if value.__class__ is bytes else encode(value))
+    async def push(self, key: str, value: Any) -> None:
+        await self._put(types_pb2.OP_PUSH, key, value if value.__class__ is bytes else encode(value))
 
-    def patch(self, key: str, value: Any) -> Awaitable[None]:
-        return self._put(types_pb2.OP_PATCH, key, value if value.__class__ is bytes else encode(value))
+    async def patch(self, key: str, value: Any) -> None:
+        await self._put(types_pb2.OP_PATCH, key, value if value.__class__ is bytes else encode(value))
 
-    def action(self, key: str, action: str, payload: bytes = b"") -> Awaitable[None]:
+    async def action(self, key: str, action: str, payload: bytes = b"") -> None:
         """A named custom action on `key`, run by the owner's handler; with acks "reply"
         each batch's result carries the handler's replies."""
         if not action:
             raise InvalidArgument("action name is empty")
-        return self._put(types_pb2.OP_ACTION, key, bytes(payload), action)
+        await self._put(types_pb2.OP_ACTION, key, bytes(payload), action)
 
-    def _put(self, op: int, key: str, item: Any, action: str = "") -> Awaitable[None]:
+    async def _put(self, op: int, key: str, item: Any, action: str = "") -> None:
         if self._error is not None:
             raise self._error
         P = self._partitions
         if not P:
-            return self._start_and_put(op, key, item, action)
+            await self._start()
+            P = self._partitions
         if not key:
             raise InvalidArgument("key is empty")
         # fero.ring.partition_of(partition_key(key)), inlined: this runs per record.
@@ -172,16 +166,11 @@ class Producer:
             # A full batch goes out now if there is a request's worth, or nothing else
             # (no linger task) would send it.
             if self._ready_records >= self.request_records or self._linger is None:
-                return self._send()
+                await self._send()
         elif self._buffered + self._ready_records >= self.max_buffered:
             for b in list(self._buffers.values()):
                 self._seal(b)
-            return self._send()
-        return self._buffered_future
-
-    async def _start_and_put(self, op: int, key: str, item: Any, action: str) -> None:
-        await self._start()
-        await self._put(op, key, item, action)
+            await self._send()
 
     async def _start(self) -> None:
         if not self.client._partitions:
@@ -189,8 +178,6 @@ class Producer:
         if not self.client._partitions:
             raise from_status(grpc.StatusCode.UNAVAILABLE, f"no node answered at {self.client.addresses}")
         self._partitions = self.client._partitions
-        self._buffered_future = asyncio.get_running_loop().create_future()
-        self._buffered_future.set_result(None)
         if self._linger is None and self.linger_s > 0:
             self._linger = asyncio.get_running_loop().create_task(self._linger_loop())
 
