@@ -178,42 +178,40 @@ class Documents:
             yield key, *entry(key, doc)
 
     def to_columns(self, out: Any) -> None:
-        """Every document into a fero.v1.KeyColumns (a snapshot), in bulk: a run whose
-        documents are all still there, in its order, goes whole as a KeyRun."""
+        """Every document into a fero.v1.KeyColumns (a snapshot), in bulk: the columns
+        of a run whose documents are all still there go in whole, with no Python step
+        per key."""
         docs = self.docs
         if not docs:
             return
         keys: list[str] = []
-        rows: list[tuple[bytes, int, str]] = []
+        raws: list[bytes] = []
+        hlcs: list[int] = []
+        origins: list[str] = []
         entry = self._entry
         # Consecutive documents that share a value: a run's keys sit together, in its
         # order, as one dict update put them there.
         for d, group in groupby(docs.items(), _value):
             ks = list(map(_key, group))
-            if d.__class__ is _Run and len(ks) == len(d.keys) and ks == d.keys:  # type: ignore[union-attr]
-                run = out.runs.add(first_hlc=d.hlc, origin=d.origin)  # type: ignore[union-attr]
-                run.keys.extend(ks)
-                run.values.extend(d.raws)  # type: ignore[union-attr]
-                continue
             keys += ks
-            rows += [entry(k, d) for k in ks]
-        if rows:
-            raws, hlcs, origins = zip(*rows)
-            out.keys.extend(keys)
-            out.values.extend(raws)
-            out.hlcs.extend(hlcs)
-            out.origins.extend(origins)
+            if d.__class__ is _Run and len(ks) == len(d.keys) and ks == d.keys:  # type: ignore[union-attr]
+                raws += d.raws  # type: ignore[union-attr]
+                hlcs += range(d.hlc, d.hlc + len(ks))  # type: ignore[union-attr]
+                origins += repeat(d.origin, len(ks))  # type: ignore[union-attr]
+                continue
+            for k in ks:
+                raw, hlc, origin = entry(k, d)
+                raws.append(raw)
+                hlcs.append(hlc)
+                origins.append(origin)
+        out.keys.extend(keys)
+        out.values.extend(raws)
+        out.hlcs.extend(hlcs)
+        out.origins.extend(origins)
 
     def from_columns(self, cols: Any) -> None:
         """Loads documents from a fero.v1.KeyColumns, in bulk."""
-        docs = self.docs
-        docs.update(zip(cols.keys, zip(cols.values, cols.hlcs, cols.origins)))
-        for r in cols.runs:
-            keys = list(r.keys)
-            run = _Run(keys, list(r.values), r.first_hlc, r.origin)
-            before = len(docs)
-            docs.update(zip(keys, repeat(run)))
-            run.live = len(docs) - before
+        self.docs.update(zip(cols.keys, zip(cols.values, cols.hlcs, cols.origins)))
 
     def update_many(self, keys: Sequence[str], raws: Sequence[bytes], hlc: int, origin: str) -> bool:
         """Sets whole documents: key k to raws[k], stamped hlc + k. Done in bulk, with

@@ -66,30 +66,16 @@ class PartitionSnapshot(_message.Message):
     def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., next_offset: _Optional[int] = ..., counters: _Optional[_Iterable[_Union[CounterState, _Mapping]]] = ..., keys: _Optional[_Iterable[_Union[KeyState, _Mapping]]] = ..., tickets: _Optional[_Iterable[_Union[TicketState, _Mapping]]] = ..., log_start_offset: _Optional[int] = ..., origins: _Optional[_Iterable[_Union[OriginSeq, _Mapping]]] = ..., epochs: _Optional[_Iterable[_Union[EpochStart, _Mapping]]] = ..., key_columns: _Optional[_Union[KeyColumns, _Mapping]] = ...) -> None: ...
 
 class KeyColumns(_message.Message):
-    __slots__ = ("keys", "values", "hlcs", "origins", "runs")
+    __slots__ = ("keys", "values", "hlcs", "origins")
     KEYS_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
     HLCS_FIELD_NUMBER: _ClassVar[int]
     ORIGINS_FIELD_NUMBER: _ClassVar[int]
-    RUNS_FIELD_NUMBER: _ClassVar[int]
     keys: _containers.RepeatedScalarFieldContainer[str]
     values: _containers.RepeatedScalarFieldContainer[bytes]
     hlcs: _containers.RepeatedScalarFieldContainer[int]
     origins: _containers.RepeatedScalarFieldContainer[str]
-    runs: _containers.RepeatedCompositeFieldContainer[KeyRun]
-    def __init__(self, keys: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[bytes]] = ..., hlcs: _Optional[_Iterable[int]] = ..., origins: _Optional[_Iterable[str]] = ..., runs: _Optional[_Iterable[_Union[KeyRun, _Mapping]]] = ...) -> None: ...
-
-class KeyRun(_message.Message):
-    __slots__ = ("keys", "values", "first_hlc", "origin")
-    KEYS_FIELD_NUMBER: _ClassVar[int]
-    VALUES_FIELD_NUMBER: _ClassVar[int]
-    FIRST_HLC_FIELD_NUMBER: _ClassVar[int]
-    ORIGIN_FIELD_NUMBER: _ClassVar[int]
-    keys: _containers.RepeatedScalarFieldContainer[str]
-    values: _containers.RepeatedScalarFieldContainer[bytes]
-    first_hlc: int
-    origin: str
-    def __init__(self, keys: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[bytes]] = ..., first_hlc: _Optional[int] = ..., origin: _Optional[str] = ...) -> None: ...
+    def __init__(self, keys: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[bytes]] = ..., hlcs: _Optional[_Iterable[int]] = ..., origins: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class OriginSeq(_message.Message):
     __slots__ = ("origin", "seq")
