@@ -30,7 +30,7 @@ from typing import Any, Awaitable, Callable, Iterable, NamedTuple, Sequence
 import structlog
 
 from fero import batch as batches
-from fero import values
+from fero import values, wire
 from fero.clock import Clock
 from fero.config import Config
 from fero.documents import partition_key
@@ -379,10 +379,12 @@ class Engine:
 
     async def commit_batches(
         self, batch_list: Sequence[types_pb2.Batch], acks: int, columns: list[tuple[list[str], list]] | None = None,
+        raw: Sequence[bytes] | None = None,
     ) -> list[types_pb2.BatchResult]:
         """Commits columnar batches (see fero.batch); one BatchResult each, in order.
         `columns`: what fero.batch.validate returned for them, if the caller checked
-        them already (checking hashes every key)."""
+        them already (checking hashes every key). `raw`: each batch as the client
+        serialised it, if the caller has those bytes (see fero.wire)."""
         if columns is None:
             columns = batches.validate(batch_list, len(self.partitions), self.config.limits)
         if self.handler is None:
@@ -393,7 +395,7 @@ class Engine:
             raise ResourceExhausted(
                 f"{self._pending_records} records are waiting for the disk; retry with backoff"
             )
-        results, entries, any_duplicate, acted = self._commit_batches_now(batch_list, columns)
+        results, entries, any_duplicate, acted = self._commit_batches_now(batch_list, columns, raw)
         await self._settle(entries, any_duplicate, acks)
         if self.handler is not None:
             if acted:
@@ -426,7 +428,8 @@ class Engine:
             r.replies.extend(replies)
 
     def _commit_batches_now(
-        self, batch_list: Sequence[types_pb2.Batch], columns: list[tuple[list[str], list]]
+        self, batch_list: Sequence[types_pb2.Batch], columns: list[tuple[list[str], list]],
+        raw: Sequence[bytes] | None = None,
     ) -> tuple[
         list[types_pb2.BatchResult], list[storage_pb2.LogEntry], bool,
         list[tuple[storage_pb2.LogEntry, types_pb2.BatchResult]],
@@ -437,8 +440,8 @@ class Engine:
         entries: list[storage_pb2.LogEntry] = []
         acted: list[tuple[storage_pb2.LogEntry, types_pb2.BatchResult]] = []
         any_duplicate = False
-        LogEntry = storage_pb2.LogEntry
-        for b, (keys, column) in zip(batch_list, columns):
+        LogEntry, Batch = storage_pb2.LogEntry, types_pb2.Batch
+        for i, (b, (keys, column)) in enumerate(zip(batch_list, columns)):
             p = b.partition
             state = self.partitions[p]
             seen = state.tickets.get(b.ticket)
@@ -448,15 +451,24 @@ class Engine:
                 self._duplicates += 1
                 continue
             base = state.next_offset
-            # The frame gets its own copy of the batch, stamped; the caller's is left as sent.
-            entry = LogEntry(partition=p, epoch=state.epoch, base_offset=base, owner=self.node_id, batch=b)
+            header = LogEntry(partition=p, epoch=state.epoch, base_offset=base, owner=self.node_id)
+            stamps = Batch(hlc=self.hlc.reserve(len(keys)), origin=self.origin, origin_seq=state.next_origin_seq(self.origin))
+            body: bytes | None = None
+            if raw is not None:
+                # The frame is the batch's bytes as sent with the stamps appended; its
+                # entry is parsed from them (cheaper than copying the message).
+                body = wire.stamped_batch_entry(header, raw[i], stamps)
+                entry = LogEntry.FromString(body)
+            else:
+                # The frame gets its own copy of the batch, stamped; the caller's is left as sent.
+                entry = header
+                entry.batch.CopyFrom(b)
+                entry.batch.MergeFrom(stamps)
             stamped = entry.batch
-            stamped.hlc = self.hlc.reserve(len(keys))
-            stamped.origin = self.origin
-            stamped.origin_seq = state.next_origin_seq(self.origin)
             vals, failed, _ = state.apply_batch(stamped, base, keys, column)
             if failed:
                 batches.drop(stamped, failed)
+                body = None
             result = batches.result(p, b.ticket, base, vals, failed)
             results.append(result)
             n = len(stamped.keys)
@@ -464,7 +476,7 @@ class Engine:
                 continue
             state.next_offset = base + n
             state.note_epoch(entry.epoch, entry.owner, base)
-            self._append_frame(entry)
+            self._append_frame(entry, body)
             entries.append(entry)
             if stamped.op == types_pb2.OP_ACTION:
                 acted.append((entry, result))

@@ -35,7 +35,7 @@ from fero.errors import FailedPrecondition, FeroError, InvalidArgument, NotOwner
 from fero.membership.driver import MembershipDriver
 from fero.ring import Ring
 from fero.router import Router
-from fero.server import ChangelogServicer, ClusterServicer, CountersServicer, PeerServicer
+from fero.server import ChangelogServicer, ClusterServicer, CountersServicer, PeerServicer, add_changelog_servicer
 from fero.subscriptions import Subscription
 from fero.handoff import Ownership
 from fero.security import AuthInterceptor, Security
@@ -43,7 +43,6 @@ from fero.replication import Replicator
 from fero.transport import HOP, PeerTransport
 from fero.v1 import (
     changelog_pb2,
-    changelog_pb2_grpc,
     cluster_pb2,
     cluster_pb2_grpc,
     counters_pb2,
@@ -152,7 +151,7 @@ class Node:
             ]
         )
         counters_pb2_grpc.add_CountersServicer_to_server(CountersServicer(self), server)
-        changelog_pb2_grpc.add_ChangelogServicer_to_server(ChangelogServicer(self), server)
+        add_changelog_servicer(ChangelogServicer(self), server)
         cluster_pb2_grpc.add_ClusterServicer_to_server(ClusterServicer(self), server)
         peer_pb2_grpc.add_PeerServicer_to_server(PeerServicer(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -286,18 +285,23 @@ class Node:
         )
 
     async def commit_batches(
-        self, batch_list: Sequence[types_pb2.Batch], acks: int, forwarded: bool = False
+        self, batch_list: Sequence[types_pb2.Batch], acks: int, forwarded: bool = False,
+        raw: Sequence[bytes] | None = None,
     ) -> list[types_pb2.BatchResult]:
         """Commits columnar batches (fero.batch), each at the owner of its partition, as
         commit() does records; a batch that cannot reach its owner gets a BatchResult
-        with an UNAVAILABLE error_code (retry it whole: its ticket makes that safe)."""
+        with an UNAVAILABLE error_code (retry it whole: its ticket makes that safe).
+        `raw`: each batch's bytes as the client sent them, if known (fero.wire)."""
         self._check_serving()
         self._check_split_policy()
         columns = batches.validate(batch_list, len(self.engine.partitions), self.config.limits)
         groups = self.router.group([b.partition for b in batch_list])
 
         async def local(idxs: list[int]) -> list[types_pb2.BatchResult]:
-            return await self._commit_batches_local([batch_list[i] for i in idxs], acks, [columns[i] for i in idxs])
+            return await self._commit_batches_local(
+                [batch_list[i] for i in idxs], acks, [columns[i] for i in idxs],
+                None if raw is None else [raw[i] for i in idxs],
+            )
 
         def request(idxs: list[int]) -> changelog_pb2.CommitRequest:
             return changelog_pb2.CommitRequest(batches=[batch_list[i] for i in idxs], acks=acks)
@@ -358,10 +362,11 @@ class Node:
 
     async def _commit_batches_local(
         self, batch_list: Sequence[types_pb2.Batch], acks: int, columns: list[tuple[list[str], list]],
+        raw: Sequence[bytes] | None = None,
     ) -> list[types_pb2.BatchResult]:
         assert self.ownership is not None
         await self.ownership.wait_serving({b.partition for b in batch_list})
-        results = await self.engine.commit_batches(batch_list, acks, columns)
+        results = await self.engine.commit_batches(batch_list, acks, columns, raw)
         if acks == types_pb2.ACKS_ALL and self.replicator.assignment:
             needs: dict[int, int] = {}
             for b, r in zip(batch_list, results):

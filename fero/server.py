@@ -15,7 +15,7 @@ import grpc
 import structlog
 
 from fero import batch as batches
-from fero import values
+from fero import values, wire
 from fero.errors import FeroError, InvalidArgument, Unavailable, from_status, status_code
 from fero.transport import HOP
 from fero.subscriptions import Subscription
@@ -157,6 +157,34 @@ class CountersServicer(counters_pb2_grpc.CountersServicer):
         return await self.node.list_counters_cluster(request.prefix, limit)
 
 
+def _stream_request(raw: bytes) -> tuple[changelog_pb2.CommitStreamRequest, bytes]:
+    """CommitStream's request parser: the message and the bytes it came as (the owner
+    logs a batch as those bytes: see fero.wire)."""
+    return changelog_pb2.CommitStreamRequest.FromString(raw), raw
+
+
+def add_changelog_servicer(servicer: "ChangelogServicer", server: Any) -> None:
+    """As the generated add_ChangelogServicer_to_server, except that CommitStream's
+    handler also gets each request's bytes."""
+
+    class Capture:
+        def add_generic_rpc_handlers(self, handlers: Any) -> None:
+            pass
+
+        def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+            self.service, self.handlers = service, handlers
+
+    capture = Capture()
+    changelog_pb2_grpc.add_ChangelogServicer_to_server(servicer, capture)
+    handlers = dict(capture.handlers)
+    handlers["CommitStream"] = grpc.stream_stream_rpc_method_handler(
+        servicer.CommitStream, request_deserializer=_stream_request,
+        response_serializer=changelog_pb2.CommitStreamReply.SerializeToString,
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(capture.service, handlers),))
+    server.add_registered_method_handlers(capture.service, handlers)
+
+
 class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
     def __init__(self, node: "Node") -> None:
         self.node = node
@@ -166,7 +194,8 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
         return await self._commit(request, _forwarded(context))
 
     async def CommitStream(
-        self, request_iterator: AsyncIterator[changelog_pb2.CommitStreamRequest], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[tuple[changelog_pb2.CommitStreamRequest, bytes]],
+        context: grpc.aio.ServicerContext,
     ) -> None:
         # Each request runs in its own task (an acks=ALL call must not hold up the calls
         # behind it) and writes its own reply when done: no queue and no task between a
@@ -175,9 +204,10 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
         running: set[asyncio.Task[None]] = set()
         writing = asyncio.Lock()  # one write at a time on a stream
 
-        async def one(req: changelog_pb2.CommitStreamRequest) -> None:
+        async def one(req: changelog_pb2.CommitStreamRequest, raw: bytes) -> None:
             try:
-                out = changelog_pb2.CommitStreamReply(id=req.id, reply=await self._commit(req.commit, forwarded))
+                reply = await self._commit(req.commit, forwarded, wire.stream_batches(raw) if req.commit.batches else None)
+                out = changelog_pb2.CommitStreamReply(id=req.id, reply=reply)
             except FeroError as exc:
                 out = changelog_pb2.CommitStreamReply(id=req.id, error_code=exc.code.value[0], error_message=exc.message)
             except Exception as exc:
@@ -194,8 +224,8 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
 
         loop = asyncio.get_running_loop()
         try:
-            async for req in request_iterator:
-                t = loop.create_task(one(req))
+            async for req, raw in request_iterator:
+                t = loop.create_task(one(req, raw))
                 running.add(t)
                 t.add_done_callback(running.discard)
             while running:
@@ -204,7 +234,12 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
             for t in list(running):
                 t.cancel()
 
-    async def _commit(self, request: changelog_pb2.CommitRequest, forwarded: bool) -> changelog_pb2.CommitReply:
+    async def _commit(
+        self, request: changelog_pb2.CommitRequest, forwarded: bool, raw: list[bytes] | None = None,
+    ) -> changelog_pb2.CommitReply:
+        """`raw`: the bytes of each of the request's batches, if known (fero.wire)."""
+        if raw is not None and len(raw) != len(request.batches):
+            raw = None
         if not request.batches:
             results = await self.node.commit(request.records, request.acks, forwarded)
             return changelog_pb2.CommitReply(results=results, coherent=self.node.coherent())
@@ -214,10 +249,10 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
             batches.validate(request.batches, len(self.node.engine.partitions), self.node.config.limits, len(request.records))
             results, batch_results = await asyncio.gather(
                 self.node.commit(request.records, request.acks, forwarded),
-                self.node.commit_batches(request.batches, request.acks, forwarded),
+                self.node.commit_batches(request.batches, request.acks, forwarded, raw),
             )
         else:
-            results, batch_results = [], await self.node.commit_batches(request.batches, request.acks, forwarded)
+            results, batch_results = [], await self.node.commit_batches(request.batches, request.acks, forwarded, raw)
         return changelog_pb2.CommitReply(results=results, batch_results=batch_results, coherent=self.node.coherent())
 
     @edge

@@ -31,6 +31,7 @@ from fero.errors import InvalidArgument
 from fero.log import segment
 from fero.ring import partition_of
 from fero.subscriptions import Subscription
+from fero.v1 import storage_pb2
 from fero.v1 import types_pb2 as pb
 
 LEADER = pb.ACKS_LEADER
@@ -427,7 +428,10 @@ def test_batch_tickets_survive_a_snapshot_after_retention_dropped_their_log(tmp_
 # -- per-record errors ------------------------------------------------------------------
 
 
-def test_an_expired_counter_fails_its_record_and_the_others_commit(tmp_path):
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["message", "bytes"])
+def test_an_expired_counter_fails_its_record_and_the_others_commit(tmp_path, as_bytes):
+    # as_bytes: the batch also comes as the bytes the client sent (the CommitStream
+    # path, fero.wire); a failed record must not reach the log from those bytes.
     clock = ManualClock()
     live, closing, gone = keys_in(60, 3, "bill")
 
@@ -441,10 +445,14 @@ def test_an_expired_counter_fails_its_record_and_the_others_commit(tmp_path):
         ], LEADER)
         clock.advance(1.0)
         base = e.partitions[60].next_offset
-        (r,) = await e.commit_batches([adds([live, closing, live, gone, live], [1, 5, 2, 9, 3], "mixed")], LEADER)
+        b = adds([live, closing, live, gone, live], [1, 5, 2, 9, 3], "mixed")
+        raw = [b.SerializeToString()] if as_bytes else None
+        (r,) = await e.commit_batches([b], LEADER, raw=raw)
         state = counter(e, live), e.partitions[60].next_offset
         closing_state = e.partitions[60].counters[closing].value
-        (dup,) = await e.commit_batches([adds([live, closing, live, gone, live], [1, 5, 2, 9, 3], "mixed")], LEADER)
+        (frame,) = e.frames_from(60, base, 100)
+        assert list(frame.batch.keys) == [live, live, live] and list(frame.batch.amounts) == [1, 2, 3]
+        (dup,) = await e.commit_batches([b], LEADER, raw=raw)
         await e.close()
         return base, r, state, closing_state, dup
 
@@ -850,3 +858,28 @@ def test_an_action_batch_on_a_node_without_a_handler_is_unimplemented(tmp_path):
             await e.close()
 
     run(main())
+
+
+def test_a_batch_logged_from_its_bytes_is_the_batch_as_sent_with_its_stamps(tmp_path):
+    keys = keys_in(9, 40, "raw")
+    b = updates(keys, [{"v": i} for i in range(40)], "from-bytes")
+
+    async def main():
+        e = await opened(tmp_path)
+        (r,) = await e.commit_batches([b], LEADER, raw=[b.SerializeToString()])
+        (frame,) = e.frames_from(9, 0, 100)
+        await e.close()
+        e = await opened(tmp_path)
+        docs = [doc(e, k) for k in keys]
+        (replayed,) = e.frames_from(9, 0, 100)
+        await e.close()
+        return r, frame, docs, replayed
+
+    r, frame, docs, replayed = run(main())
+    assert r.base_offset == 0 and not r.errors
+    assert frame.batch.hlc and frame.batch.origin and frame.batch.origin_seq == 1
+    expected = storage_pb2.LogEntry(partition=9, epoch=frame.epoch, base_offset=0, owner="n1", batch=b)
+    for f in ("hlc", "origin", "origin_seq"):
+        setattr(expected.batch, f, getattr(frame.batch, f))
+    assert frame == expected and replayed == expected
+    assert docs == [{"v": i} for i in range(40)]
