@@ -67,8 +67,13 @@ def all_alive_and_coherent(ids):
 def cluster(serve, tmp_path):
     # The local preset, with suspicions lasting at least 5 probe intervals instead of 3:
     # a SIGCONTed node must get its refutation out before the others' timers expire,
-    # and on a loaded 2-core CI machine 3 s was sometimes too short for that.
-    args = ["--membership", "local", "--constants.membership.suspicion_mult", "5"]
+    # and on a loaded 2-core CI machine 3 s was sometimes too short for that. Dead
+    # members are remembered for 120 s instead of 15: a SIGKILLed node that restarts
+    # must refute its death with a higher incarnation, and on a loaded machine slow
+    # detection (11 s seen) plus the fero-ls checks outlasted 15 s, after which the
+    # node rejoined as a forgotten, hence new, member with its old incarnation.
+    args = ["--membership", "local", "--constants.membership.suspicion_mult", "5",
+            "--constants.membership.tombstone_reap_s", "120"]
     first = serve(tmp_path / "n0", node_id="n0", extra_args=args)
     nodes = [first] + [
         serve(tmp_path / f"n{i}", node_id=f"n{i}", extra_args=args + ["--seeds", first.address])
