@@ -136,16 +136,13 @@ class Documents:
 
     def _get(self, name: str) -> Doc | None:
         doc = self.docs.get(name)
-        cls = doc.__class__
-        if cls is tuple:
-            raw, hlc, origin = doc  # type: ignore[misc]
-        elif cls is _Run:
-            raw, hlc, origin = doc.entry(name)  # type: ignore[union-attr]
-            self._unlink(doc)  # type: ignore[arg-type]
-        else:
+        if doc is None or doc.__class__ is Doc:
             return doc  # type: ignore[return-value]
-        doc = self.docs[name] = Doc(raw=raw, hlc=hlc, origin=origin)
-        return doc
+        raw, hlc, origin = self._entry(name, doc)
+        if doc.__class__ is _Run:
+            self._unlink(doc)  # type: ignore[arg-type]
+        new = self.docs[name] = Doc(raw=raw, hlc=hlc, origin=origin)
+        return new
 
     def _unlink(self, run: _Run) -> None:
         """One document left `run`. Once fewer than half of its records are live, the
