@@ -32,7 +32,7 @@ from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 import grpc
 
-from fero import values
+from fero import values, wire
 from fero.errors import (
     DeadlineExceeded, FailedPrecondition, FeroError, InvalidArgument, Unavailable, Unimplemented, from_status, status_code,
 )
@@ -167,7 +167,7 @@ class _Conn:
         if self._unary:
             return await self._unary_commit(request, timeout)
         if self._session is None or self._session.broken is not None:
-            self._session = _CommitSession(self.changelog)
+            self._session = _CommitSession(self.channel)
         try:
             return await self._session.commit(request, timeout)
         except Unimplemented:
@@ -199,11 +199,20 @@ def _stream_error(exc: BaseException) -> FeroError:
     return Unavailable(f"the commit stream closed: {exc}")
 
 
+def _as_sent(request: bytes) -> bytes:
+    return request
+
+
 class _CommitSession:
     """One CommitStream: calls in flight by id, and one task reading the replies."""
 
-    def __init__(self, stub: changelog_pb2_grpc.ChangelogStub) -> None:
-        self.call = stub.CommitStream()
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        # Requests go out as bytes (fero.wire.commit_stream_request), not as a
+        # CommitStreamRequest that would copy the whole CommitRequest into itself.
+        self.call = channel.stream_stream(
+            "/fero.v1.Changelog/CommitStream", request_serializer=_as_sent,
+            response_deserializer=changelog_pb2.CommitStreamReply.FromString,
+        )()
         self.pending: dict[int, asyncio.Future[changelog_pb2.CommitStreamReply]] = {}
         self.broken: FeroError | None = None
         self._ids = 0
@@ -221,7 +230,7 @@ class _CommitSession:
             async with asyncio.timeout(timeout):  # the write too: a stalled node stops reading
                 try:
                     async with self._write_lock:
-                        await self.call.write(changelog_pb2.CommitStreamRequest(id=id, commit=request))
+                        await self.call.write(wire.commit_stream_request(id, request.SerializeToString()))
                 except Exception as exc:
                     # Not sent (a write to a stream whose node just died fails, often as
                     # INTERNAL "Internal error from Core", or as a cygrpc

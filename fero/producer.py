@@ -13,7 +13,9 @@ values or amounts, one ticket per batch. A batch goes out when it holds `batch_s
 records, when its first record is `linger_ms` old, when the producer holds
 `max_buffered` records, or at flush(); each request to an owner carries up to
 `request_records` records of ready batches. Nothing is built per record but the key's
-partition and two list appends: no Record message, no future, no task.
+partition and two list appends: no Record message, no future, no task. A batch's
+columns go into the request message as it is built, once: building a Batch first and
+setting it in the request would copy it whole.
 
 A batch that fails retriably (its owner moved or is unreachable) is sent again whole,
 with the same ticket, to the partition's owner as the refreshed ring says, until the
@@ -45,7 +47,9 @@ OnResult = Callable[[types_pb2.Batch, types_pb2.BatchResult], None]
 
 
 class _Buffer:
-    __slots__ = ("partition", "op", "action", "keys", "column", "since")
+    """A partition's open batch; once sealed, a batch to send (again, on a retry)."""
+
+    __slots__ = ("partition", "op", "action", "keys", "column", "since", "ticket", "first_sent")
 
     def __init__(self, partition: int, op: int, action: str = "") -> None:
         self.partition = partition
@@ -54,6 +58,16 @@ class _Buffer:
         self.keys: list[str] = []
         self.column: list[Any] = []  # values or amounts
         self.since = time.monotonic()
+        self.ticket = ""  # set when sealed
+        #: Loop time of its first send (the retry_for_s clock).
+        self.first_sent: float | None = None
+
+    def add_to(self, req: changelog_pb2.CommitRequest) -> types_pb2.Batch:
+        if self.op == types_pb2.OP_COUNTER_ADD or self.op == types_pb2.OP_ADD:
+            return req.batches.add(partition=self.partition, ticket=self.ticket, op=self.op,
+                                   keys=self.keys, amounts=self.column, action=self.action)
+        return req.batches.add(partition=self.partition, ticket=self.ticket, op=self.op,
+                               keys=self.keys, values=self.column, action=self.action)
 
 
 class Producer:
@@ -82,8 +96,8 @@ class Producer:
         self._partitions = 0
         self._buffers: dict[int, _Buffer] = {}
         self._buffered = 0
-        #: Batches to send, with the loop time their first send started (for retry_for_s).
-        self._ready: list[tuple[types_pb2.Batch, float | None]] = []
+        #: Sealed batches to send.
+        self._ready: list[_Buffer] = []
         self._ready_records = 0
         self._in_flight: set[asyncio.Task[None]] = set()
         self._send_lock = asyncio.Lock()
@@ -185,15 +199,10 @@ class Producer:
         """Turns a buffer into a ready batch."""
         del self._buffers[buf.partition]
         # The client's ticket sequence: unique across every producer of this client.
-        b = types_pb2.Batch(partition=buf.partition, ticket=self.client.ticket(), op=buf.op,
-                            keys=buf.keys, action=buf.action)
-        if buf.op == types_pb2.OP_COUNTER_ADD or buf.op == types_pb2.OP_ADD:
-            b.amounts.extend(buf.column)
-        elif buf.column:
-            b.values.extend(buf.column)
+        buf.ticket = self.client.ticket()
         n = len(buf.keys)
         self._buffered -= n
-        self._ready.append((b, None))
+        self._ready.append(buf)
         self._ready_records += n
 
     async def _linger_loop(self) -> None:
@@ -227,16 +236,16 @@ class Producer:
                     await asyncio.wait(set(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
                 if self._error is not None:
                     raise self._error
-                address = self.client.address_for_partition(self._ready[0][0].partition)
-                group: list[tuple[types_pb2.Batch, float | None]] = []
-                keep: list[tuple[types_pb2.Batch, float | None]] = []
+                address = self.client.address_for_partition(self._ready[0].partition)
+                group: list[_Buffer] = []
+                keep: list[_Buffer] = []
                 n = 0
-                for item in self._ready:
-                    if n < self.request_records and self.client.address_for_partition(item[0].partition) == address:
-                        group.append(item)
-                        n += len(item[0].keys)
+                for buf in self._ready:
+                    if n < self.request_records and self.client.address_for_partition(buf.partition) == address:
+                        group.append(buf)
+                        n += len(buf.keys)
                     else:
-                        keep.append(item)
+                        keep.append(buf)
                 self._ready = keep
                 self._ready_records -= n
                 task = asyncio.get_running_loop().create_task(self._request(address, group))
@@ -246,11 +255,13 @@ class Producer:
                 # it back until max_in_flight calls have queued up.
                 await asyncio.sleep(0)
 
-    async def _request(self, address: str, group: list[tuple[types_pb2.Batch, float | None]]) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        group = [(b, now if t is None else t) for b, t in group]
-        req = changelog_pb2.CommitRequest(batches=[b for b, _ in group], acks=self.acks)
+    async def _request(self, address: str, group: list[_Buffer]) -> None:
+        now = asyncio.get_running_loop().time()
+        req = changelog_pb2.CommitRequest(acks=self.acks)
+        for buf in group:
+            if buf.first_sent is None:
+                buf.first_sent = now
+            buf.add_to(req)
         try:
             try:
                 t0 = time.perf_counter()
@@ -263,12 +274,12 @@ class Producer:
                 return
             retry = []
             failure: FeroError | None = None
-            for (b, t), r in zip(group, reply.batch_results):
+            for buf, b, r in zip(group, req.batches, reply.batch_results):
                 if r.error_code:
                     failure = from_status(status_code(r.error_code), r.error_message)
                     if not failure.retriable:
                         raise failure
-                    retry.append((b, t))
+                    retry.append(buf)
                     continue
                 self._done(b, r)
             if retry:
@@ -294,18 +305,18 @@ class Producer:
         if self.on_result is not None:
             self.on_result(b, r)
 
-    async def _retry(self, group: list[tuple[types_pb2.Batch, float | None]], err: FeroError) -> None:
+    async def _retry(self, group: list[_Buffer], err: FeroError) -> None:
         """Sends retriable batches again, same tickets, to their owners as a refreshed
         ring says, after a backoff; gives up (raises `err`) after retry_for_s."""
         loop = asyncio.get_running_loop()
-        oldest = min(t for _, t in group if t is not None)
+        oldest = min(buf.first_sent for buf in group if buf.first_sent is not None)
         if loop.time() - oldest > self.client.retry_for_s:
             raise err
         await self.client._failed_over()
         await asyncio.sleep(self.client._rng.uniform(0, 0.1))
-        by_owner: dict[str, list[tuple[types_pb2.Batch, float | None]]] = {}
-        for item in group:
-            by_owner.setdefault(self.client.address_for_partition(item[0].partition), []).append(item)
+        by_owner: dict[str, list[_Buffer]] = {}
+        for buf in group:
+            by_owner.setdefault(self.client.address_for_partition(buf.partition), []).append(buf)
         for address, items in by_owner.items():
             await self._request(address, items)
 

@@ -7,6 +7,10 @@ hundred small records that copy and encode cost more than everything else the ow
 does with them but the dict insert. Only the top-level fields of a few messages are
 walked, never the records, so this stays a handful of steps per batch.
 
+The client likewise wraps a serialised CommitRequest in its CommitStreamRequest by
+prefixing two fields (`commit_stream_request`): setting a message field copies the
+whole message, which cost more than serialising it.
+
 Pure: no I/O.
 """
 
@@ -16,7 +20,9 @@ from fero.v1 import storage_pb2, types_pb2
 
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 #: Field numbers (fero/v1/changelog.proto, storage.proto).
+_STREAM_ID_TAG = bytes([1 << 3 | _VARINT])   # CommitStreamRequest.id
 _STREAM_COMMIT = 2      # CommitStreamRequest.commit
+_STREAM_COMMIT_TAG = bytes([_STREAM_COMMIT << 3 | _LEN])
 _COMMIT_BATCHES = 3     # CommitRequest.batches
 _ENTRY_BATCH_TAG = bytes([8 << 3 | _LEN])  # LogEntry.batch
 
@@ -86,6 +92,11 @@ def stream_batches(raw: bytes) -> list[bytes] | None:
         return [raw[s:e] for s, e in len_fields(raw, start, end, _COMMIT_BATCHES)]
     except Malformed:
         return None
+
+
+def commit_stream_request(id: int, commit: bytes) -> bytes:
+    """A serialised CommitStreamRequest of `id` and the serialised CommitRequest `commit`."""
+    return b"".join((_STREAM_ID_TAG, encode_varint(id), _STREAM_COMMIT_TAG, encode_varint(len(commit)), commit))
 
 
 def stamped_batch_entry(header: storage_pb2.LogEntry, batch: bytes, stamps: types_pb2.Batch) -> bytes:

@@ -1,5 +1,6 @@
-"""fero.wire: finding a CommitStreamRequest's batches in its bytes, and logging a batch
-as the bytes it came in with its stamps appended."""
+"""fero.wire: finding a CommitStreamRequest's batches in its bytes, logging a batch as
+the bytes it came in with its stamps appended, and the client's CommitStreamRequest
+built around a serialised CommitRequest."""
 
 from __future__ import annotations
 
@@ -30,6 +31,15 @@ def test_stream_batches_are_the_bytes_of_each_batch_in_order(seed: int) -> None:
     found = wire.stream_batches(req.SerializeToString())
     assert found is not None
     assert [types_pb2.Batch.FromString(b) for b in found] == batches
+
+
+@pytest.mark.parametrize("id,records", [(0, 0), (1, 1), (127, 3), (128, 200), (1 << 62, 2000)])
+def test_a_commit_stream_request_built_from_bytes_parses_as_the_message(id: int, records: int) -> None:
+    # 200 and 2000 records take the length past one and two varint bytes.
+    commit = changelog_pb2.CommitRequest(acks=types_pb2.ACKS_ALL, batches=[_batch(5, records)] if records else [])
+    raw = wire.commit_stream_request(id, commit.SerializeToString())
+    assert changelog_pb2.CommitStreamRequest.FromString(raw) == changelog_pb2.CommitStreamRequest(id=id, commit=commit)
+    assert wire.stream_batches(raw) == ([_batch(5, records).SerializeToString()] if records else [])
 
 
 def test_stream_batches_gives_up_on_what_it_cannot_split() -> None:
