@@ -89,6 +89,19 @@ class Doc:
         return self._raw
 
 
+#: Documents as columns: keys, raw JSON values, hlcs, origins.
+Columns = tuple[list[str], list[bytes], list[int], list[str]]
+
+
+def fill_columns(out: Any, columns: Columns) -> None:
+    """Columns into a fero.v1.KeyColumns."""
+    keys, raws, hlcs, origins = columns
+    out.keys.extend(keys)
+    out.values.extend(raws)
+    out.hlcs.extend(hlcs)
+    out.origins.extend(origins)
+
+
 class _Run:
     """The documents one bulk UPDATE set (Documents.update_many): the batch's key and
     value columns as they came, record k stamped hlc + k. Every key it set maps to
@@ -175,16 +188,18 @@ class Documents:
             yield key, *entry(key, doc)
 
     def to_columns(self, out: Any) -> None:
-        """Every document into a fero.v1.KeyColumns (a snapshot), in bulk: the columns
-        of a run whose documents are all still there go in whole, with no Python step
-        per key."""
-        docs = self.docs
-        if not docs:
-            return
+        """Every document into a fero.v1.KeyColumns (a snapshot)."""
+        fill_columns(out, self.columns())
+
+    def columns(self) -> Columns:
+        """Every document as four columns (keys, raws, hlcs, origins) of immutable values,
+        built in bulk: the columns of a run whose documents are all still there go in
+        whole, with no Python step per key."""
         keys: list[str] = []
         raws: list[bytes] = []
         hlcs: list[int] = []
         origins: list[str] = []
+        docs = self.docs
         entry = self._entry
         # Consecutive documents that share a value: a run's keys sit together, in its
         # order, as one dict update put them there.
@@ -201,10 +216,7 @@ class Documents:
                 raws.append(raw)
                 hlcs.append(hlc)
                 origins.append(origin)
-        out.keys.extend(keys)
-        out.values.extend(raws)
-        out.hlcs.extend(hlcs)
-        out.origins.extend(origins)
+        return keys, raws, hlcs, origins
 
     def from_columns(self, cols: Any) -> None:
         """Loads documents from a fero.v1.KeyColumns, in bulk."""

@@ -25,7 +25,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, NamedTuple, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import structlog
 
@@ -33,7 +33,7 @@ from fero import batch as batches
 from fero import values, wire
 from fero.clock import Clock
 from fero.config import Config
-from fero.documents import partition_key
+from fero.documents import Columns, fill_columns, partition_key
 from fero.errors import FeroError, InvalidArgument, OutOfRange, ResourceExhausted, Unimplemented
 from fero.hlc import HybridClock
 from fero.log import snapshot as snapshots
@@ -99,6 +99,14 @@ class _Frame:
     count: int
     segment: int
     position: int
+
+
+def _filled(parts: list[tuple[storage_pb2.PartitionSnapshot, Columns]]) -> Iterator[storage_pb2.PartitionSnapshot]:
+    """Each partition's state with its documents put in, letting go of each once given."""
+    for i, (ps, columns) in enumerate(parts):
+        parts[i] = None  # type: ignore[call-overload]
+        fill_columns(ps.key_columns, columns)
+        yield ps
 
 
 class Engine:
@@ -168,14 +176,17 @@ class Engine:
         """Loads the newest snapshot and replays the log after it. Blocking."""
         t0 = time.perf_counter()
         start = (0, 0)
-        snap = snapshots.load_latest(self.snapshot_dir) if self.snapshot_dir else None
-        if snap is not None:
+        loaded = snapshots.load_latest(self.snapshot_dir) if self.snapshot_dir else None
+        if loaded is not None:
+            snap, states = loaded
             if snap.partitions != len(self.partitions):
                 raise ValueError(
                     f"the data directory was created with {snap.partitions} partitions, "
                     f"not {len(self.partitions)} (dht.partitions is fixed per cluster)"
                 )
-            self._load_snapshot(snap)
+            self.hlc.observe(snap.hlc)
+            for ps in states:
+                self.partitions[ps.partition].load_snapshot(ps)
             start = (snap.segment, snap.position)
         frames = self.wal.recover(0, 0)
         for seg, pos, body in frames:
@@ -199,7 +210,7 @@ class Engine:
         self._recovery_ms = (time.perf_counter() - t0) * 1000
         log.info(
             "engine.recovered",
-            snapshot=bool(snap),
+            snapshot=loaded is not None,
             replayed_records=self._replayed,
             ms=round(self._recovery_ms, 1),
         )
@@ -986,28 +997,30 @@ class Engine:
             now_ms = self.clock.wall_ms()
             dropped = sum(state.compact(now_ms) for state in self.partitions)
             seg, pos = self.wal.end
-            snap = self._build_snapshot(seg, pos)
+            head, parts = self._build_snapshot(seg, pos)
             self._snapshot_entries = sum(len(st.counters) + len(st.documents) + st.tickets.weight for st in self.partitions)
             self._records_since_snapshot = 0
             self._last_snapshot_at = self.clock.now()
             await self.wal.sync()
-            await asyncio.to_thread(snapshots.write, self.snapshot_dir, snap)
+            await asyncio.to_thread(snapshots.write, self.snapshot_dir, head, _filled(parts))
             self._snapshots += 1
             self._last_snapshot_ms = (time.perf_counter() - t0) * 1000
             self._apply_retention()
             log.info("engine.snapshot", segment=seg, position=pos, ms=round(self._last_snapshot_ms, 1), expired_counters_dropped=dropped)
 
-    def _build_snapshot(self, seg: int, pos: int) -> storage_pb2.Snapshot:
-        snap = storage_pb2.Snapshot(partitions=len(self.partitions), segment=seg, position=pos, hlc=self.hlc.last)
+    def _build_snapshot(
+        self, seg: int, pos: int
+    ) -> tuple[storage_pb2.Snapshot, list[tuple[storage_pb2.PartitionSnapshot, Columns]]]:
+        """The snapshot's head, and each partition's state with its documents still as
+        columns: the consistent cut is taken here, on the event loop, and the columns
+        (most of a large state) go into the messages in the writer's thread."""
+        head = storage_pb2.Snapshot(partitions=len(self.partitions), segment=seg, position=pos, hlc=self.hlc.last)
+        parts = []
         for state in self.partitions:
             if state.next_offset or state.origins or state.counters or state.documents.docs:
-                state.to_snapshot(snap.partition_states.add())
-        return snap
-
-    def _load_snapshot(self, snap: storage_pb2.Snapshot) -> None:
-        self.hlc.observe(snap.hlc)
-        for ps in snap.partition_states:
-            self.partitions[ps.partition].load_snapshot(ps)
+                parts.append((state.to_snapshot(documents=False), state.documents.columns()))
+        head.partition_frames = len(parts)
+        return head, parts
 
     def _apply_retention(self) -> None:
         """Drops closed segments that no kept snapshot needs and that retention allows."""

@@ -321,16 +321,20 @@ class PartitionState:
 
     # -- snapshots --------------------------------------------------------------------
 
-    def to_snapshot(self, out: storage_pb2.PartitionSnapshot | None = None) -> storage_pb2.PartitionSnapshot:
+    def to_snapshot(
+        self, out: storage_pb2.PartitionSnapshot | None = None, documents: bool = True
+    ) -> storage_pb2.PartitionSnapshot:
         """This partition's whole state, for a node snapshot or a state transfer; fills
-        `out` in place if given (no copy of a large state)."""
+        `out` in place if given (no copy of a large state). Without `documents`, the
+        caller adds them (Documents.columns)."""
         ps = out if out is not None else storage_pb2.PartitionSnapshot()
         ps.partition, ps.epoch, ps.next_offset = self.partition, self.epoch, self.next_offset
         ps.log_start_offset = self.log_start_offset
         for c in self.counters.values():
             cs = ps.counters.add(name=c.name, kind=int(c.kind), expire_at_ms=c.expire_at_ms)
             values.to_number(c.value, cs.value)
-        self.documents.to_columns(ps.key_columns)
+        if documents:
+            self.documents.to_columns(ps.key_columns)
         for key, (hlc, origin) in self.documents.tombstones.items():
             ps.keys.add(key=key, hlc=hlc, origin=origin, removed=True)
         for origin, seq in self.origins.items():

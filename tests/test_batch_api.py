@@ -445,7 +445,7 @@ def test_batch_tickets_survive_a_snapshot_retention_and_sigkill(serve, tmp_path:
             first_segment = segment.list_ids(data / "log")[0]
 
             def covered() -> bool:
-                snaps = list((data / "snapshots").glob("snapshot-*.snap")) if (data / "snapshots").exists() else []
+                snaps = list((data / "snapshots").glob("snapshot-*.snap*")) if (data / "snapshots").exists() else []
                 return bool(snaps) and first_segment not in segment.list_ids(data / "log")
 
             await eventually(covered, 15, "a snapshot, and retention to drop the batch's segment")

@@ -1,3 +1,4 @@
+import io
 import zlib
 
 import pytest
@@ -28,6 +29,16 @@ def test_damage_is_detected(mutate, why):
         frame.decode_at(mutate(good), 0)
     assert why in str(err.value)
     assert err.value.position == 0
+    with pytest.raises(frame.Corrupt) as err:  # the same, read from a file
+        frame.read(io.BytesIO(mutate(good)), 0)
+    assert why in str(err.value)
+
+
+def test_read_takes_one_frame_at_a_time_then_none_at_the_end():
+    bodies = [b"", b"a", b"x" * 1000]
+    f = io.BytesIO(b"".join(frame.encode(b) for b in bodies))
+    assert [frame.read(f, f.tell()) for _ in bodies] == bodies
+    assert frame.read(f, f.tell()) is None
 
 
 def test_scan_stops_at_first_bad_frame_and_reports_its_position():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 HEADER = struct.Struct(">II")
 HEADER_SIZE = HEADER.size
@@ -57,3 +57,22 @@ def scan(buf: bytes | memoryview, position: int = 0) -> Iterator[tuple[int, byte
         body, nxt = decode_at(buf, position)
         yield position, body
         position = nxt
+
+
+def read(f: BinaryIO, position: int) -> bytes | None:
+    """The body of the frame at the file's current offset, `position` (read one frame at
+    a time, never the whole file); None at the end of the file. Corrupt as decode_at."""
+    header = f.read(HEADER_SIZE)
+    if not header:
+        return None
+    if len(header) < HEADER_SIZE:
+        raise Corrupt(position, "header cut short")
+    length, crc = HEADER.unpack(header)
+    if length > MAX_BODY_BYTES:
+        raise Corrupt(position, f"length {length} is implausible")
+    body = f.read(length)
+    if len(body) < length:
+        raise Corrupt(position, f"body of {length} bytes cut short at {len(body)}")
+    if zlib.crc32(body) != crc:
+        raise Corrupt(position, "CRC mismatch")
+    return body

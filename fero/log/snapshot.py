@@ -1,49 +1,104 @@
 """Snapshots of the materialised state, so that restart replays only the log after them.
 
-A snapshot file is one CRC'd frame holding a `fero.v1.Snapshot`, written to a temporary
-name, fsynced, renamed into place and the directory fsynced: it is either all there or
-not there. Loading takes the newest snapshot that checks out and falls back to an older
-one if the newest is damaged; the log segments a kept snapshot needs are never deleted.
+A snapshot file is a CRC'd frame holding a `fero.v1.Snapshot` without its partition
+states, then one frame per `PartitionSnapshot`, as many as the first frame says. It is
+written to a temporary name, fsynced, renamed into place and the directory fsynced: it
+is either all there or not there. Loading takes the newest snapshot that checks out and
+falls back to an older one if the newest is damaged; the log segments a kept snapshot
+needs are never deleted.
+
+A frame per partition, not one for the whole state, because:
+- a frame is at most frame.MAX_BODY_BYTES (256 MB), so one frame could not hold a
+  state of a few million documents, and a snapshot that cannot be read lets retention
+  drop log that no readable snapshot covers;
+- serialising a large message holds the GIL throughout (about 0.3 s per million
+  documents here), stalling the event loop; a partition at a time yields between them;
+- no buffer of the whole state is built, then copied again to frame it.
+
+Files of the first format (`.snap`: one frame of the whole Snapshot) still load; new
+ones are `.snap2`, which an older fero does not list, rather than read as empty.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import zlib
 from pathlib import Path
+from typing import Iterable, Sequence
 
 import structlog
+from google.protobuf.message import DecodeError
 
 from fero.log import frame
 from fero.v1 import storage_pb2
 
 log = structlog.get_logger("fero.snapshot")
 
-PREFIX, SUFFIX = "snapshot-", ".snap"
+PREFIX = "snapshot-"
+SUFFIX, SUFFIX_V1 = ".snap2", ".snap"
 #: How many snapshots to keep: the newest, and one to fall back to if it is damaged.
 KEEP = 2
+
+Loaded = tuple[storage_pb2.Snapshot, Sequence[storage_pb2.PartitionSnapshot]]
 
 
 def _name(segment_id: int, position: int) -> str:
     return f"{PREFIX}{segment_id:020d}-{position:012d}{SUFFIX}"
 
 
+def _position(p: Path) -> tuple[int, int] | None:
+    """(segment, position) a snapshot file's name says; None for other files."""
+    name = p.name
+    if not name.startswith(PREFIX):
+        return None
+    stem = name.removesuffix(SUFFIX) if name.endswith(SUFFIX) else name.removesuffix(SUFFIX_V1)
+    if stem == name:
+        return None
+    seg, _, pos = stem[len(PREFIX):].partition("-")
+    if not (seg.isdigit() and pos.isdigit()):
+        return None
+    return int(seg), int(pos)
+
+
 def _listed(directory: Path) -> list[Path]:
+    """Snapshot files of either format, oldest first."""
     if not directory.exists():
         return []
-    return sorted(p for p in directory.iterdir() if p.name.startswith(PREFIX) and p.name.endswith(SUFFIX))
+    found = [(at, p) for p in directory.iterdir() if (at := _position(p)) is not None]
+    return [p for _, p in sorted(found)]
 
 
-def write(directory: Path, snap: storage_pb2.Snapshot) -> Path:
-    """Writes `snap` atomically and prunes old snapshots; returns its path. Blocking:
-    call it from a worker thread."""
+def write(directory: Path, head: storage_pb2.Snapshot, states: Iterable[storage_pb2.PartitionSnapshot]) -> Path:
+    """Writes a snapshot atomically and prunes old snapshots; returns its path. `head`
+    has no partition states and says how many `states` gives (each is serialised as it
+    comes, so a caller may build them as they are taken). Blocking: call it from a
+    worker thread. OSError (EFBIG) if a partition's state is larger than a frame may
+    be: nothing is written then, and the snapshots there are kept."""
+    if len(head.partition_states):
+        raise ValueError("the partition states go in `states`, not in `head`")
     directory.mkdir(parents=True, exist_ok=True)
-    final = directory / _name(snap.segment, snap.position)
+    final = directory / _name(head.segment, head.position)
     tmp = final.with_suffix(".tmp")
-    data = frame.encode(snap.SerializeToString())
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    written = 0
+    try:
+        with open(tmp, "wb") as f:
+            f.write(frame.encode(head.SerializeToString()))
+            for ps in states:
+                body = ps.SerializeToString()
+                if len(body) > frame.MAX_BODY_BYTES:
+                    raise OSError(errno.EFBIG, f"partition {ps.partition}'s state is {len(body)} bytes, "
+                                  f"more than a snapshot frame holds ({frame.MAX_BODY_BYTES})")
+                f.write(frame.HEADER.pack(len(body), zlib.crc32(body)))
+                f.write(body)
+                written += 1
+            if written != head.partition_frames:
+                raise ValueError(f"{written} partition states for a head that says {head.partition_frames}")
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, final)
     _fsync_dir(directory)
     for old in _listed(directory)[:-KEEP]:
@@ -51,15 +106,32 @@ def write(directory: Path, snap: storage_pb2.Snapshot) -> Path:
     return final
 
 
-def load_latest(directory: Path) -> storage_pb2.Snapshot | None:
+def _load(p: Path) -> Loaded:
+    """The snapshot in file `p`: its Snapshot (without partition states, but for the
+    first format) and its partition states. frame.Corrupt or DecodeError if damaged."""
+    with open(p, "rb") as f:
+        body = frame.read(f, 0)
+        if body is None:
+            raise frame.Corrupt(0, "empty file")
+        snap = storage_pb2.Snapshot.FromString(body)
+        if p.name.endswith(SUFFIX_V1):
+            parts: Sequence[storage_pb2.PartitionSnapshot] = snap.partition_states
+        else:
+            parts = []
+            while (body := frame.read(f, f.tell())) is not None:
+                parts.append(storage_pb2.PartitionSnapshot.FromString(body))
+            if len(parts) != snap.partition_frames:
+                # Frames are whole (CRC'd), so a file cut at a frame boundary shows only here.
+                raise frame.Corrupt(f.tell(), f"{len(parts)} partition frames of {snap.partition_frames}")
+    return snap, parts
+
+
+def load_latest(directory: Path) -> Loaded | None:
     """The newest intact snapshot, or None."""
     for p in reversed(_listed(directory)):
         try:
-            body, _ = frame.decode_at(p.read_bytes(), 0)
-            snap = storage_pb2.Snapshot()
-            snap.ParseFromString(body)
-            return snap
-        except (frame.Corrupt, OSError, ValueError) as exc:
+            return _load(p)
+        except (frame.Corrupt, OSError, DecodeError) as exc:
             log.warning("snapshot.damaged", path=str(p), error=str(exc))
     return None
 
@@ -67,10 +139,7 @@ def load_latest(directory: Path) -> storage_pb2.Snapshot | None:
 def oldest_needed(directory: Path) -> tuple[int, int] | None:
     """(segment, position) of the oldest kept snapshot: log before it may be dropped."""
     kept = _listed(directory)
-    if not kept:
-        return None
-    seg, pos = kept[0].name[len(PREFIX) : -len(SUFFIX)].split("-")
-    return int(seg), int(pos)
+    return _position(kept[0]) if kept else None
 
 
 def _fsync_dir(directory: Path) -> None:

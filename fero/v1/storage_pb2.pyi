@@ -28,18 +28,20 @@ class LogEntry(_message.Message):
     def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., base_offset: _Optional[int] = ..., records: _Optional[_Iterable[_Union[_types_pb2.Record, _Mapping]]] = ..., owner: _Optional[str] = ..., truncate: _Optional[bool] = ..., install: _Optional[_Union[PartitionSnapshot, _Mapping]] = ..., batch: _Optional[_Union[_types_pb2.Batch, _Mapping]] = ...) -> None: ...
 
 class Snapshot(_message.Message):
-    __slots__ = ("partitions", "segment", "position", "partition_states", "hlc")
+    __slots__ = ("partitions", "segment", "position", "partition_states", "hlc", "partition_frames")
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
     PARTITION_STATES_FIELD_NUMBER: _ClassVar[int]
     HLC_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FRAMES_FIELD_NUMBER: _ClassVar[int]
     partitions: int
     segment: int
     position: int
     partition_states: _containers.RepeatedCompositeFieldContainer[PartitionSnapshot]
     hlc: int
-    def __init__(self, partitions: _Optional[int] = ..., segment: _Optional[int] = ..., position: _Optional[int] = ..., partition_states: _Optional[_Iterable[_Union[PartitionSnapshot, _Mapping]]] = ..., hlc: _Optional[int] = ...) -> None: ...
+    partition_frames: int
+    def __init__(self, partitions: _Optional[int] = ..., segment: _Optional[int] = ..., position: _Optional[int] = ..., partition_states: _Optional[_Iterable[_Union[PartitionSnapshot, _Mapping]]] = ..., hlc: _Optional[int] = ..., partition_frames: _Optional[int] = ...) -> None: ...
 
 class PartitionSnapshot(_message.Message):
     __slots__ = ("partition", "epoch", "next_offset", "counters", "keys", "tickets", "log_start_offset", "origins", "epochs", "key_columns")
