@@ -245,3 +245,47 @@ def test_an_add_written_to_the_stream_of_a_node_just_killed_is_retried_not_faile
             assert (await client.get("jk")).value == 3
 
     run(body, 60)
+
+
+def test_a_node_without_commit_stream_is_sent_unary_commits(sessions: list[_Counted]) -> None:
+    """A node of a version before CommitStream answers it UNIMPLEMENTED: the client
+    falls back to unary Commit on that connection, for records and for batches."""
+
+    async def body() -> None:
+        async with running_node() as node:
+            upstream = grpc.aio.insecure_channel(node.address)
+            forward = changelog_pb2_grpc.ChangelogStub(upstream)
+            unary_calls: list[int] = []
+
+            async def commit(request: changelog_pb2.CommitRequest, context: Any) -> changelog_pb2.CommitReply:
+                unary_calls.append(len(request.records) + sum(len(b.keys) for b in request.batches))
+                return await forward.Commit(request)
+
+            old = grpc.aio.server()
+            old.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("fero.v1.Changelog", {
+                "Commit": grpc.unary_unary_rpc_method_handler(
+                    commit, request_deserializer=changelog_pb2.CommitRequest.FromString,
+                    response_serializer=changelog_pb2.CommitReply.SerializeToString),
+            }),))
+            port = old.add_insecure_port("127.0.0.1:0")
+            await old.start()
+            try:
+                address = f"127.0.0.1:{port}"
+                async with fero.connect(address, route=False) as client:
+                    first = await client.add("visits", 3)
+                    conn = client._conn(address)
+                    assert conn._unary is True
+                    batch = pb.Batch(partition=fero.ring.partition_of("visits", 256), ticket="b1",
+                                     op=pb.OP_COUNTER_ADD, keys=["visits"] * 4, amounts=[1, 2, 3, 4])
+                    reply = await conn.commit(changelog_pb2.CommitRequest(batches=[batch], acks=pb.ACKS_LEADER), 10)
+                    assert list(reply.batch_results[0].values) == [4, 6, 9, 13]
+                    assert first.value == 3
+                assert len(sessions) == 1 and sessions[0].broken is not None, "one stream tried, refused"
+                assert unary_calls == [1, 4]
+                async with fero.connect(node.address) as direct:
+                    assert (await direct.get("visits")).value == 13
+            finally:
+                await old.stop(None)
+                await upstream.close()
+
+    run(body)
