@@ -987,6 +987,10 @@ class Engine:
                     return
                 except OSError as exc:
                     log.error("engine.snapshot_failed", error=str(exc))
+                except Exception as exc:
+                    # Not this loop's end: without snapshots retention stops and the log
+                    # grows for good. The next one is due after as many records again.
+                    log.exception("engine.snapshot_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def take_snapshot(self) -> None:
         """Compacts, writes a snapshot of every partition, then applies retention."""

@@ -77,7 +77,7 @@ def test_a_partition_larger_than_a_frame_is_refused_and_the_last_snapshot_kept(t
     with pytest.raises(OSError) as err:
         _write(tmp_path, big)
     assert err.value.errno == errno.EFBIG and "partition 0" in str(err.value)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot-00000000000000000001-000000000000.snap2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot-00000000000000000001-000000000000.snap2", snapshots.DOWNGRADE_MARKER]
     assert _loaded(tmp_path) == _as_loaded(good)
 
 
@@ -121,8 +121,67 @@ def test_first_format_files_load_and_the_newest_of_either_format_wins(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "snapshot-00000000000000000005-000000000100.snap",
         "snapshot-00000000000000000005-000000000200.snap2",
+        snapshots.DOWNGRADE_MARKER,
     ]
     assert snapshots.oldest_needed(tmp_path) == (5, 100)
+
+
+def test_an_older_fero_finds_a_marker_it_refuses_and_this_one_passes_over_it(tmp_path):
+    """An older fero lists only `.snap` files, loads the newest by name, and stops at a
+    snapshot of another partition count; without the marker it would not list the
+    `.snap2` files at all and replay a log that retention may have cut."""
+    v1 = _snap(1, 0)
+    _write_first_format(tmp_path, v1)
+    snap = _snap(2, 50)
+    _write(tmp_path, snap)
+    first_format = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".snap"))
+    assert first_format[-1] == snapshots.DOWNGRADE_MARKER  # what an older fero loads
+    body, _ = frame.decode_at((tmp_path / snapshots.DOWNGRADE_MARKER).read_bytes(), 0)
+    assert storage_pb2.Snapshot.FromString(body).partitions == 0 != snap.partitions
+    (tmp_path / "snapshot-²-1.snap2").write_bytes(b"not a snapshot")  # digits, but not ASCII ones
+    assert _loaded(tmp_path) == _as_loaded(snap)
+    assert snapshots.oldest_needed(tmp_path) == (1, 0)
+    _write(tmp_path, _snap(3, 0))  # prunes snapshots, never the marker
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "snapshot-00000000000000000002-000000000050.snap2",
+        "snapshot-00000000000000000003-000000000000.snap2",
+        snapshots.DOWNGRADE_MARKER,
+        "snapshot-²-1.snap2",
+    ]
+
+
+def test_the_snapshot_loop_outlives_a_failed_snapshot(tmp_path, monkeypatch):
+    """Any error (here a ValueError) is logged and the next snapshot is taken when due:
+    a loop that ended would stop retention, and the log would grow for good."""
+    clock = ManualClock()
+    cfg = Config(storage=dataclasses.replace(StorageConfig(), snapshot_every_s=0.01)).validate()
+    real_write, calls = snapshots.write, []
+
+    def write(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("injected")
+        return real_write(*args)
+
+    monkeypatch.setattr(snapshots, "write", write)
+
+    async def main() -> int:
+        e = Engine(cfg, clock, "n1", tmp_path)
+        e.open()
+        e.start()
+        try:
+            for i in range(2):
+                await e.commit([types_pb2.Record(key=f"k{i}", op=types_pb2.OP_UPDATE, value=b"1")], types_pb2.ACKS_LEADER)
+                clock.advance(1.0)
+                deadline = asyncio.get_running_loop().time() + 10
+                while len(calls) <= i and asyncio.get_running_loop().time() < deadline:
+                    await asyncio.sleep(0.01)
+            return e.statistics().snapshots
+        finally:
+            await e.close()
+
+    assert asyncio.run(main()) == 1 and len(calls) == 2
+    assert _loaded(tmp_path / "snapshots") is not None
 
 
 def test_a_restart_after_retention_has_every_document_of_a_state_larger_than_a_frame(tmp_path, monkeypatch):

@@ -16,13 +16,18 @@ A frame per partition, not one for the whole state, because:
 - no buffer of the whole state is built, then copied again to frame it.
 
 Files of the first format (`.snap`: one frame of the whole Snapshot) still load; new
-ones are `.snap2`, which an older fero does not list, rather than read as empty.
+ones are `.snap2`, which an older fero does not list. Not listing them, it would replay
+the log from its start, which retention may have dropped, and come up without that
+state, silently. So beside the first `.snap2` goes DOWNGRADE_MARKER: a first-format
+snapshot, named newest, of a state of 0 partitions, which an older fero loads first and
+refuses to start with ("the data directory was created with 0 partitions").
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import zlib
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -37,6 +42,7 @@ log = structlog.get_logger("fero.snapshot")
 
 PREFIX = "snapshot-"
 SUFFIX, SUFFIX_V1 = ".snap2", ".snap"
+DOWNGRADE_MARKER = f"{PREFIX}{'9' * 20}-{'9' * 12}{SUFFIX_V1}"
 #: How many snapshots to keep: the newest, and one to fall back to if it is damaged.
 KEEP = 2
 
@@ -47,18 +53,16 @@ def _name(segment_id: int, position: int) -> str:
     return f"{PREFIX}{segment_id:020d}-{position:012d}{SUFFIX}"
 
 
+_NAME = re.compile(r"snapshot-([0-9]{20})-([0-9]{12})\.snap2?")
+
+
 def _position(p: Path) -> tuple[int, int] | None:
-    """(segment, position) a snapshot file's name says; None for other files."""
-    name = p.name
-    if not name.startswith(PREFIX):
+    """(segment, position) a snapshot file's name says; None for other files (and for
+    the marker older fero versions stop at)."""
+    m = _NAME.fullmatch(p.name)
+    if m is None or p.name == DOWNGRADE_MARKER:
         return None
-    stem = name.removesuffix(SUFFIX) if name.endswith(SUFFIX) else name.removesuffix(SUFFIX_V1)
-    if stem == name:
-        return None
-    seg, _, pos = stem[len(PREFIX):].partition("-")
-    if not (seg.isdigit() and pos.isdigit()):
-        return None
-    return int(seg), int(pos)
+    return int(m[1]), int(m[2])
 
 
 def _listed(directory: Path) -> list[Path]:
@@ -85,10 +89,11 @@ def write(directory: Path, head: storage_pb2.Snapshot, states: Iterable[storage_
         with open(tmp, "wb") as f:
             f.write(frame.encode(head.SerializeToString()))
             for ps in states:
-                body = ps.SerializeToString()
-                if len(body) > frame.MAX_BODY_BYTES:
-                    raise OSError(errno.EFBIG, f"partition {ps.partition}'s state is {len(body)} bytes, "
+                size = ps.ByteSize()  # before serialising: a protobuf message ends at 2 GB
+                if size > frame.MAX_BODY_BYTES:
+                    raise OSError(errno.EFBIG, f"partition {ps.partition}'s state is {size} bytes, "
                                   f"more than a snapshot frame holds ({frame.MAX_BODY_BYTES})")
+                body = ps.SerializeToString()
                 f.write(frame.HEADER.pack(len(body), zlib.crc32(body)))
                 f.write(body)
                 written += 1
@@ -99,11 +104,26 @@ def write(directory: Path, head: storage_pb2.Snapshot, states: Iterable[storage_
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _mark(directory)
     os.replace(tmp, final)
     _fsync_dir(directory)
     for old in _listed(directory)[:-KEEP]:
         old.unlink(missing_ok=True)
     return final
+
+
+def _mark(directory: Path) -> None:
+    """Puts DOWNGRADE_MARKER in place (durably) unless it is there."""
+    marker = directory / DOWNGRADE_MARKER
+    if marker.exists():
+        return
+    tmp = marker.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        f.write(frame.encode(storage_pb2.Snapshot(partitions=0).SerializeToString()))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, marker)
+    _fsync_dir(directory)
 
 
 def _load(p: Path) -> Loaded:
