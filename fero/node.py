@@ -286,15 +286,17 @@ class Node:
 
     async def commit_batches(
         self, batch_list: Sequence[types_pb2.Batch], acks: int, forwarded: bool = False,
-        raw: Sequence[bytes] | None = None,
+        raw: Sequence[bytes] | None = None, columns: list[tuple[list[str], list]] | None = None,
     ) -> list[types_pb2.BatchResult]:
         """Commits columnar batches (fero.batch), each at the owner of its partition, as
         commit() does records; a batch that cannot reach its owner gets a BatchResult
         with an UNAVAILABLE error_code (retry it whole: its ticket makes that safe).
-        `raw`: each batch's bytes as the client sent them, if known (fero.wire)."""
+        `raw`: each batch's bytes as the client sent them, if known (fero.wire);
+        `columns`: what fero.batch.validate returned for them, if the caller checked."""
         self._check_serving()
         self._check_split_policy()
-        columns = batches.validate(batch_list, len(self.engine.partitions), self.config.limits)
+        if columns is None:
+            columns = batches.validate(batch_list, len(self.engine.partitions), self.config.limits)
         groups = self.router.group([b.partition for b in batch_list])
 
         async def local(idxs: list[int]) -> list[types_pb2.BatchResult]:

@@ -246,10 +246,12 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
         if request.records:
             # Both checked before either commits: a malformed call commits nothing.
             self.node.engine.validate(request.records)
-            batches.validate(request.batches, len(self.node.engine.partitions), self.node.config.limits, len(request.records))
+            columns = batches.validate(
+                request.batches, len(self.node.engine.partitions), self.node.config.limits, len(request.records)
+            )
             results, batch_results = await asyncio.gather(
                 self.node.commit(request.records, request.acks, forwarded),
-                self.node.commit_batches(request.batches, request.acks, forwarded, raw),
+                self.node.commit_batches(request.batches, request.acks, forwarded, raw, columns),
             )
         else:
             results, batch_results = [], await self.node.commit_batches(request.batches, request.acks, forwarded, raw)
