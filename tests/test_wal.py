@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from fero.errors import Internal
-from fero.log import segment
+from fero.errors import Internal, ResourceExhausted
+from fero.log import frame, segment
 from fero.log.wal import Wal
 
 
@@ -81,6 +81,25 @@ def test_wait_returns_only_after_the_frame_is_written(tmp_path):
     before, after = run(main())
     assert before == len(segment.MAGIC)  # append() itself does no I/O
     assert after == len(segment.MAGIC) + 8 + 100
+
+
+def test_a_frame_larger_than_recovery_reads_is_refused_and_the_log_goes_on(tmp_path, monkeypatch):
+    """Recovery takes a frame over frame.MAX_BODY_BYTES for a torn write and cuts the
+    log there, dropping it and every frame after; so it is never written."""
+    monkeypatch.setattr(frame, "MAX_BODY_BYTES", 1000)
+
+    async def main():
+        wal = Wal(tmp_path)
+        wal.recover()
+        wal.start()
+        await _append_all(wal, [b"a" * 10])
+        with pytest.raises(ResourceExhausted, match="1001 bytes; at most 1000"):
+            wal.append(b"x" * 1001)
+        await _append_all(wal, [b"b" * 1000])
+        await wal.close()
+
+    run(main())
+    assert _recovered(tmp_path) == [b"a" * 10, b"b" * 1000]
 
 
 def test_torn_tail_is_truncated_and_appends_continue_after_it(tmp_path):

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import structlog
 
-from fero.errors import Internal
+from fero.errors import Internal, ResourceExhausted
 from fero.log import frame, segment
 
 log = structlog.get_logger("fero.log")
@@ -171,9 +171,13 @@ class Wal:
         return self._segment, self._tail
 
     def append(self, body: bytes) -> Location:
-        """Queues a frame; no I/O. Raises Internal if the log has failed."""
+        """Queues a frame; no I/O. Raises Internal if the log has failed, and
+        ResourceExhausted for a body larger than a frame may be (frame.MAX_BODY_BYTES):
+        recovery would read it as a torn write and cut the log there."""
         if self.failed is not None:
             raise Internal(f"the log failed and takes no more writes: {self.failed}")
+        if len(body) > frame.MAX_BODY_BYTES:
+            raise ResourceExhausted(f"a log frame of {len(body)} bytes; at most {frame.MAX_BODY_BYTES}")
         data = frame.encode(body)
         if self._tail + len(data) > self.segment_bytes and self._tail > len(segment.MAGIC):
             self._segment += 1
