@@ -31,22 +31,32 @@ class Corrupt(Exception):
         self.why = why
 
 
+def _header(buf: bytes | memoryview, offset: int, position: int) -> tuple[int, int]:
+    """(length, crc) of the frame header at buf[offset:], the frame being at byte
+    `position` of its file."""
+    if offset + HEADER_SIZE > len(buf):
+        raise Corrupt(position, "header cut short")
+    length, crc = HEADER.unpack_from(buf, offset)
+    if length > MAX_BODY_BYTES:
+        raise Corrupt(position, f"length {length} is implausible")
+    return length, crc
+
+
+def _checked(body: bytes, length: int, crc: int, position: int) -> bytes:
+    """`body` as read for a header of (length, crc), if it is whole and checks out."""
+    if len(body) < length:
+        raise Corrupt(position, f"body of {length} bytes cut short at {len(body)}")
+    if zlib.crc32(body) != crc:
+        raise Corrupt(position, "CRC mismatch")
+    return body
+
+
 def decode_at(buf: bytes | memoryview, position: int) -> tuple[bytes, int]:
     """The body of the frame at `position` and the position after it; Corrupt if the
     frame is torn (runs past the buffer) or its CRC does not match."""
-    end = len(buf)
-    if position + HEADER_SIZE > end:
-        raise Corrupt(position, "header cut short")
-    length, crc = HEADER.unpack_from(buf, position)
-    if length > MAX_BODY_BYTES:
-        raise Corrupt(position, f"length {length} is implausible")
+    length, crc = _header(buf, position, position)
     start = position + HEADER_SIZE
-    if start + length > end:
-        raise Corrupt(position, f"body of {length} bytes cut short at {end - start}")
-    body = bytes(buf[start : start + length])
-    if zlib.crc32(body) != crc:
-        raise Corrupt(position, "CRC mismatch")
-    return body, start + length
+    return _checked(bytes(buf[start : start + length]), length, crc, position), start + length
 
 
 def scan(buf: bytes | memoryview, position: int = 0) -> Iterator[tuple[int, bytes]]:
@@ -65,14 +75,5 @@ def read(f: BinaryIO, position: int) -> bytes | None:
     header = f.read(HEADER_SIZE)
     if not header:
         return None
-    if len(header) < HEADER_SIZE:
-        raise Corrupt(position, "header cut short")
-    length, crc = HEADER.unpack(header)
-    if length > MAX_BODY_BYTES:
-        raise Corrupt(position, f"length {length} is implausible")
-    body = f.read(length)
-    if len(body) < length:
-        raise Corrupt(position, f"body of {length} bytes cut short at {len(body)}")
-    if zlib.crc32(body) != crc:
-        raise Corrupt(position, "CRC mismatch")
-    return body
+    length, crc = _header(header, 0, position)
+    return _checked(f.read(length), length, crc, position)
