@@ -29,8 +29,9 @@ import errno
 import os
 import re
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import BinaryIO, Iterable, Iterator, Sequence
 
 import structlog
 from google.protobuf.message import DecodeError
@@ -83,47 +84,49 @@ def write(directory: Path, head: storage_pb2.Snapshot, states: Iterable[storage_
         raise ValueError("the partition states go in `states`, not in `head`")
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / _name(head.segment, head.position)
-    tmp = final.with_suffix(".tmp")
     written = 0
-    try:
-        with open(tmp, "wb") as f:
-            f.write(frame.encode(head.SerializeToString()))
-            for ps in states:
-                size = ps.ByteSize()  # before serialising: a protobuf message ends at 2 GB
-                if size > frame.MAX_BODY_BYTES:
-                    raise OSError(errno.EFBIG, f"partition {ps.partition}'s state is {size} bytes, "
-                                  f"more than a snapshot frame holds ({frame.MAX_BODY_BYTES})")
-                body = ps.SerializeToString()
-                f.write(frame.HEADER.pack(len(body), zlib.crc32(body)))
-                f.write(body)
-                written += 1
-            if written != head.partition_frames:
-                raise ValueError(f"{written} partition states for a head that says {head.partition_frames}")
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _mark(directory)
-    os.replace(tmp, final)
-    _fsync_dir(directory)
+    with _atomically(final) as f:
+        f.write(frame.encode(head.SerializeToString()))
+        for ps in states:
+            size = ps.ByteSize()  # before serialising: a protobuf message ends at 2 GB
+            if size > frame.MAX_BODY_BYTES:
+                raise OSError(errno.EFBIG, f"partition {ps.partition}'s state is {size} bytes, "
+                              f"more than a snapshot frame holds ({frame.MAX_BODY_BYTES})")
+            body = ps.SerializeToString()
+            f.write(frame.HEADER.pack(len(body), zlib.crc32(body)))
+            f.write(body)
+            written += 1
+        if written != head.partition_frames:
+            raise ValueError(f"{written} partition states for a head that says {head.partition_frames}")
+        _mark(directory)  # before the first .snap2 is in place
     for old in _listed(directory)[:-KEEP]:
         old.unlink(missing_ok=True)
     return final
 
 
+@contextmanager
+def _atomically(path: Path) -> Iterator[BinaryIO]:
+    """A file to write `path` with: written under a temporary name, fsynced, renamed
+    into place and the directory fsynced; removed instead if the writer raises."""
+    tmp = path.with_suffix(".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
 def _mark(directory: Path) -> None:
     """Puts DOWNGRADE_MARKER in place (durably) unless it is there."""
     marker = directory / DOWNGRADE_MARKER
-    if marker.exists():
-        return
-    tmp = marker.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        f.write(frame.encode(storage_pb2.Snapshot(partitions=0).SerializeToString()))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, marker)
-    _fsync_dir(directory)
+    if not marker.exists():
+        with _atomically(marker) as f:
+            f.write(frame.encode(storage_pb2.Snapshot(partitions=0).SerializeToString()))
 
 
 def _load(p: Path) -> Loaded:
