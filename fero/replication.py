@@ -204,8 +204,10 @@ class Link:
             for d in reply.digests:
                 self._place(d)
         for p in pending:
-            prog = progress[p]
-            if prog.realign is not None:
+            # .get: the Digest and each realign await, and a ring change meanwhile may
+            # have taken the partition off this link (assign()).
+            prog = progress.get(p)
+            if prog is not None and prog.realign is not None:
                 await self._realign(p, prog, prog.realign, stub)
         # The request is assembled from serialized pieces: each frame's LogEntry goes as
         # the bytes the log holds, never parsed and re-encoded (protobuf concatenation).

@@ -85,3 +85,27 @@ def test_closing_the_replicator_fails_the_waits_retriably():
             await asyncio.wait_for(waiting, 5)
 
     asyncio.run(main())
+
+
+def test_a_step_survives_its_partitions_being_reassigned_while_it_asks_the_replica():
+    """The Digest call awaits; a ring change meanwhile takes partition 0 off the link.
+    The step went on to look the partition up and failed with KeyError (seen under load
+    after a false suspicion), so the link slept a second and its other partitions waited."""
+
+    async def main():
+        link: replication.Link
+
+        class Stub:
+            async def Digest(self, request, timeout):
+                link.assign({1})  # what Replicator.assign does on a ring change
+                await asyncio.sleep(0)
+                return replication.peer_pb2.DigestReply(digests=[replication.peer_pb2.PartitionDigest(partition=0)])
+
+        r = SimpleNamespace(address_of=lambda _: "b:1", transport=SimpleNamespace(stub=lambda _: Stub()),
+                            engine=None, changed=lambda: None)
+        link = replication.Link(r, "b")
+        link.assign({0})
+        assert await link._step() is False
+        assert set(link.progress) == {1} and link._pending == {1}
+
+    asyncio.run(main())
