@@ -596,15 +596,18 @@ class Engine:
         OutOfRange if the log no longer reaches back to `offset`."""
         return [storage_pb2.LogEntry.FromString(body) for _, _, body in self.frame_bodies_from(p, offset, max_records)]
 
-    def frame_bodies_from(self, p: int, offset: int, max_records: int) -> list[tuple[int, int, bytes]]:
+    def frame_bodies_from(
+        self, p: int, offset: int, max_records: int, max_bytes: int = 1 << 62
+    ) -> list[tuple[int, int, bytes]]:
         """As frames_from, as (base offset, records, serialized LogEntry): the bytes as
-        logged, unless the frame had to be cut (replication sends them as they are)."""
+        logged, unless the frame had to be cut (replication sends them as they are).
+        Stops once `max_records` or `max_bytes` is reached; the first frame always comes."""
         state = self.partitions[p]
         if offset < state.log_start_offset:
             raise OutOfRange(f"partition {p}: offset {offset} is older than the log keeps ({state.log_start_offset})")
         recent = self._recent[p]
         out: list[tuple[int, int, bytes]] = []
-        n = 0
+        n = size = 0
         frames = self.index[p]
         # The frame holding `offset` (frames are in offset order): no scan of the whole log.
         first = max(0, bisect.bisect_right(frames, offset, key=_base_offset) - 1)
@@ -624,7 +627,8 @@ class Engine:
                     body = entry.SerializeToString()
             out.append((fr.base_offset + start, fr.count - start, body))
             n += fr.count - start
-            if n >= max_records:
+            size += len(body)
+            if n >= max_records or size >= max_bytes:
                 break
         return out
 

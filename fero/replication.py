@@ -33,8 +33,13 @@ from fero.v1 import peer_pb2, storage_pb2
 
 log = structlog.get_logger("fero.replication")
 
-#: Records per Append call, across partitions: bounds a call's size and latency.
+#: Records and bytes per Append call, across partitions (a call carries at least one
+#: frame): they bound a call's size and latency, and how long the replica's event loop
+#: is held by one call. With 20,000 records of 1 KB a call held the replica for a
+#: quarter of a second and more, long enough under load for its membership probes to
+#: time out and a healthy node to be declared dead (as Kafka bounds a fetch by bytes).
 MAX_RECORDS_PER_CALL = 20_000
+MAX_BYTES_PER_CALL = 1 << 20
 #: A replica that has not answered for this long is out of the in-sync set.
 LAG_TIMEOUT_S = 5.0
 APPEND_TIMEOUT_S = 10.0
@@ -212,7 +217,7 @@ class Link:
         # The request is assembled from serialized pieces: each frame's LogEntry goes as
         # the bytes the log holds, never parsed and re-encoded (protobuf concatenation).
         parts: list[bytes] = []
-        budget = MAX_RECORDS_PER_CALL
+        budget, byte_budget = MAX_RECORDS_PER_CALL, MAX_BYTES_PER_CALL
         engine = self.r.engine
         done: list[int] = []
         sent_to: dict[int, int] = {}
@@ -221,7 +226,7 @@ class Link:
             if prog is None:
                 done.append(p)
                 continue
-            if prog.acked is None or budget <= 0:
+            if prog.acked is None or budget <= 0 or byte_budget <= 0:
                 continue
             state = engine.partitions[p]
             if prog.acked < state.log_start_offset:
@@ -229,6 +234,7 @@ class Link:
                 f = peer_pb2.AppendFrame(install=state.to_snapshot(), owner_epoch=state.epoch)
                 parts.append(_field(2, f.SerializeToString()))
                 budget -= 1000
+                byte_budget -= len(parts[-1])
                 continue
             if prog.acked >= state.next_offset and not prog.truncate:
                 if not prog.caught_up:
@@ -236,7 +242,8 @@ class Link:
                     self.r.changed()
                 done.append(p)
                 continue
-            bodies = engine.frame_bodies_from(p, prog.acked, budget) if prog.acked < state.next_offset else []
+            bodies = (engine.frame_bodies_from(p, prog.acked, budget, byte_budget)
+                      if prog.acked < state.next_offset else [])
             if not bodies:  # only a cut to make
                 cut = storage_pb2.LogEntry(partition=p, epoch=state.epoch, base_offset=prog.acked, owner=engine.node_id)
                 bodies = [(prog.acked, 0, cut.SerializeToString())]
@@ -257,6 +264,7 @@ class Link:
                         self.r.keep_frame_part(p, state.epoch, body, part)
                 parts.append(part)
                 budget -= count
+                byte_budget -= len(part)
             if bodies and bodies[-1][0] + bodies[-1][1] >= state.next_offset:
                 # Sent to the end: it waits for the next notice of new frames (which may
                 # linger), not for this reply, before it is looked at again.

@@ -883,3 +883,31 @@ def test_a_batch_logged_from_its_bytes_is_the_batch_as_sent_with_its_stamps(tmp_
         setattr(expected.batch, f, getattr(frame.batch, f))
     assert frame == expected and replayed == expected
     assert docs == [{"v": i} for i in range(40)]
+
+
+def test_frame_bodies_stop_at_the_byte_budget_but_always_give_the_first_frame(tmp_path):
+    """Replication sends what frame_bodies_from gives in one Append: bounded in bytes
+    (a replica applies an Append in one step of its event loop), never empty."""
+    keys = keys_in(30, 20, "fb")
+    value = b'"' + b"v" * 1000 + b'"'
+
+    async def main():
+        e = await opened(tmp_path)
+        for i in range(5):  # five frames of 4 records, about 4 KB each
+            await e.commit_batches([batch(pb.OP_UPDATE, keys[4 * i:4 * i + 4], vals=[value] * 4, ticket=f"t{i}")],
+                                   LEADER)
+        out = (e.frame_bodies_from(30, 0, 1000),
+               e.frame_bodies_from(30, 0, 1000, max_bytes=9000),
+               e.frame_bodies_from(30, 2, 1000, max_bytes=1),
+               e.frame_bodies_from(30, 0, 6, max_bytes=1 << 30))
+        await e.close()
+        return out
+
+    everything, budgeted, tiny, by_records = run(main())
+    sizes = [len(body) for _, _, body in everything]
+    assert len(everything) == 5 and all(4000 < s < 5000 for s in sizes), sizes
+    # Up to the frame that reaches the budget: 3 frames of about 4.1 KB for 9000 bytes.
+    assert [(base, n) for base, n, _ in budgeted] == [(0, 4), (4, 4), (8, 4)]
+    # A budget smaller than a frame still gives one (cut to start at the offset asked).
+    assert [(base, n) for base, n, _ in tiny] == [(2, 2)]
+    assert [(base, n) for base, n, _ in by_records] == [(0, 4), (4, 4)]
