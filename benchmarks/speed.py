@@ -13,7 +13,8 @@ measures three acknowledgement levels, each against freshly started nodes:
 Records are real keyed UPDATEs (for sacks: ACTIONs) of M-byte JSON values, one distinct
 key each (so they spread over all partitions), sent through fero's producer
 (`Client.producer`: columnar batches of up to --batch records per partition, up to
---request-records per message on the commit stream, --in-flight messages in flight).
+--request-records and --request-bytes per message on the commit stream, --in-flight
+messages in flight).
 Each client is its own process; with several servers each client sends every batch
 straight to its partition's owner (the ring every node computes), so nothing is
 forwarded. -r is the total per measurement, split over the clients; every measurement
@@ -78,7 +79,8 @@ async def _client(idx: int, spec: dict[str, Any], ready: Any, start: Any, progre
         # Columnar batches per partition, straight to each owner (fero.producer); for
         # sacks, ACTION batches whose every handler reply comes back (acks=REPLY).
         sender = c.producer(acks, batch_size=spec["batch"], max_in_flight=spec["in_flight"],
-                            request_records=spec["request_records"], linger_ms=spec["linger_ms"])
+                            request_records=spec["request_records"], request_bytes=spec["request_bytes"],
+                            linger_ms=spec["linger_ms"])
         await c.refresh_ring()
         for addr in spec["addresses"].values():
             await c._conn(addr).cluster.Status(cluster_pb2.StatusRequest())
@@ -239,8 +241,8 @@ def measure(mode: str, size: int, clients: int, servers: int, args: argparse.Nam
     with common.Nodes(servers, fsync=args.fsync, memory=args.memory, handler=handler, label="speed") as nodes:
         spec = {
             "mode": mode, "size": size, "count": args.records, "batch": args.batch, "in_flight": args.in_flight,
-            "request_records": args.request_records, "linger_ms": args.linger_ms,
-            "budget": args.budget, "addresses": dict(zip(nodes.ids, nodes.addresses)),
+            "request_records": args.request_records, "request_bytes": args.request_bytes,
+            "linger_ms": args.linger_ms, "budget": args.budget, "addresses": dict(zip(nodes.ids, nodes.addresses)),
             "owners": common.owner_table(nodes.ids),
         }
         prof = start_profiler(nodes.nodes[0].pid, args.budget, profile_to) if profile_to else None
@@ -282,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=1000,
                     help="records per batch (one partition; the producer) or per gRPC message (sacks)")
     ap.add_argument("--request-records", type=int, default=8000, help="producer: records per gRPC message at most")
+    ap.add_argument("--request-bytes", type=int, default=1 << 20,
+                    help="producer: bytes of keys and values per gRPC message at most (but one batch)")
     ap.add_argument("--linger-ms", type=float, default=20.0, help="producer: a partly filled batch waits this long at most")
     ap.add_argument("--in-flight", type=int, default=8, help="requests in flight per client")
     ap.add_argument("--budget", type=float, default=20.0, help="seconds per measurement at most")

@@ -598,13 +598,14 @@ class Client:
     def producer(
         self, acks: Acks | str = "leader", *, batch_size: int = 1000, linger_ms: float = 5.0,
         max_in_flight: int = 4, request_records: int = 4000, max_buffered: int = 100_000,
-        on_result: "OnResult | None" = None,
+        on_result: "OnResult | None" = None, request_bytes: int = 1 << 20,
     ) -> "Producer":
         """The fast path for many small writes: columnar batches per partition, one
         ticket each (see fero.producer)."""
         return Producer(
             self, Acks.parse(acks), batch_size=batch_size, linger_ms=linger_ms, max_in_flight=max_in_flight,
             request_records=request_records, max_buffered=max_buffered, on_result=on_result,
+            request_bytes=request_bytes,
         )
 
     def subscribe(

@@ -12,7 +12,10 @@ Kafka's producer with more than one request in flight): columns of keys and
 values or amounts, one ticket per batch. A batch goes out when it holds `batch_size`
 records, when its first record is `linger_ms` old, when the producer holds
 `max_buffered` records, or at flush(); each request to an owner carries up to
-`request_records` records of ready batches. Nothing is built per record but the key's
+`request_records` records of ready batches, and no more than `request_bytes` of keys
+and values unless a single batch is larger (after Kafka's max.request.size: the owner
+applies a request in one step of its event loop, and a step of megabytes delays
+everything else it serves, its membership probes too). Nothing is built per record but the key's
 partition and two list appends: no Record message, no future, no task. A batch's
 columns go into the request message as it is built, once: building a Batch first and
 setting it in the request would copy it whole.
@@ -49,7 +52,7 @@ OnResult = Callable[[types_pb2.Batch, types_pb2.BatchResult], None]
 class _Buffer:
     """A partition's open batch; once sealed, a batch to send (again, on a retry)."""
 
-    __slots__ = ("partition", "op", "action", "keys", "column", "since", "ticket", "first_sent")
+    __slots__ = ("partition", "op", "action", "keys", "column", "since", "ticket", "first_sent", "size")
 
     def __init__(self, partition: int, op: int, action: str = "") -> None:
         self.partition = partition
@@ -61,6 +64,17 @@ class _Buffer:
         self.ticket = ""  # set when sealed
         #: Loop time of its first send (the retry_for_s clock).
         self.first_sent: float | None = None
+        self.size = 0  # bytes of keys and values, set when sealed
+
+    def seal(self, ticket: str) -> None:
+        self.ticket = ticket
+        # Per batch, not per record (C-level passes, ~20 ns a record); amounts count 8
+        # bytes each, keys their characters.
+        keys = len("".join(self.keys))
+        if self.op == types_pb2.OP_COUNTER_ADD or self.op == types_pb2.OP_ADD:
+            self.size = keys + 8 * len(self.column)
+        else:
+            self.size = keys + sum(map(len, self.column))
 
     def add_to(self, req: changelog_pb2.CommitRequest) -> types_pb2.Batch:
         if self.op == types_pb2.OP_COUNTER_ADD or self.op == types_pb2.OP_ADD:
@@ -74,16 +88,21 @@ class Producer:
     def __init__(
         self, client: "Client", acks: "Acks", *, batch_size: int = 1000, linger_ms: float = 5.0,
         max_in_flight: int = 4, request_records: int = 4000, max_buffered: int = 100_000,
-        on_result: OnResult | None = None,
+        on_result: OnResult | None = None, request_bytes: int = 1 << 20,
     ) -> None:
-        if batch_size < 1 or max_in_flight < 1 or request_records < 1 or max_buffered < 1 or linger_ms < 0:
-            raise InvalidArgument("batch_size, max_in_flight, request_records and max_buffered must be at least 1, linger_ms at least 0")
+        if (batch_size < 1 or max_in_flight < 1 or request_records < 1 or max_buffered < 1 or request_bytes < 1
+                or linger_ms < 0):
+            raise InvalidArgument(
+                "batch_size, max_in_flight, request_records, request_bytes and max_buffered must be at least 1, "
+                "linger_ms at least 0"
+            )
         self.client = client
         self.acks = acks
         self.batch_size = batch_size
         self.linger_s = linger_ms / 1000
         self.max_in_flight = max_in_flight
         self.request_records = request_records
+        self.request_bytes = request_bytes
         self.max_buffered = max_buffered
         self.on_result = on_result
         #: Records acknowledged, records refused one by one (RecordError), batches sent.
@@ -99,6 +118,7 @@ class Producer:
         #: Sealed batches to send.
         self._ready: list[_Buffer] = []
         self._ready_records = 0
+        self._ready_bytes = 0
         self._in_flight: set[asyncio.Task[None]] = set()
         self._send_lock = asyncio.Lock()
         self._error: BaseException | None = None
@@ -179,7 +199,8 @@ class Producer:
             self._seal(buf)
             # A full batch goes out now if there is a request's worth, or nothing else
             # (no linger task) would send it.
-            if self._ready_records >= self.request_records or self._linger is None:
+            if (self._ready_records >= self.request_records or self._ready_bytes >= self.request_bytes
+                    or self._linger is None):
                 await self._send()
         elif self._buffered + self._ready_records >= self.max_buffered:
             for b in list(self._buffers.values()):
@@ -199,11 +220,12 @@ class Producer:
         """Turns a buffer into a ready batch."""
         del self._buffers[buf.partition]
         # The client's ticket sequence: unique across every producer of this client.
-        buf.ticket = self.client.ticket()
+        buf.seal(self.client.ticket())
         n = len(buf.keys)
         self._buffered -= n
         self._ready.append(buf)
         self._ready_records += n
+        self._ready_bytes += buf.size
 
     async def _linger_loop(self) -> None:
         while True:
@@ -223,7 +245,8 @@ class Producer:
     # -- sending --------------------------------------------------------------------
 
     async def _send(self) -> None:
-        """Sends every ready batch: one request per owner of up to request_records.
+        """Sends every ready batch: one request per owner of up to request_records
+        and request_bytes (at least one batch).
 
         One sender at a time (the caller or the linger task), and a batch leaves
         `_ready` only as its request starts, with no await between: a flush that finds
@@ -239,15 +262,18 @@ class Producer:
                 address = self.client.address_for_partition(self._ready[0].partition)
                 group: list[_Buffer] = []
                 keep: list[_Buffer] = []
-                n = 0
+                n = size = 0
                 for buf in self._ready:
-                    if n < self.request_records and self.client.address_for_partition(buf.partition) == address:
+                    if (n < self.request_records and (not group or size + buf.size <= self.request_bytes)
+                            and self.client.address_for_partition(buf.partition) == address):
                         group.append(buf)
                         n += len(buf.keys)
+                        size += buf.size
                     else:
                         keep.append(buf)
                 self._ready = keep
                 self._ready_records -= n
+                self._ready_bytes -= size
                 task = asyncio.get_running_loop().create_task(self._request(address, group))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)

@@ -580,3 +580,43 @@ def test_records_of_one_partition_commit_in_the_order_given_across_ops() -> None
             assert await c.read("other") == [1, 2]
 
     run(body)
+
+
+def test_a_request_carries_at_most_request_bytes_unless_one_batch_is_larger() -> None:
+    """request_bytes bounds a request by the bytes of its keys and values (the owner
+    applies a request in one step of its event loop): a request of 1 KB values is cut
+    into requests of at most request_bytes, each of whole batches, and a batch larger
+    than request_bytes still goes, alone. Nothing is lost or counted twice."""
+    value = b'"' + b"v" * 998 + b'"'  # 1000 bytes of JSON, stored as given
+
+    async def body() -> None:
+        async with node_and_client() as (node, client):
+            requests: list[list[int]] = []
+            commit = node.commit_batches
+
+            async def recorded(batch_list, *args, **kwargs):
+                requests.append([sum(len(k) for k in b.keys) + sum(len(v) for v in b.values) for b in batch_list])
+                return await commit(batch_list, *args, **kwargs)
+
+            node.commit_batches = recorded  # type: ignore[method-assign]
+            keys = keys_in(40, 40, "rb") + keys_in(41, 40, "rb")
+            # batch_size 4: batches of about 4 KB; nothing leaves before flush() but
+            # what fills a request (the linger is long).
+            async with client.producer(batch_size=4, linger_ms=60_000, request_records=10_000,
+                                       request_bytes=10_000) as prod:
+                for k in keys:
+                    await prod.update(k, value)
+            assert prod.acked == len(keys)
+            per_request = [sum(r) for r in requests]
+            assert sum(len(r) for r in requests) == 20, requests
+            assert all(size <= 10_000 for size in per_request), per_request
+            assert max(len(r) for r in requests) == 2, "a request of 10,000 bytes holds two batches of ~4 KB"
+            assert all(node.engine.read(k) == value for k in keys)
+
+            requests.clear()
+            async with client.producer(batch_size=4, linger_ms=60_000, request_bytes=100) as prod:
+                for k in keys[:8]:
+                    await prod.update(k, value)
+            assert [len(r) for r in requests] == [1, 1], "a batch larger than request_bytes goes alone"
+
+    run(body)
