@@ -89,6 +89,23 @@ def test_a_head_that_miscounts_its_states_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_what_a_crash_left_mid_write_goes_with_the_next_snapshot(tmp_path):
+    """A crash while a snapshot is written leaves it under its temporary name, as large
+    as a snapshot; nothing else would ever remove it. Other files stay."""
+    tmp_path.mkdir(exist_ok=True)
+    cut = tmp_path / "snapshot-00000000000000000001-000000004096.tmp"
+    cut.write_bytes(b"\0" * 1000)
+    marker_cut = tmp_path / snapshots.DOWNGRADE_MARKER.replace(".snap", ".tmp")
+    marker_cut.write_bytes(b"")
+    other = tmp_path / "notes.tmp"
+    other.write_bytes(b"mine")
+    snap = _snap(2, 0)
+    _write(tmp_path, snap)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["notes.tmp", "snapshot-00000000000000000002-000000000000.snap2", snapshots.DOWNGRADE_MARKER])
+    assert _loaded(tmp_path) == _as_loaded(snap)
+
+
 @pytest.mark.parametrize("damage", ["last partition frame missing", "byte flipped in a partition frame", "empty file"])
 def test_a_damaged_newest_snapshot_falls_back_to_the_one_before(tmp_path, damage):
     older, newer = _snap(1, 0), _snap(2, 0)

@@ -3,7 +3,8 @@
 A snapshot file is a CRC'd frame holding a `fero.v1.Snapshot` without its partition
 states, then one frame per `PartitionSnapshot`, as many as the first frame says. It is
 written to a temporary name, fsynced, renamed into place and the directory fsynced: it
-is either all there or not there. Loading takes the newest snapshot that checks out and
+is either all there or not there (what a crash leaves under the temporary name goes
+with the next snapshot). Loading takes the newest snapshot that checks out and
 falls back to an older one if the newest is damaged; the log segments a kept snapshot
 needs are never deleted.
 
@@ -55,6 +56,8 @@ def _name(segment_id: int, position: int) -> str:
 
 
 _NAME = re.compile(r"snapshot-([0-9]{20})-([0-9]{12})\.snap2?")
+#: What a write that did not finish (a crash) leaves: _atomically's temporary names.
+_LEFTOVER = re.compile(r"snapshot-[0-9]{20}-[0-9]{12}\.tmp")
 
 
 def _position(p: Path) -> tuple[int, int] | None:
@@ -101,6 +104,11 @@ def write(directory: Path, head: storage_pb2.Snapshot, states: Iterable[storage_
         _mark(directory)  # before the first .snap2 is in place
     for old in _listed(directory)[:-KEEP]:
         old.unlink(missing_ok=True)
+    # One writer at a time (the engine's snapshot lock, the data directory's lock), so
+    # any temporary file here now is from a write a crash cut: as large as a snapshot.
+    for p in directory.iterdir():
+        if _LEFTOVER.fullmatch(p.name):
+            p.unlink(missing_ok=True)
     return final
 
 
