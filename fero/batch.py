@@ -46,6 +46,11 @@ def derived_ticket(ticket: str, k: int) -> str:
     return f"{DERIVED_PREFIX}{ticket}#{k}"
 
 
+def derived_tickets(ticket: str, n: int) -> list[str]:
+    """derived_ticket(ticket, k) for k in range(n), by C-level maps."""
+    return list(map(f"{DERIVED_PREFIX}{ticket}#".__add__, map(str, range(n))))
+
+
 def parse_derived(ticket: str) -> tuple[str, int] | None:
     """(batch ticket, position) of a derived ticket; None for any other ticket."""
     if not ticket.startswith(DERIVED_PREFIX):

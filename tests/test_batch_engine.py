@@ -26,7 +26,7 @@ from fero import values
 from fero.clock import ManualClock
 from fero.config import Config, StorageConfig
 from fero.documents import partition_key
-from fero.engine import Engine
+from fero.engine import Action, Engine
 from fero.errors import InvalidArgument
 from fero.log import segment
 from fero.ring import partition_of
@@ -837,7 +837,9 @@ def test_an_action_batch_runs_the_handler_on_each_record_and_returns_the_replies
     # Every action committed (the failed handler too), at consecutive offsets, in order.
     assert not r.errors and [a.offset for a in seen] == [r.base_offset, r.base_offset + 1, r.base_offset + 2]
     assert [(a.key, a.action, a.payload) for a in seen] == [(ks[0], "echo", b"x"), (ks[1], "echo", b"boom"), (ks[2], "echo", b"z")]
-    assert len({a.ticket for a in seen}) == 3 and all(a.ticket for a in seen)
+    # The ticket each record has in the log (fero.batch.records), the handler's Action.
+    assert [a.ticket for a in seen] == ["@@a1#0", "@@a1#1", "@@a1#2"]
+    assert all(type(a) is Action and a.partition == 12 for a in seen)
     assert list(r.replies) == [ks[0].encode() + b":x", b"", ks[2].encode() + b":z"]
     assert [(x.index, x.code) for x in r.handler_errors] == [(1, 13)] and "the handler broke" in r.handler_errors[0].message
     # A retry is a duplicate: the handler does not run again.
