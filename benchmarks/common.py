@@ -404,6 +404,10 @@ def stop_process(p: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:
             _CHILDREN.remove(p)
 
 
+#: Log events a child's stderr is watched for (benchmarks.stability).
+COUNTED = ("membership.suspect", "membership.dead")
+
+
 @dataclass
 class Proc:
     """A child process that prints a ready line on stdout (fero serve, echo servers)."""
@@ -414,6 +418,8 @@ class Proc:
     proc: subprocess.Popen[str] | None = None
     match: re.Match[str] | None = None
     stderr_lines: list[str] = field(default_factory=list)
+    #: How many stderr lines held each of COUNTED (all of them, not only the last 200).
+    events: dict[str, int] = field(default_factory=dict)
 
     def start(self, timeout_s: float = 30.0) -> "Proc":
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -449,6 +455,9 @@ class Proc:
                 if keep:
                     self.stderr_lines.append(line)
                     del self.stderr_lines[:-200]
+                    for e in COUNTED:
+                        if e in line:
+                            self.events[e] = self.events.get(e, 0) + 1
         except (OSError, ValueError):
             pass
 
