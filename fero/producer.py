@@ -15,8 +15,8 @@ records, when its first record is `linger_ms` old, when the producer holds
 `request_records` records of ready batches, and no more than `request_bytes` of keys
 and values unless a single batch is larger (after Kafka's max.request.size: the owner
 applies a request in one step of its event loop, and a step of megabytes delays
-everything else it serves, its membership probes too). Nothing is built per record but the key's
-partition and two list appends: no Record message, no future, no task. A batch's
+everything else it serves, its membership probes too). Nothing is built per record but
+the key's partition and two list appends: no Record message, no future, no task. A batch's
 columns go into the request message as it is built, once: building a Batch first and
 setting it in the request would copy it whole.
 

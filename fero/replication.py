@@ -108,6 +108,8 @@ class Link:
         self._stream: Any = None
         self._stream_address = ""
         self._unary = False  # the replica has no AppendStream: unary Append calls
+        #: The last partition an Append carried frames of: the next one starts after it.
+        self._last = -1
 
     def assign(self, partitions: set[int]) -> None:
         for p in list(self.progress):
@@ -201,7 +203,12 @@ class Link:
             return False
         stub = self.r.transport.stub(address)
         progress = self.progress
-        pending = [p for p in self._pending if p in progress]
+        # Round robin: from the partition after the one the last call ended with. Under
+        # a backlog larger than a call (MAX_BYTES_PER_CALL may be one frame), partitions
+        # that keep getting new frames would otherwise take every call, and the others'
+        # acks=ALL writes wait until they time out.
+        last = self._last
+        pending = sorted((p for p in self._pending if p in progress), key=lambda p: (p <= last, p))
         unknown = [p for p in pending if progress[p].acked is None]
         if unknown:
             reply = await stub.Digest(peer_pb2.DigestRequest(partitions=unknown), timeout=APPEND_TIMEOUT_S)
@@ -265,6 +272,7 @@ class Link:
                 parts.append(part)
                 budget -= count
                 byte_budget -= len(part)
+                self._last = p
             if bodies and bodies[-1][0] + bodies[-1][1] >= state.next_offset:
                 # Sent to the end: it waits for the next notice of new frames (which may
                 # linger), not for this reply, before it is looked at again.

@@ -109,3 +109,70 @@ def test_a_step_survives_its_partitions_being_reassigned_while_it_asks_the_repli
         assert set(link.progress) == {1} and link._pending == {1}
 
     asyncio.run(main())
+
+
+def test_every_partition_gets_its_turn_when_a_backlog_is_larger_than_an_append(tmp_path, monkeypatch):
+    """An Append carries about MAX_BYTES_PER_CALL (here one frame). Partitions 0 and 1
+    get a new frame before every call; 2 and 3 have one each, waiting. Taking pending
+    partitions in the same order every call, 0 and 1 took every Append and 2 and 3
+    never went (their acks=ALL writes would time out)."""
+    from fero.config import Config
+    from fero.clock import ManualClock
+    from fero.documents import partition_key
+    from fero.engine import Engine
+    from fero.ring import partition_of
+    from fero.v1 import peer_pb2
+    from fero.v1 import types_pb2 as pb
+
+    monkeypatch.setattr(replication, "MAX_BYTES_PER_CALL", 3000)
+    value = b'"' + b"v" * 1000 + b'"'
+
+    async def main():
+        e = Engine(Config(), ManualClock(), "n0", tmp_path)
+        e.open()
+        e.start()
+        P = len(e.partitions)
+
+        def names_in(p):
+            return (n for i in range(10**6) if partition_of(partition_key(n := f"k{i}"), P) == p)
+
+        names = {p: names_in(p) for p in range(4)}
+        tickets = iter(range(10_000))
+
+        async def frame(p):  # one frame of 3 records, about 3 KB
+            keys = [next(names[p]) for _ in range(3)]
+            await e.commit_batches([pb.Batch(partition=p, ticket=f"t{next(tickets)}", op=pb.OP_UPDATE, keys=keys,
+                                             values=[value] * 3)], pb.ACKS_LEADER)
+
+        r = replication.Replicator(engine=e, transport=SimpleNamespace(stub=lambda _: None), address_of=lambda _: "b:1")
+        link = replication.Link(r, "b")
+        carried: list[list[int]] = []
+
+        async def append(address, stub, request):
+            req = peer_pb2.AppendRequest.FromString(request)
+            carried.append([f.entry.partition for f in req.frames])
+            reply = peer_pb2.AppendReply()
+            for f in req.frames:
+                reply.results.add(partition=f.entry.partition, ok=True,
+                                  next_offset=f.entry.base_offset + len(f.entry.batch.keys))
+            return reply
+
+        link._append = append
+        try:
+            for p in range(4):
+                await frame(p)
+            link.assign({0, 1, 2, 3})
+            for prog in link.progress.values():
+                prog.acked = 0
+            for _ in range(8):
+                await frame(0)
+                await frame(1)
+                link.wake([0, 1])
+                await link._step()
+        finally:
+            await e.close()
+        return carried
+
+    carried = asyncio.run(main())
+    sent = {p for call in carried for p in call}
+    assert {2, 3} <= sent, f"partitions 2 and 3 never went: {carried}"
