@@ -78,10 +78,8 @@ def run_once(mode: str, args: argparse.Namespace) -> dict[str, Any]:
             poller.join(15)
         seconds = time.perf_counter() - t0
         events = {e: sum(n.proc.events.get(e, 0) for n in nodes.nodes) for e in EVENTS}
-    lags.sort()
     return {"mode": mode, "acked": acked, "seconds": seconds, "error": error, "events": events,
-            "status_s": {"n": len(lags), "p50": common.median(lags) if lags else 0.0,
-                         "p90": lags[len(lags) * 9 // 10] if lags else 0.0, "max": lags[-1] if lags else 0.0}}
+            "status_s": common.percentiles(lags, (50, 90))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in args.modes.split(","):
             r = run_once(mode, args)
             runs.append(r)
-            s = r["status_s"]
+            s = {k: 0.0 for k in ("p50", "p90", "max")} | r["status_s"]
             print(f"   run {i + 1} {mode}: {r['acked']:,} acked in {r['seconds']:.1f} s; "
                   f"suspicions {r['events']['membership.suspect']}, declared dead {r['events']['membership.dead']}; "
                   f"Status p50/p90/max {s['p50']:.3f}/{s['p90']:.3f}/{s['max']:.3f} s"
