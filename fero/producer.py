@@ -10,8 +10,10 @@ the open batch's seals it first, so a partition's records commit in the order gi
 unless a batch has to be retried: later ones may then commit before it, as with
 Kafka's producer with more than one request in flight): columns of keys and
 values or amounts, one ticket per batch. A batch goes out when it holds `batch_size`
-records, when its first record is `linger_ms` old, when the producer holds
-`max_buffered` records, or at flush(); each request to an owner carries up to
+records, when its first record is `linger_ms` old and a request slot is free (until
+then it keeps filling, as Kafka's producer drains a batch only when it can send it),
+when the producer holds `max_buffered` records (the fullest batches, a request's
+worth), or at flush(); each request to an owner carries up to
 `request_records` records of ready batches, and no more than `request_bytes` of keys
 and values unless a single batch is larger (after Kafka's max.request.size: the owner
 applies a request in one step of its event loop, and a step of megabytes delays
@@ -82,6 +84,14 @@ class _Buffer:
                                    keys=self.keys, amounts=self.column, action=self.action)
         return req.batches.add(partition=self.partition, ticket=self.ticket, op=self.op,
                                keys=self.keys, values=self.column, action=self.action)
+
+
+def _fill(buf: _Buffer) -> int:
+    return len(buf.keys)
+
+
+def _since(buf: _Buffer) -> float:
+    return buf.since
 
 
 class Producer:
@@ -203,8 +213,7 @@ class Producer:
                     or self._linger is None):
                 await self._send()
         elif self._buffered + self._ready_records >= self.max_buffered:
-            for b in list(self._buffers.values()):
-                self._seal(b)
+            self._seal_fullest()
             await self._send()
 
     async def _start(self) -> None:
@@ -227,15 +236,42 @@ class Producer:
         self._ready_records += n
         self._ready_bytes += buf.size
 
+    def _seal_fullest(self) -> None:
+        """Seals the fullest open batches, about a request's worth.
+
+        Not all of them: a caller that never waits keeps the linger task from running,
+        so this is what sends, and sealing everything at once made the producer go
+        stop-and-go. It sent max_buffered records at once and waited for in-flight
+        slots while the owner worked, then buffered the next max_buffered while the
+        owner, its requests done, sat idle. A request's worth at a time keeps both
+        busy, and the batches that go are the largest there are.
+        """
+        for buf in sorted(self._buffers.values(), key=_fill, reverse=True):
+            if self._ready_records >= self.request_records or self._ready_bytes >= self.request_bytes:
+                break
+            self._seal(buf)
+
+    def _seal_lingered(self, now: float) -> None:
+        """Seals the batches that have waited linger_ms, oldest first, as many as the
+        free in-flight slots can take. The others stay open and keep filling until a
+        slot is free (as Kafka's producer drains a lingered batch only when it can send
+        it): sealed, they could only wait in line, and the records that came meanwhile
+        would start new, smaller batches."""
+        room = (self.max_in_flight - len(self._in_flight)) * self.request_records - self._ready_records
+        if room <= 0:
+            return
+        for buf in sorted((b for b in self._buffers.values() if now - b.since >= self.linger_s), key=_since):
+            self._seal(buf)
+            room -= len(buf.keys)
+            if room <= 0:
+                return
+
     async def _linger_loop(self) -> None:
         while True:
             await asyncio.sleep(self.linger_s / 2)
             if self._error is not None:
                 return
-            now = time.monotonic()
-            old = [b for b in self._buffers.values() if now - b.since >= self.linger_s]
-            for b in old:
-                self._seal(b)
+            self._seal_lingered(time.monotonic())
             if self._ready:
                 try:
                     await self._send()

@@ -251,6 +251,71 @@ def test_linger_zero_starts_no_linger_task_and_max_buffered_forces_sending() -> 
     run(body)
 
 
+def test_at_max_buffered_the_fullest_batches_go_a_request_at_a_time() -> None:
+    """Holding max_buffered records seals the fullest open batches, about a request's
+    worth (request_records), and sends them; the others stay open and keep filling.
+    (Sealing all of them made a producer whose caller never waits go stop-and-go.)"""
+
+    async def body() -> None:
+        async with node_and_client() as (node, client):
+            requests: list[list[tuple[int, int]]] = []
+            commit = node.commit_batches
+
+            async def recorded(batch_list, *args, **kwargs):
+                requests.append([(b.partition, len(b.keys)) for b in batch_list])
+                return await commit(batch_list, *args, **kwargs)
+
+            node.commit_batches = recorded  # type: ignore[method-assign]
+            a, b, c = keys_in(10, 14, "fa"), keys_in(11, 9, "fb"), keys_in(12, 7, "fc")
+            prod = client.producer(batch_size=1000, linger_ms=0, max_buffered=30, request_records=10)
+            for k in a + b + c[:6]:  # 29 records: below max_buffered
+                await prod.update(k, b"1")
+            assert prod.batches == 0 and not requests
+            await prod.update(c[6], b"1")  # the 30th
+            await eventually(lambda: prod.acked == 14, 5, "the fullest batch to be sent")
+            assert requests == [[(10, 14)]]
+            assert prod._buffered == 16 and sorted(prod._buffers) == [11, 12], "the other batches stay open"
+            await prod.flush()
+            assert prod.acked == 30 and sorted(requests[1]) == [(11, 9), (12, 7)]
+            assert all(node.engine.read(k) == b"1" for k in a + b + c)
+
+    run(body)
+
+
+def test_lingered_batches_stay_open_while_every_request_slot_is_taken() -> None:
+    """A batch past linger_ms is sealed only when a request slot is free for it. Until
+    then it keeps taking records, so the records that came while max_in_flight requests
+    were out go as one batch, not as a new small batch per linger period."""
+
+    async def body() -> None:
+        async with node_and_client() as (node, client):
+            requests: list[list[int]] = []
+            release = asyncio.Event()
+            commit = node.commit_batches
+
+            async def held(batch_list, *args, **kwargs):
+                requests.append([len(b.keys) for b in batch_list])
+                if len(requests) == 1:
+                    await release.wait()
+                return await commit(batch_list, *args, **kwargs)
+
+            node.commit_batches = held  # type: ignore[method-assign]
+            keys = keys_in(20, 6, "lo")
+            prod = client.producer(batch_size=1000, linger_ms=10, max_in_flight=1)
+            await prod.update(keys[0], b"0")
+            await eventually(lambda: len(requests) == 1, 5, "the linger task to send the first record")
+            for k in keys[1:]:
+                await prod.update(k, b"1")
+                await asyncio.sleep(0.03)  # three linger periods: each record is overdue
+            # The one slot is taken: nothing was sealed, the batch kept filling.
+            assert len(requests) == 1 and not prod._ready and prod._buffered == 5
+            release.set()
+            await prod.flush()
+            assert requests == [[1], [5]] and prod.acked == 6
+
+    run(body)
+
+
 def test_a_full_batch_goes_out_without_flush_when_linger_is_zero() -> None:
     """The module's docstring: "A batch goes out when it holds `batch_size` records".
     With linger_ms=0 there is no linger task, so nothing else would ever send it."""
