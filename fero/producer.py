@@ -18,7 +18,8 @@ worth), or at flush(); each request to an owner carries up to
 and values unless a single batch is larger (after Kafka's max.request.size: the owner
 applies a request in one step of its event loop, and a step of megabytes delays
 everything else it serves, its membership probes too). Nothing is built per record but
-the key's partition and two list appends: no Record message, no future, no task. A batch's
+the key's partition and two list appends: no Record message, no coroutine, no future,
+no task. A batch's
 columns go into the request message as it is built, once: building a Batch first and
 setting it in the request would copy it whole.
 
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import grpc
 import mmh3
@@ -123,6 +124,7 @@ class Producer:
         #: Round trip of every request that was answered (seconds).
         self.request_seconds: list[float] = []
         self._partitions = 0
+        self._mask = 0  # P - 1 when P is a power of two
         self._buffers: dict[int, _Buffer] = {}
         self._buffered = 0
         #: Sealed batches to send.
@@ -133,6 +135,9 @@ class Producer:
         self._send_lock = asyncio.Lock()
         self._error: BaseException | None = None
         self._linger: asyncio.Task[None] | None = None
+        #: What _put returns when the record was only buffered: a finished future
+        #: (made by _start, in the event loop), so awaiting it returns at once.
+        self._buffered_only: asyncio.Future[None]
 
     async def __aenter__(self) -> "Producer":
         return self
@@ -151,49 +156,57 @@ class Producer:
 
     # -- records --------------------------------------------------------------------
 
-    async def add(self, name: str, amount: int) -> None:
+    # Each of these returns what the caller awaits: nothing to wait for, unless the
+    # record filled what has to go out now (see _put).
+
+    def add(self, name: str, amount: int) -> Awaitable[None]:
         """Adds `amount` (an int that fits 64 bits; send others with Client.add) to counter `name`."""
         if amount.__class__ is not int or not _I64_MIN <= amount <= _I64_MAX:
             raise InvalidArgument(f"amount {amount!r}: a producer sends ints of 64 bits; use Client.add for others")
-        await self._put(types_pb2.OP_COUNTER_ADD, name, amount)
+        return self._put(types_pb2.OP_COUNTER_ADD, name, amount)
 
-    async def update(self, key: str, value: Any) -> None:
+    def update(self, key: str, value: Any) -> Awaitable[None]:
         """Sets the JSON value at key path `key` (bytes are stored as given)."""
-        await self._put(types_pb2.OP_UPDATE, key, value if value.__class__ is bytes else encode(value))
+        return self._put(types_pb2.OP_UPDATE, key, value if value.__class__ is bytes else encode(value))
 
-    async def remove(self, key: str) -> None:
-        await self._put(types_pb2.OP_REMOVE, key, None)
+    def remove(self, key: str) -> Awaitable[None]:
+        return self._put(types_pb2.OP_REMOVE, key, None)
 
-    async def add_at(self, key: str, amount: int) -> None:
+    def add_at(self, key: str, amount: int) -> Awaitable[None]:
         """Adds `amount` to the number at key path `key`."""
         if amount.__class__ is not int or not _I64_MIN <= amount <= _I64_MAX:
             raise InvalidArgument(f"amount {amount!r}: a producer sends ints of 64 bits")
-        await self._put(types_pb2.OP_ADD, key, amount)
+        return self._put(types_pb2.OP_ADD, key, amount)
 
-    async def push(self, key: str, value: Any) -> None:
-        await self._put(types_pb2.OP_PUSH, key, value if value.__class__ is bytes else encode(value))
+    def push(self, key: str, value: Any) -> Awaitable[None]:
+        return self._put(types_pb2.OP_PUSH, key, value if value.__class__ is bytes else encode(value))
 
-    async def patch(self, key: str, value: Any) -> None:
-        await self._put(types_pb2.OP_PATCH, key, value if value.__class__ is bytes else encode(value))
+    def patch(self, key: str, value: Any) -> Awaitable[None]:
+        return self._put(types_pb2.OP_PATCH, key, value if value.__class__ is bytes else encode(value))
 
-    async def action(self, key: str, action: str, payload: bytes = b"") -> None:
+    def action(self, key: str, action: str, payload: bytes = b"") -> Awaitable[None]:
         """A named custom action on `key`, run by the owner's handler; with acks "reply"
         each batch's result carries the handler's replies."""
         if not action:
             raise InvalidArgument("action name is empty")
-        await self._put(types_pb2.OP_ACTION, key, bytes(payload), action)
+        return self._put(types_pb2.OP_ACTION, key, bytes(payload), action)
 
-    async def _put(self, op: int, key: str, item: Any, action: str = "") -> None:
+    def _put(self, op: int, key: str, item: Any, action: str = "") -> Awaitable[None]:
+        """Buffers one record. Returns a finished future when that is all, or the send
+        that has to happen now (awaiting it waits while max_in_flight requests are out).
+        A plain function, not a coroutine: it runs per record, and the two coroutines
+        an `await add()` used to cost were about 100 of the 870 ns a record took."""
         if self._error is not None:
             raise self._error
         P = self._partitions
         if not P:
-            await self._start()
-            P = self._partitions
+            return self._start_and_put(op, key, item, action)
         if not key:
             raise InvalidArgument("key is empty")
         # fero.ring.partition_of(partition_key(key)), inlined: this runs per record.
-        p = (mmh3.hash128(key if "." not in key else partition_key(key)) & _U64) % P
+        # (A power of two divides 2^64: the low bits of the hash are its partition.)
+        h = mmh3.hash128(key if "." not in key else partition_key(key))
+        p = h & self._mask if self._mask else (h & _U64) % P
         buf = self._buffers.get(p)
         if buf is None or buf.op != op or buf.action != action:
             # One open batch per partition: another op seals it first, so the records
@@ -211,17 +224,25 @@ class Producer:
             # (no linger task) would send it.
             if (self._ready_records >= self.request_records or self._ready_bytes >= self.request_bytes
                     or self._linger is None):
-                await self._send()
+                return self._send()
         elif self._buffered + self._ready_records >= self.max_buffered:
             self._seal_fullest()
-            await self._send()
+            return self._send()
+        return self._buffered_only
+
+    async def _start_and_put(self, op: int, key: str, item: Any, action: str) -> None:
+        await self._start()
+        await self._put(op, key, item, action)
 
     async def _start(self) -> None:
         if not self.client._partitions:
             await self.client.refresh_ring()
         if not self.client._partitions:
             raise from_status(grpc.StatusCode.UNAVAILABLE, f"no node answered at {self.client.addresses}")
-        self._partitions = self.client._partitions
+        self._buffered_only = asyncio.get_running_loop().create_future()
+        self._buffered_only.set_result(None)
+        self._partitions = P = self.client._partitions
+        self._mask = P - 1 if P & (P - 1) == 0 else 0
         if self._linger is None and self.linger_s > 0:
             self._linger = asyncio.get_running_loop().create_task(self._linger_loop())
 

@@ -316,6 +316,29 @@ def test_lingered_batches_stay_open_while_every_request_slot_is_taken() -> None:
     run(body)
 
 
+@pytest.mark.parametrize("partitions", [256, 100, 1])
+def test_each_record_is_buffered_in_the_partition_the_ring_gives_its_key(partitions: int) -> None:
+    """The producer computes partitions inline (a mask when P is a power of two); they
+    must be fero.ring.partition_of(partition_key(key)), as the owner checks."""
+
+    class Unconnected:  # the ring is known; nothing is sent (no linger, nothing full)
+        _partitions = partitions
+
+        def ticket(self) -> str:
+            raise AssertionError("nothing is sealed")
+
+    async def body() -> None:
+        prod = fero.producer.Producer(Unconnected(), pb.ACKS_LEADER, batch_size=10**6, linger_ms=0)  # type: ignore[arg-type]
+        keys = [f"k{i}" for i in range(3000)] + [f"doc{i}.a.b" for i in range(1000)]
+        for k in keys:
+            await prod.update(k, b"1")
+        got = {k: p for p, buf in prod._buffers.items() for k in buf.keys}
+        assert got == {k: partition_of(partition_key(k), partitions) for k in keys}
+        assert len(set(got.values())) == partitions
+
+    run(body)
+
+
 def test_a_full_batch_goes_out_without_flush_when_linger_is_zero() -> None:
     """The module's docstring: "A batch goes out when it holds `batch_size` records".
     With linger_ms=0 there is no linger task, so nothing else would ever send it."""
