@@ -9,6 +9,7 @@ import dataclasses
 import errno
 
 import pytest
+from google.protobuf.message import EncodeError
 
 from fero.clock import ManualClock
 from fero.config import Config, StorageConfig
@@ -78,6 +79,25 @@ def test_a_partition_larger_than_a_frame_is_refused_and_the_last_snapshot_kept(t
         _write(tmp_path, big)
     assert err.value.errno == errno.EFBIG and "partition 0" in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot-00000000000000000001-000000000000.snap2", snapshots.DOWNGRADE_MARKER]
+    assert _loaded(tmp_path) == _as_loaded(good)
+
+
+def test_a_partition_past_protobufs_2_gb_is_refused_as_too_large(tmp_path):
+    """Serialising a message over 2 GB raises protobuf's EncodeError: a snapshot says
+    EFBIG, as for any state larger than a frame, and keeps the snapshots there."""
+    good = _snap(1, 0)
+    _write(tmp_path, good)
+
+    class Huge:  # what a PartitionSnapshot of more than 2 GB does when serialised
+        partition = 3
+
+        def SerializeToString(self) -> bytes:
+            raise EncodeError("Failed to serialize proto")
+
+    head = storage_pb2.Snapshot(partitions=8, segment=2, position=0, partition_frames=1)
+    with pytest.raises(OSError) as err:
+        snapshots.write(tmp_path, head, [Huge()])  # type: ignore[list-item]
+    assert err.value.errno == errno.EFBIG and "partition 3's state is over 2 GB" in str(err.value)
     assert _loaded(tmp_path) == _as_loaded(good)
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator, Sequence
 
 import structlog
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, EncodeError
 
 from fero.log import frame
 from fero.v1 import storage_pb2
@@ -91,11 +91,16 @@ def write(directory: Path, head: storage_pb2.Snapshot, states: Iterable[storage_
     with _atomically(final) as f:
         f.write(frame.encode(head.SerializeToString()))
         for ps in states:
-            size = ps.ByteSize()  # before serialising: a protobuf message ends at 2 GB
-            if size > frame.MAX_BODY_BYTES:
-                raise OSError(errno.EFBIG, f"partition {ps.partition}'s state is {size} bytes, "
+            # Serialised once and measured after: upb's ByteSize() serialises the whole
+            # message too, which made a snapshot cost twice what it has to.
+            try:
+                body = ps.SerializeToString()
+            except EncodeError:  # past 2 GB, where protobuf messages end
+                body = None
+            if body is None or len(body) > frame.MAX_BODY_BYTES:
+                size = "over 2 GB" if body is None else f"{len(body)} bytes"
+                raise OSError(errno.EFBIG, f"partition {ps.partition}'s state is {size}, "
                               f"more than a snapshot frame holds ({frame.MAX_BODY_BYTES})")
-            body = ps.SerializeToString()
             f.write(frame.HEADER.pack(len(body), zlib.crc32(body)))
             f.write(body)
             written += 1
