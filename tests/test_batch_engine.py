@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fero import batch as batches
 from fero import values
 from fero.clock import ManualClock
 from fero.config import Config, StorageConfig
@@ -913,3 +914,13 @@ def test_frame_bodies_stop_at_the_byte_budget_but_always_give_the_first_frame(tm
     # A budget smaller than a frame still gives one (cut to start at the offset asked).
     assert [(base, n) for base, n, _ in tiny] == [(2, 2)]
     assert [(base, n) for base, n, _ in by_records] == [(0, 4), (4, 4)]
+
+
+@pytest.mark.parametrize("partitions", [256, 128, 2, 1, 100, 1024, 65536])
+def test_partitions_of_is_the_rings_partition_of_every_key(partitions: int) -> None:
+    """batches.partitions_of takes shortcuts (the digest's low byte up to 256, C-level
+    maps); it must give what fero.ring.partition_of gives, for bare keys and paths."""
+    keys = [f"k{i}" for i in range(5000)] + [f"doc{i}.a.b" for i in range(1000)] + ["ü-ñ-中", "x" * 300]
+    want = [partition_of(partition_key(k), partitions) for k in keys]
+    assert batches.partitions_of(keys, partitions) == want
+
