@@ -12,16 +12,15 @@ Kafka's producer with more than one request in flight): columns of keys and
 values or amounts, one ticket per batch. A batch goes out when it holds `batch_size`
 records, when its first record is `linger_ms` old and a request slot is free (until
 then it keeps filling, as Kafka's producer drains a batch only when it can send it),
-when the producer holds `max_buffered` records (the fullest batches, a request's
+when the producer holds `max_buffered` records (the oldest batches, a request's
 worth), or at flush(); each request to an owner carries up to
 `request_records` records of ready batches, and no more than `request_bytes` of keys
 and values unless a single batch is larger (after Kafka's max.request.size: the owner
 applies a request in one step of its event loop, and a step of megabytes delays
 everything else it serves, its membership probes too). Nothing is built per record but
 the key's partition and two list appends: no Record message, no coroutine, no future,
-no task. A batch's
-columns go into the request message as it is built, once: building a Batch first and
-setting it in the request would copy it whole.
+no task. A batch's columns go into the request message as it is built, once: building
+a Batch first and setting it in the request would copy it whole.
 
 A batch that fails retriably (its owner moved or is unreachable) is sent again whole,
 with the same ticket, to the partition's owner as the refreshed ring says, until the
@@ -87,14 +86,6 @@ class _Buffer:
                                keys=self.keys, values=self.column, action=self.action)
 
 
-def _fill(buf: _Buffer) -> int:
-    return len(buf.keys)
-
-
-def _since(buf: _Buffer) -> float:
-    return buf.since
-
-
 class Producer:
     def __init__(
         self, client: "Client", acks: "Acks", *, batch_size: int = 1000, linger_ms: float = 5.0,
@@ -156,8 +147,10 @@ class Producer:
 
     # -- records --------------------------------------------------------------------
 
-    # Each of these returns what the caller awaits: nothing to wait for, unless the
-    # record filled what has to go out now (see _put).
+    # Each of these returns an awaitable, not a coroutine: await it before the next
+    # call (that is what keeps a partition's records in order and bounds the buffer).
+    # It has nothing to wait for unless the record made a send due (see _put). Bad
+    # arguments, and a failure that ended the producer, raise at the call.
 
     def add(self, name: str, amount: int) -> Awaitable[None]:
         """Adds `amount` (an int that fits 64 bits; send others with Client.add) to counter `name`."""
@@ -198,11 +191,11 @@ class Producer:
         an `await add()` used to cost were about 100 of the 870 ns a record took."""
         if self._error is not None:
             raise self._error
+        if not key:
+            raise InvalidArgument("key is empty")
         P = self._partitions
         if not P:
             return self._start_and_put(op, key, item, action)
-        if not key:
-            raise InvalidArgument("key is empty")
         # fero.ring.partition_of(partition_key(key)), inlined: this runs per record.
         # (As in fero.batch.partitions_of: for P a power of two up to 256, the low
         # bits of the digest's first byte.)
@@ -227,7 +220,7 @@ class Producer:
                     or self._linger is None):
                 return self._send()
         elif self._buffered + self._ready_records >= self.max_buffered:
-            self._seal_fullest()
+            self._seal_oldest()
             return self._send()
         return self._buffered_only
 
@@ -258,18 +251,27 @@ class Producer:
         self._ready_records += n
         self._ready_bytes += buf.size
 
-    def _seal_fullest(self) -> None:
-        """Seals the fullest open batches, about a request's worth.
+    def _seal_oldest(self) -> None:
+        """Seals the oldest open batches, about a request's worth.
 
         Not all of them: a caller that never waits keeps the linger task from running,
         so this is what sends, and sealing everything at once made the producer go
         stop-and-go. It sent max_buffered records at once and waited for in-flight
         slots while the owner worked, then buffered the next max_buffered while the
         owner, its requests done, sat idle. A request's worth at a time keeps both
-        busy, and the batches that go are the largest there are.
+        busy. The oldest go first, so none waits for long, and they are the fullest
+        too when keys spread evenly; `_buffers` holds them oldest first (a batch is
+        added when it opens), so this looks at the batches it seals and no others.
         """
-        for buf in sorted(self._buffers.values(), key=_fill, reverse=True):
-            if self._ready_records >= self.request_records or self._ready_bytes >= self.request_bytes:
+        take = []
+        records = self.request_records - self._ready_records
+        for buf in self._buffers.values():
+            if records <= 0:
+                break
+            take.append(buf)
+            records -= len(buf.keys)
+        for buf in take:
+            if self._ready_bytes >= self.request_bytes:
                 break
             self._seal(buf)
 
@@ -280,13 +282,14 @@ class Producer:
         it): sealed, they could only wait in line, and the records that came meanwhile
         would start new, smaller batches."""
         room = (self.max_in_flight - len(self._in_flight)) * self.request_records - self._ready_records
-        if room <= 0:
-            return
-        for buf in sorted((b for b in self._buffers.values() if now - b.since >= self.linger_s), key=_since):
-            self._seal(buf)
+        take = []
+        for buf in self._buffers.values():  # oldest first: see _seal_oldest
+            if room <= 0 or now - buf.since < self.linger_s:
+                break
+            take.append(buf)
             room -= len(buf.keys)
-            if room <= 0:
-                return
+        for buf in take:
+            self._seal(buf)
 
     async def _linger_loop(self) -> None:
         while True:
@@ -320,15 +323,18 @@ class Producer:
                 address = self.client.address_for_partition(self._ready[0].partition)
                 group: list[_Buffer] = []
                 keep: list[_Buffer] = []
+                held: set[int] = set()  # partitions with a batch kept back: so are their later ones
                 n = size = 0
                 for buf in self._ready:
                     if (n < self.request_records and (not group or size + buf.size <= self.request_bytes)
+                            and buf.partition not in held
                             and self.client.address_for_partition(buf.partition) == address):
                         group.append(buf)
                         n += len(buf.keys)
                         size += buf.size
                     else:
                         keep.append(buf)
+                        held.add(buf.partition)
                 self._ready = keep
                 self._ready_records -= n
                 self._ready_bytes -= size

@@ -923,4 +923,3 @@ def test_partitions_of_is_the_rings_partition_of_every_key(partitions: int) -> N
     keys = [f"k{i}" for i in range(5000)] + [f"doc{i}.a.b" for i in range(1000)] + ["ü-ñ-中", "x" * 300]
     want = [partition_of(partition_key(k), partitions) for k in keys]
     assert batches.partitions_of(keys, partitions) == want
-

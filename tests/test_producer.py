@@ -251,8 +251,8 @@ def test_linger_zero_starts_no_linger_task_and_max_buffered_forces_sending() -> 
     run(body)
 
 
-def test_at_max_buffered_the_fullest_batches_go_a_request_at_a_time() -> None:
-    """Holding max_buffered records seals the fullest open batches, about a request's
+def test_at_max_buffered_the_oldest_batches_go_a_request_at_a_time() -> None:
+    """Holding max_buffered records seals the oldest open batches, about a request's
     worth (request_records), and sends them; the others stay open and keep filling.
     (Sealing all of them made a producer whose caller never waits go stop-and-go.)"""
 
@@ -272,7 +272,7 @@ def test_at_max_buffered_the_fullest_batches_go_a_request_at_a_time() -> None:
                 await prod.update(k, b"1")
             assert prod.batches == 0 and not requests
             await prod.update(c[6], b"1")  # the 30th
-            await eventually(lambda: prod.acked == 14, 5, "the fullest batch to be sent")
+            await eventually(lambda: prod.acked == 14, 5, "the oldest batch to be sent")
             assert requests == [[(10, 14)]]
             assert prod._buffered == 16 and sorted(prod._buffers) == [11, 12], "the other batches stay open"
             await prod.flush()
@@ -512,10 +512,11 @@ def test_bad_amounts_and_empty_keys_raise_invalid_argument_at_once() -> None:
                 with pytest.raises(InvalidArgument):
                     await prod.add_at("doc.n", amount)  # type: ignore[arg-type]
             assert prod._buffered == 0 and prod._error is None
-            empty = [prod.add("", 1), prod.add_at("", 1), prod.update("", 1), prod.remove(""), prod.push("", 1), prod.patch("", {})]
-            for call in empty:
+            empty = [lambda: prod.add("", 1), lambda: prod.add_at("", 1), lambda: prod.update("", 1),
+                     lambda: prod.remove(""), lambda: prod.push("", 1), lambda: prod.patch("", {})]
+            for call in empty:  # at the call itself, before the producer has started
                 with pytest.raises(InvalidArgument, match="empty"):
-                    await call
+                    call()
             assert prod._buffered == 0 and prod._error is None and prod.batches == 0
             # The producer still works, and the 64-bit bounds themselves are accepted.
             for amount in (I64_MAX, I64_MAX, 5):
@@ -524,6 +525,9 @@ def test_bad_amounts_and_empty_keys_raise_invalid_argument_at_once() -> None:
                 await prod.add("low", amount)
             await prod.add_at("doc.n", I64_MAX)
             await prod.add_at("doc.n", 1)
+            for call in empty:  # and once it has
+                with pytest.raises(InvalidArgument, match="empty"):
+                    call()
             await prod.close()
             assert prod.acked == 7 and prod.failed == 0
             assert (await client.get("good")).value == 2 * I64_MAX + 5
@@ -666,6 +670,39 @@ def test_records_of_one_partition_commit_in_the_order_given_across_ops() -> None
                 await prod.push("other", 2)
             assert await c.read("doc") == {"b": 2, "n": 5}
             assert await c.read("other") == [1, 2]
+
+    run(body)
+
+
+def test_a_partitions_later_batch_never_overtakes_one_kept_for_the_next_request() -> None:
+    """A request is filled up to request_bytes and what does not fit waits for the next
+    one; a later, smaller batch of the same partition must wait too, or it commits
+    first: here a REMOVE would land before the UPDATE it follows, and the key survive."""
+    big = b'"' + b"v" * 1498 + b'"'
+    mid = b'"' + b"v" * 998 + b'"'
+
+    async def body() -> None:
+        async with node_and_client() as (node, client):
+            requests: list[list[tuple[int, int]]] = []
+            commit = node.commit_batches
+
+            async def recorded(batch_list, *args, **kwargs):
+                requests.append([(b.partition, b.op) for b in batch_list])
+                return await commit(batch_list, *args, **kwargs)
+
+            node.commit_batches = recorded  # type: ignore[method-assign]
+            q, p = keys_in(30, 4, "oq"), keys_in(31, 3, "op")
+            prod = client.producer(batch_size=4, linger_ms=60_000, request_bytes=9000, max_in_flight=1)
+            for k in q:
+                await prod.update(k, big)  # a full batch of 6 KB: sealed, not sent (under 9000 B)
+            for k in p:
+                await prod.update(k, mid)  # 3 KB, open
+            await prod.remove(p[0])  # another op: the updates are sealed; 9 KB in all
+            await prod.flush()
+            assert prod.acked == 8
+            assert requests == [[(30, pb.OP_UPDATE)], [(31, pb.OP_UPDATE), (31, pb.OP_REMOVE)]]
+            assert node.engine.read(p[0]) is None
+            assert all(node.engine.read(k) == mid for k in p[1:])
 
     run(body)
 

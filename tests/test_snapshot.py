@@ -97,7 +97,7 @@ def test_a_partition_past_protobufs_2_gb_is_refused_as_too_large(tmp_path):
     head = storage_pb2.Snapshot(partitions=8, segment=2, position=0, partition_frames=1)
     with pytest.raises(OSError) as err:
         snapshots.write(tmp_path, head, [Huge()])  # type: ignore[list-item]
-    assert err.value.errno == errno.EFBIG and "partition 3's state is over 2 GB" in str(err.value)
+    assert err.value.errno == errno.EFBIG and "partition 3's state could not be serialised" in str(err.value)
     assert _loaded(tmp_path) == _as_loaded(good)
 
 

@@ -95,11 +95,11 @@ def write(directory: Path, head: storage_pb2.Snapshot, states: Iterable[storage_
             # message too, which made a snapshot cost twice what it has to.
             try:
                 body = ps.SerializeToString()
-            except EncodeError:  # past 2 GB, where protobuf messages end
+            except EncodeError:  # past 2 GB, where protobuf messages end (or out of memory)
                 body = None
             if body is None or len(body) > frame.MAX_BODY_BYTES:
-                size = "over 2 GB" if body is None else f"{len(body)} bytes"
-                raise OSError(errno.EFBIG, f"partition {ps.partition}'s state is {size}, "
+                size = "could not be serialised (over 2 GB?)" if body is None else f"is {len(body)} bytes"
+                raise OSError(errno.EFBIG, f"partition {ps.partition}'s state {size}, "
                               f"more than a snapshot frame holds ({frame.MAX_BODY_BYTES})")
             f.write(frame.HEADER.pack(len(body), zlib.crc32(body)))
             f.write(body)
