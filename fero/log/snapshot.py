@@ -29,7 +29,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator, Sequence
@@ -101,7 +100,7 @@ def write(directory: Path, head: storage_pb2.Snapshot, states: Iterable[storage_
                 size = "could not be serialised (over 2 GB?)" if body is None else f"is {len(body)} bytes"
                 raise OSError(errno.EFBIG, f"partition {ps.partition}'s state {size}, "
                               f"more than a snapshot frame holds ({frame.MAX_BODY_BYTES})")
-            f.write(frame.HEADER.pack(len(body), zlib.crc32(body)))
+            f.write(frame.header(body))
             f.write(body)
             written += 1
         if written != head.partition_frames:
