@@ -29,6 +29,7 @@ from fero.engine import Engine
 from fero.errors import Unavailable
 from fero.lineage import divergence, lineage_at
 from fero.transport import PeerTransport
+from fero.wire import encode_varint
 from fero.v1 import peer_pb2, storage_pb2
 
 log = structlog.get_logger("fero.replication")
@@ -56,16 +57,7 @@ APPEND_STREAM = "/fero.v1.Peer/AppendStream"
 
 def _field(number: int, data: bytes) -> bytes:
     """A length-delimited protobuf field: tag, length, bytes."""
-    return _varint(number << 3 | 2) + _varint(len(data)) + data
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+    return encode_varint(number << 3 | 2) + encode_varint(len(data)) + data
 
 
 class _StreamEnded(Exception):
