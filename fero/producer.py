@@ -33,6 +33,7 @@ per-record errors).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -220,7 +221,7 @@ class Producer:
                     or self._linger is None):
                 return self._send()
         elif self._buffered + self._ready_records >= self.max_buffered:
-            self._seal_oldest()
+            self._seal_oldest(self.request_records - self._ready_records, self.request_bytes)
             return self._send()
         return self._buffered_only
 
@@ -251,44 +252,29 @@ class Producer:
         self._ready_records += n
         self._ready_bytes += buf.size
 
-    def _seal_oldest(self) -> None:
-        """Seals the oldest open batches, about a request's worth.
+    def _seal_oldest(self, records: int, max_bytes: float, opened_before: float = math.inf) -> None:
+        """Seals open batches, oldest first: about `records` records' worth, until the
+        ready batches hold `max_bytes`, and only batches opened before `opened_before`.
+        `_buffers` holds them in the order they opened, so this looks at the batches
+        it seals and no others.
 
-        Not all of them: a caller that never waits keeps the linger task from running,
-        so this is what sends, and sealing everything at once made the producer go
-        stop-and-go. It sent max_buffered records at once and waited for in-flight
-        slots while the owner worked, then buffered the next max_buffered while the
-        owner, its requests done, sat idle. A request's worth at a time keeps both
-        busy. The oldest go first, so none waits for long, and they are the fullest
-        too when keys spread evenly; `_buffers` holds them oldest first (a batch is
-        added when it opens), so this looks at the batches it seals and no others.
+        At max_buffered, a request's worth, not all of them: a caller that never waits
+        keeps the linger task from running, so this is what sends, and sealing
+        everything at once made the producer go stop-and-go. It sent max_buffered
+        records at once and waited for in-flight slots while the owner worked, then
+        buffered the next max_buffered while the owner, its requests done, sat idle. A
+        request's worth at a time keeps both busy. The oldest go first, so none waits
+        for long, and they are the fullest too when keys spread evenly.
         """
         take = []
-        records = self.request_records - self._ready_records
         for buf in self._buffers.values():
-            if records <= 0:
+            if records <= 0 or buf.since > opened_before:
                 break
             take.append(buf)
             records -= len(buf.keys)
         for buf in take:
-            if self._ready_bytes >= self.request_bytes:
+            if self._ready_bytes >= max_bytes:
                 break
-            self._seal(buf)
-
-    def _seal_lingered(self, now: float) -> None:
-        """Seals the batches that have waited linger_ms, oldest first, as many as the
-        free in-flight slots can take. The others stay open and keep filling until a
-        slot is free (as Kafka's producer drains a lingered batch only when it can send
-        it): sealed, they could only wait in line, and the records that came meanwhile
-        would start new, smaller batches."""
-        room = (self.max_in_flight - len(self._in_flight)) * self.request_records - self._ready_records
-        take = []
-        for buf in self._buffers.values():  # oldest first: see _seal_oldest
-            if room <= 0 or now - buf.since < self.linger_s:
-                break
-            take.append(buf)
-            room -= len(buf.keys)
-        for buf in take:
             self._seal(buf)
 
     async def _linger_loop(self) -> None:
@@ -296,7 +282,13 @@ class Producer:
             await asyncio.sleep(self.linger_s / 2)
             if self._error is not None:
                 return
-            self._seal_lingered(time.monotonic())
+            # The batches that have waited linger_ms, as many as the free in-flight
+            # slots can take. The others stay open and keep filling until a slot is
+            # free (as Kafka's producer drains a lingered batch only when it can send
+            # it): sealed, they could only wait in line, and the records that came
+            # meanwhile would start new, smaller batches.
+            room = (self.max_in_flight - len(self._in_flight)) * self.request_records - self._ready_records
+            self._seal_oldest(room, math.inf, time.monotonic() - self.linger_s)
             if self._ready:
                 try:
                     await self._send()
