@@ -89,15 +89,17 @@ class Doc:
         return self._raw
 
 
-#: Documents as columns: keys, raw JSON values, hlcs, origins.
-Columns = tuple[list[str], list[bytes], list[int], list[str]]
+#: Documents as columns: keys, raw JSON values (in chunks: a bulk UPDATE's values are
+#: one chunk, as the message holds them), hlcs, origins.
+Columns = tuple[list[str], list[Sequence[bytes]], list[int], list[str]]
 
 
 def fill_columns(out: Any, columns: Columns) -> None:
     """Columns into a fero.v1.KeyColumns."""
     keys, raws, hlcs, origins = columns
     out.keys.extend(keys)
-    out.values.extend(raws)
+    for chunk in raws:
+        out.values.extend(chunk)
     out.hlcs.extend(hlcs)
     out.origins.extend(origins)
 
@@ -106,7 +108,9 @@ class _Run:
     """The documents one bulk UPDATE set (Documents.update_many): the batch's key and
     value columns as they came, record k stamped hlc + k. Every key it set maps to
     the run itself, so a bulk write allocates nothing per key (a tuple and an int per
-    key cost more than the dict insert, and each tuple was work for the cyclic GC)."""
+    key cost more than the dict insert, and each tuple was work for the cyclic GC).
+    The values may be the batch message's own repeated field, never changed after:
+    a value becomes a bytes object only when it is read."""
 
     __slots__ = ("keys", "raws", "hlc", "origin", "live", "_at")
 
@@ -196,26 +200,33 @@ class Documents:
         built in bulk: the columns of a run whose documents are all still there go in
         whole, with no Python step per key."""
         keys: list[str] = []
-        raws: list[bytes] = []
+        raws: list[Sequence[bytes]] = []
         hlcs: list[int] = []
         origins: list[str] = []
         docs = self.docs
         entry = self._entry
+        single: list[bytes] = []  # the current chunk of values taken one by one
         # Consecutive documents that share a value: a run's keys sit together, in its
         # order, as one dict update put them there.
         for d, group in groupby(docs.items(), _value):
             ks = list(map(_key, group))
             keys += ks
             if d.__class__ is _Run and len(ks) == len(d.keys) and ks == d.keys:  # type: ignore[union-attr]
-                raws += d.raws  # type: ignore[union-attr]
+                # Its values as one chunk, not read here: the cut runs on the event loop.
+                if single:
+                    raws.append(single)
+                    single = []
+                raws.append(d.raws)  # type: ignore[union-attr]
                 hlcs += range(d.hlc, d.hlc + len(ks))  # type: ignore[union-attr]
                 origins += repeat(d.origin, len(ks))  # type: ignore[union-attr]
                 continue
             for k in ks:
                 raw, hlc, origin = entry(k, d)
-                raws.append(raw)
+                single.append(raw)
                 hlcs.append(hlc)
                 origins.append(origin)
+        if single:
+            raws.append(single)
         return keys, raws, hlcs, origins
 
     def from_columns(self, cols: Any) -> None:
@@ -226,7 +237,8 @@ class Documents:
         """Sets whole documents: key k to raws[k], stamped hlc + k. Done in bulk, with
         no Python call per key, when every key is bare and new (nor removed lately);
         returns False, changing nothing, otherwise (then update() each). Keeps the
-        lists it is given."""
+        sequences it is given: `raws` may be the batch message's values field, so
+        that a value is copied out of it only when read or written to a snapshot."""
         docs = self.docs
         if (
             not docs.keys().isdisjoint(keys)

@@ -394,7 +394,7 @@ class Engine:
                 self._publish_after_wait(seq)
 
     async def commit_batches(
-        self, batch_list: Sequence[types_pb2.Batch], acks: int, columns: list[tuple[list[str], list]] | None = None,
+        self, batch_list: Sequence[types_pb2.Batch], acks: int, columns: batches.Checked | None = None,
         raw: Sequence[bytes] | None = None,
     ) -> list[types_pb2.BatchResult]:
         """Commits columnar batches (see fero.batch); one BatchResult each, in order.
@@ -402,7 +402,8 @@ class Engine:
         them already (checking hashes every key). `raw`: each batch as the client
         serialised it, if the caller has those bytes (see fero.wire)."""
         if columns is None:
-            columns = batches.validate(batch_list, len(self.partitions), self.config.limits)
+            columns = batches.validate(batch_list, len(self.partitions), self.config.limits,
+                                       sizes=None if raw is None else list(map(len, raw)))
         if self.handler is None:
             for i, b in enumerate(batch_list):
                 if b.op == types_pb2.OP_ACTION:
@@ -448,7 +449,7 @@ class Engine:
             r.replies.extend(replies)
 
     def _commit_batches_now(
-        self, batch_list: Sequence[types_pb2.Batch], columns: list[tuple[list[str], list]],
+        self, batch_list: Sequence[types_pb2.Batch], columns: batches.Checked,
         raw: Sequence[bytes] | None = None,
     ) -> tuple[
         list[types_pb2.BatchResult], list[storage_pb2.LogEntry], bool,

@@ -286,7 +286,7 @@ class Node:
 
     async def commit_batches(
         self, batch_list: Sequence[types_pb2.Batch], acks: int, forwarded: bool = False,
-        raw: Sequence[bytes] | None = None, columns: list[tuple[list[str], list]] | None = None,
+        raw: Sequence[bytes] | None = None, columns: batches.Checked | None = None,
     ) -> list[types_pb2.BatchResult]:
         """Commits columnar batches (fero.batch), each at the owner of its partition, as
         commit() does records; a batch that cannot reach its owner gets a BatchResult
@@ -296,7 +296,8 @@ class Node:
         self._check_serving()
         self._check_split_policy()
         if columns is None:
-            columns = batches.validate(batch_list, len(self.engine.partitions), self.config.limits)
+            columns = batches.validate(batch_list, len(self.engine.partitions), self.config.limits,
+                                       sizes=None if raw is None else list(map(len, raw)))
         groups = self.router.group([b.partition for b in batch_list])
 
         async def local(idxs: list[int]) -> list[types_pb2.BatchResult]:
@@ -363,7 +364,7 @@ class Node:
         return results
 
     async def _commit_batches_local(
-        self, batch_list: Sequence[types_pb2.Batch], acks: int, columns: list[tuple[list[str], list]],
+        self, batch_list: Sequence[types_pb2.Batch], acks: int, columns: batches.Checked,
         raw: Sequence[bytes] | None = None,
     ) -> list[types_pb2.BatchResult]:
         assert self.ownership is not None

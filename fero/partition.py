@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from array import array
-from typing import Sequence
+from typing import Any, Sequence
 
 from fero import batch as batches
 from fero import hlc as hlcs
@@ -164,7 +164,8 @@ class PartitionState:
         return result
 
     def apply_batch(
-        self, b: types_pb2.Batch, offset: int, keys: list[str] | None = None, column: list | None = None
+        self, b: types_pb2.Batch, offset: int, keys: list[str] | None = None,
+        column: Sequence[Any] | None = None,
     ) -> tuple[list[Value] | None, list[tuple[int, int, str]], bool]:
         """Applies a columnar batch (hlc and origin set) whose first record is the commit
         at `offset`: (values after each applied COUNTER_ADD / ADD, the records that could
@@ -178,7 +179,10 @@ class PartitionState:
         """
         if keys is None:  # (the owner passes the lists it checked: see fero.batch.validate)
             keys = list(b.keys)
-            column = list(b.amounts if b.op in batches.AMOUNT_OPS else b.values)
+        if column is None:
+            # Values stay in the message: a bulk UPDATE keeps them as it holds them (see
+            # Documents.update_many), and no other op reads them from this column.
+            column = list(b.amounts) if b.op in batches.AMOUNT_OPS else b.values
         n = len(keys)
         first = b.origin_seq - b.position
         seen = self.tickets.get(b.ticket)

@@ -247,7 +247,8 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
             # Both checked before either commits: a malformed call commits nothing.
             self.node.engine.validate(request.records)
             columns = batches.validate(
-                request.batches, len(self.node.engine.partitions), self.node.config.limits, len(request.records)
+                request.batches, len(self.node.engine.partitions), self.node.config.limits, len(request.records),
+                None if raw is None else list(map(len, raw)),
             )
             results, batch_results = await asyncio.gather(
                 self.node.commit(request.records, request.acks, forwarded),

@@ -888,6 +888,63 @@ def test_a_batch_logged_from_its_bytes_is_the_batch_as_sent_with_its_stamps(tmp_
     assert docs == [{"v": i} for i in range(40)]
 
 
+def test_values_sent_as_bytes_are_stored_unread_and_survive_overwrite_snapshot_and_reopen(tmp_path):
+    """The owner keeps a bulk UPDATE's values in the logged batch message (no bytes
+    object per value): every one still reads back, after half of them are written over
+    (the run lets go of the message), through a snapshot and a reopen."""
+    keys = keys_in(21, 60, "lazy")
+    b = updates(keys, [{"v": i, "pad": "x" * (i % 7)} for i in range(60)], "lazy-values")
+
+    async def main():
+        e = await opened(tmp_path)
+        (r,) = await e.commit_batches([b], LEADER, raw=[b.SerializeToString()])
+        stored = e.partitions[21].documents.docs[keys[0]]
+        kept_as_sent = stored.__class__.__name__ == "_Run" and not isinstance(stored.raws, list)
+        first = [doc(e, k) for k in keys]
+        await e.commit_batches([updates(keys[:40], [{"new": i} for i in range(40)], "over")], LEADER)
+        await e.take_snapshot()
+        after = [doc(e, k) for k in keys]
+        await e.close()
+        e = await opened(tmp_path)
+        reopened = [doc(e, k) for k in keys]
+        await e.close()
+        return r, kept_as_sent, first, after, reopened
+
+    r, kept_as_sent, first, after, reopened = run(main())
+    assert not r.errors and kept_as_sent
+    assert first == [{"v": i, "pad": "x" * (i % 7)} for i in range(60)]
+    expected = [{"new": i} for i in range(40)] + [{"v": i, "pad": "x" * (i % 7)} for i in range(40, 60)]
+    assert after == expected and reopened == expected
+
+
+def _limits(max_value_bytes: int) -> Config:
+    return dataclasses.replace(config(), limits=dataclasses.replace(config().limits, max_value_bytes=max_value_bytes))
+
+
+@pytest.mark.parametrize("op", [pb.OP_UPDATE, pb.OP_ACTION])
+def test_values_left_unread_only_when_the_batch_is_too_small_to_hold_a_long_one(op):
+    """validate skips reading UPDATE and ACTION values only when the batch's own size
+    bounds them; a batch larger than the limit has its values checked one by one."""
+    limits = _limits(64).limits
+    action = "echo" if op == pb.OP_ACTION else ""
+    small = pb.Batch(partition=part("s"), ticket="t", op=op, keys=["s"], values=[b'"short"'], action=action)
+    long = pb.Batch(partition=part("s"), ticket="t", op=op, keys=["s"], values=[b'"' + b"x" * 98 + b'"'], action=action)
+    ((keys, column),) = batches.validate([small], P, limits, sizes=[small.ByteSize()])
+    assert keys == ["s"] and column is None
+    ((_, column),) = batches.validate([small], P, limits)  # size unknown: read and checked
+    assert column == [b'"short"']
+    with pytest.raises(InvalidArgument) as info:
+        batches.validate([long], P, limits, sizes=[long.ByteSize()])
+    assert "value 0 is 100 bytes; at most 64" in info.value.message
+
+
+def test_a_push_batch_has_its_values_checked_even_when_small():
+    b = pb.Batch(partition=part("p"), ticket="t", op=pb.OP_PUSH, keys=["p", "p"], values=[b"1", b""])
+    with pytest.raises(InvalidArgument) as info:
+        batches.validate([b], P, config().limits, sizes=[b.ByteSize()])
+    assert "value 1 is missing" in info.value.message
+
+
 def test_frame_bodies_stop_at_the_byte_budget_but_always_give_the_first_frame(tmp_path):
     """Replication sends what frame_bodies_from gives in one Append: bounded in bytes
     (a replica applies an Append in one step of its event loop), never empty."""

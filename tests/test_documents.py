@@ -305,3 +305,30 @@ def test_runs_go_into_a_snapshot_as_plain_columns_with_each_records_stamp() -> N
     loaded = Documents()
     loaded.from_columns(cols)
     assert sorted(loaded.items()) == sorted(d.items())
+
+
+def test_a_run_can_keep_a_messages_values_field_and_reads_it_only_on_demand() -> None:
+    """update_many keeps the sequence it is given; the owner gives it the batch
+    message's repeated values field. Reads, a spill and a snapshot (which takes a
+    whole run's values as one chunk) all see the same bytes."""
+    from fero.v1 import storage_pb2, types_pb2
+
+    keys = [f"k{i}" for i in range(10)]
+    msg = types_pb2.Batch(keys=keys, values=[_j(i) for i in range(10)])
+    whole = types_pb2.Batch(keys=["w1", "w2"], values=[b"[1]", b"[2]"])
+    d = Documents()
+    assert d.update_many(list(msg.keys), msg.values, 100, "o")
+    assert d.update_many(list(whole.keys), whole.values, 200, "o")
+    assert d.read("k3") == _j(3) and type(d.read("k3")) is bytes
+    for i in range(6):  # fewer than half left in the run: it spills into tuples
+        d.update(f"k{i}", _j(f"new{i}"), 300 + i)
+    assert d.docs["k9"] == (_j(9), 109, "o")
+    cols = storage_pb2.KeyColumns()
+    d.to_columns(cols)
+    expected = sorted([(f"k{i}", _j(f"new{i}"), 300 + i, "") for i in range(6)]
+                      + [(f"k{i}", _j(i), 100 + i, "o") for i in range(6, 10)]
+                      + [("w1", b"[1]", 200, "o"), ("w2", b"[2]", 201, "o")])
+    assert sorted(zip(cols.keys, cols.values, cols.hlcs, cols.origins)) == expected
+    loaded = Documents()
+    loaded.from_columns(cols)
+    assert sorted(loaded.items()) == sorted(d.items()) == expected
