@@ -395,7 +395,7 @@ class Engine:
 
     async def commit_batches(
         self, batch_list: Sequence[types_pb2.Batch], acks: int, columns: batches.Checked | None = None,
-        raw: Sequence[bytes] | None = None,
+        raw: Sequence[bytes | memoryview] | None = None,
     ) -> list[types_pb2.BatchResult]:
         """Commits columnar batches (see fero.batch); one BatchResult each, in order.
         `columns`: what fero.batch.validate returned for them, if the caller checked
@@ -450,7 +450,7 @@ class Engine:
 
     def _commit_batches_now(
         self, batch_list: Sequence[types_pb2.Batch], columns: batches.Checked,
-        raw: Sequence[bytes] | None = None,
+        raw: Sequence[bytes | memoryview] | None = None,
     ) -> tuple[
         list[types_pb2.BatchResult], list[storage_pb2.LogEntry], bool,
         list[tuple[storage_pb2.LogEntry, types_pb2.BatchResult]],

@@ -286,7 +286,7 @@ class Node:
 
     async def commit_batches(
         self, batch_list: Sequence[types_pb2.Batch], acks: int, forwarded: bool = False,
-        raw: Sequence[bytes] | None = None, columns: batches.Checked | None = None,
+        raw: Sequence[bytes | memoryview] | None = None, columns: batches.Checked | None = None,
     ) -> list[types_pb2.BatchResult]:
         """Commits columnar batches (fero.batch), each at the owner of its partition, as
         commit() does records; a batch that cannot reach its owner gets a BatchResult
@@ -365,7 +365,7 @@ class Node:
 
     async def _commit_batches_local(
         self, batch_list: Sequence[types_pb2.Batch], acks: int, columns: batches.Checked,
-        raw: Sequence[bytes] | None = None,
+        raw: Sequence[bytes | memoryview] | None = None,
     ) -> list[types_pb2.BatchResult]:
         assert self.ownership is not None
         await self.ownership.wait_serving({b.partition for b in batch_list})

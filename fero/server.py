@@ -235,7 +235,7 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
                 t.cancel()
 
     async def _commit(
-        self, request: changelog_pb2.CommitRequest, forwarded: bool, raw: list[bytes] | None = None,
+        self, request: changelog_pb2.CommitRequest, forwarded: bool, raw: list[memoryview] | None = None,
     ) -> changelog_pb2.CommitReply:
         """`raw`: the bytes of each of the request's batches, if known (fero.wire)."""
         if raw is not None and len(raw) != len(request.batches):

@@ -81,15 +81,17 @@ def len_fields(buf: bytes, start: int, end: int, number: int) -> list[tuple[int,
     return out
 
 
-def stream_batches(raw: bytes) -> list[bytes] | None:
-    """The bytes of each Batch of a serialised CommitStreamRequest, in order; None if
-    they cannot be told apart (the caller then serialises the parsed batches)."""
+def stream_batches(raw: bytes) -> list[memoryview] | None:
+    """The bytes of each Batch of a serialised CommitStreamRequest, in order, as views
+    of `raw` (slices would copy a megabyte a request); None if they cannot be told
+    apart (the caller then serialises the parsed batches)."""
     try:
         commits = len_fields(raw, 0, len(raw), _STREAM_COMMIT)
         if len(commits) != 1:  # absent, or split in parts a parser would merge
             return None
         start, end = commits[0]
-        return [raw[s:e] for s, e in len_fields(raw, start, end, _COMMIT_BATCHES)]
+        view = memoryview(raw)
+        return [view[s:e] for s, e in len_fields(raw, start, end, _COMMIT_BATCHES)]
     except Malformed:
         return None
 
@@ -99,7 +101,7 @@ def commit_stream_request(id: int, commit: bytes) -> bytes:
     return b"".join((_STREAM_ID_TAG, encode_varint(id), _STREAM_COMMIT_TAG, encode_varint(len(commit)), commit))
 
 
-def stamped_batch_entry(header: storage_pb2.LogEntry, batch: bytes, stamps: types_pb2.Batch) -> bytes:
+def stamped_batch_entry(header: storage_pb2.LogEntry, batch: bytes | memoryview, stamps: types_pb2.Batch) -> bytes:
     """A serialised LogEntry: `header`'s fields and, as its batch, the Batch in `batch`
     with the fields of `stamps` set (appended: a parser takes the last value of a
     field it meets twice)."""

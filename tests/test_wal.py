@@ -291,3 +291,34 @@ def test_a_frame_that_starts_a_segment_is_left_to_the_flush_loop(tmp_path):
 
     seg, body = run(main())
     assert seg == 1 and body == b"b" * 3000
+
+
+@pytest.mark.parametrize("policy", ["always", "interval"])
+def test_short_writes_and_more_frames_than_one_writev_takes_lose_nothing(tmp_path, monkeypatch, policy):
+    """Frames go to the file by writev, header and body as separate buffers, at most
+    IOV_MAX of them a call. A writev may write less than asked (a signal, a full disk):
+    the rest follows. Here every writev writes only part of what it is given."""
+    import fero.log.wal as wal_module
+
+    calls: list[int] = []
+
+    def short_writev(fd, buffers):
+        calls.append(len(buffers))
+        data = b"".join(buffers)
+        return os.write(fd, data[: max(1, len(data) // 3)])
+
+    monkeypatch.setattr(wal_module.os, "writev", short_writev)
+    bodies = [f"frame {i} ".encode() * (i % 5 + 1) for i in range(1500)]
+
+    async def main():
+        wal = Wal(tmp_path, fsync=policy)
+        wal.recover()
+        wal.start()
+        locs = await _append_all(wal, bodies)
+        got = [wal.read(loc.segment, loc.position) for loc in locs]
+        await wal.close()
+        return got
+
+    assert run(main()) == bodies
+    assert _recovered(tmp_path) == bodies
+    assert max(calls) <= wal_module._IOV_MAX and calls
