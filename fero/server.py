@@ -163,9 +163,14 @@ def _stream_request(raw: bytes) -> tuple[changelog_pb2.CommitStreamRequest, byte
     return changelog_pb2.CommitStreamRequest.FromString(raw), raw
 
 
+def _as_sent(reply: bytes) -> bytes:
+    """CommitStream's reply serialiser: its replies are serialised already."""
+    return reply
+
+
 def add_changelog_servicer(servicer: "ChangelogServicer", server: Any) -> None:
     """As the generated add_ChangelogServicer_to_server, except that CommitStream's
-    handler also gets each request's bytes."""
+    handler also gets each request's bytes, and writes its replies as bytes."""
 
     class Capture:
         def add_generic_rpc_handlers(self, handlers: Any) -> None:
@@ -178,8 +183,7 @@ def add_changelog_servicer(servicer: "ChangelogServicer", server: Any) -> None:
     changelog_pb2_grpc.add_ChangelogServicer_to_server(servicer, capture)
     handlers = dict(capture.handlers)
     handlers["CommitStream"] = grpc.stream_stream_rpc_method_handler(
-        servicer.CommitStream, request_deserializer=_stream_request,
-        response_serializer=changelog_pb2.CommitStreamReply.SerializeToString,
+        servicer.CommitStream, request_deserializer=_stream_request, response_serializer=_as_sent,
     )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(capture.service, handlers),))
     server.add_registered_method_handlers(capture.service, handlers)
@@ -191,7 +195,9 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
 
     @edge
     async def Commit(self, request: changelog_pb2.CommitRequest, context: Any) -> changelog_pb2.CommitReply:
-        return await self._commit(request, _forwarded(context))
+        reply, batch_results = await self._commit(request, _forwarded(context))
+        reply.batch_results.extend(batch_results)
+        return reply
 
     async def CommitStream(
         self, request_iterator: AsyncIterator[tuple[changelog_pb2.CommitStreamRequest, bytes]],
@@ -205,17 +211,22 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
         writing = asyncio.Lock()  # one write at a time on a stream
 
         async def one(req: changelog_pb2.CommitStreamRequest, raw: bytes) -> None:
+            # Replies go out as bytes (see add_changelog_servicer).
             try:
-                reply = await self._commit(req.commit, forwarded, wire.stream_batches(raw) if req.commit.batches else None)
-                out = changelog_pb2.CommitStreamReply(id=req.id, reply=reply)
+                reply, batch_results = await self._commit(
+                    req.commit, forwarded, wire.stream_batches(raw) if req.commit.batches else None
+                )
+                out = wire.commit_stream_reply(req.id, reply.SerializeToString(), batch_results)
             except FeroError as exc:
-                out = changelog_pb2.CommitStreamReply(id=req.id, error_code=exc.code.value[0], error_message=exc.message)
+                out = changelog_pb2.CommitStreamReply(
+                    id=req.id, error_code=exc.code.value[0], error_message=exc.message
+                ).SerializeToString()
             except Exception as exc:
                 log.exception("server.internal_error", method="CommitStream")
                 out = changelog_pb2.CommitStreamReply(
                     id=req.id, error_code=grpc.StatusCode.INTERNAL.value[0],
                     error_message=f"internal error: {type(exc).__name__}: {exc}",
-                )
+                ).SerializeToString()
             try:
                 async with writing:
                     await context.write(out)
@@ -236,13 +247,16 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
 
     async def _commit(
         self, request: changelog_pb2.CommitRequest, forwarded: bool, raw: list[memoryview] | None = None,
-    ) -> changelog_pb2.CommitReply:
-        """`raw`: the bytes of each of the request's batches, if known (fero.wire)."""
+    ) -> tuple[changelog_pb2.CommitReply, list[types_pb2.BatchResult]]:
+        """The reply but its batch results, and the batch results: the caller puts them
+        together (a CommitReply built here would copy every result, handler replies
+        and all, and the stream would copy it once more). `raw`: the bytes of each of
+        the request's batches, if known (fero.wire)."""
         if raw is not None and len(raw) != len(request.batches):
             raw = None
         if not request.batches:
             results = await self.node.commit(request.records, request.acks, forwarded)
-            return changelog_pb2.CommitReply(results=results, coherent=self.node.coherent())
+            return changelog_pb2.CommitReply(results=results, coherent=self.node.coherent()), []
         if request.records:
             # Both checked before either commits: a malformed call commits nothing.
             self.node.engine.validate(request.records)
@@ -256,7 +270,7 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
             )
         else:
             results, batch_results = [], await self.node.commit_batches(request.batches, request.acks, forwarded, raw)
-        return changelog_pb2.CommitReply(results=results, batch_results=batch_results, coherent=self.node.coherent())
+        return changelog_pb2.CommitReply(results=results, coherent=self.node.coherent()), batch_results
 
     @edge
     async def Read(self, request: changelog_pb2.ReadRequest, context: Any) -> changelog_pb2.ReadReply:

@@ -9,12 +9,15 @@ walked, never the records, so this stays a handful of steps per batch.
 
 The client likewise wraps a serialised CommitRequest in its CommitStreamRequest by
 prefixing two fields (`commit_stream_request`): setting a message field copies the
-whole message, which cost more than serialising it.
+whole message, which cost more than serialising it. The owner's replies on the stream
+are put together the same way (`commit_stream_reply`).
 
 Pure: no I/O.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 from fero.v1 import storage_pb2, types_pb2
 
@@ -25,6 +28,8 @@ _STREAM_COMMIT = 2      # CommitStreamRequest.commit
 _STREAM_COMMIT_TAG = bytes([_STREAM_COMMIT << 3 | _LEN])
 _COMMIT_BATCHES = 3     # CommitRequest.batches
 _ENTRY_BATCH_TAG = bytes([8 << 3 | _LEN])  # LogEntry.batch
+_STREAM_REPLY_TAG = bytes([2 << 3 | _LEN])  # CommitStreamReply.reply
+_REPLY_BATCH_TAG = bytes([3 << 3 | _LEN])   # CommitReply.batch_results
 
 
 class Malformed(ValueError):
@@ -99,6 +104,20 @@ def stream_batches(raw: bytes) -> list[memoryview] | None:
 def commit_stream_request(id: int, commit: bytes) -> bytes:
     """A serialised CommitStreamRequest of `id` and the serialised CommitRequest `commit`."""
     return b"".join((_STREAM_ID_TAG, encode_varint(id), _STREAM_COMMIT_TAG, encode_varint(len(commit)), commit))
+
+
+def commit_stream_reply(id: int, head: bytes, batch_results: Sequence[types_pb2.BatchResult]) -> bytes:
+    """A serialised CommitStreamReply of `id` whose reply is the serialised CommitReply
+    `head` (its records' results and `coherent`) with `batch_results` added, each
+    serialised once: a CommitReply built of them would copy every one, and a
+    CommitStreamReply of that copy it again (with acks=REPLY a request's handler
+    replies are a megabyte)."""
+    parts = [head]
+    for r in batch_results:
+        body = r.SerializeToString()
+        parts += (_REPLY_BATCH_TAG, encode_varint(len(body)), body)
+    size = sum(map(len, parts))
+    return b"".join([_STREAM_ID_TAG, encode_varint(id), _STREAM_REPLY_TAG, encode_varint(size), *parts])
 
 
 def stamped_batch_entry(header: storage_pb2.LogEntry, batch: bytes | memoryview, stamps: types_pb2.Batch) -> bytes:

@@ -73,3 +73,25 @@ def test_varints_round_trip(n: int) -> None:
     assert wire._varint(enc, 0) == (n, len(enc))
     if n:  # as protobuf itself encodes it
         assert types_pb2.Batch(hlc=n).SerializeToString() == bytes([7 << 3]) + enc
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_stream_reply_from_its_parts_is_the_reply_built_as_a_message(seed: int) -> None:
+    rng = random.Random(seed)
+    results = [types_pb2.Result(offset=rng.randint(0, 1 << 40), value=types_pb2.Number(i64=rng.randint(-9, 9)))
+               for _ in range(rng.randint(0, 5))]
+    batch_results = [
+        types_pb2.BatchResult(partition=i, ticket=f"t{i}", base_offset=rng.randint(0, 1 << 40),
+                              replies=[bytes([j % 256]) * rng.randint(0, 300) for j in range(rng.randint(0, 200))],
+                              errors=[types_pb2.RecordError(index=1, code=9, message="no")] if i % 2 else [])
+        for i in range(rng.randint(0, 6))
+    ]
+    coherent = bool(seed % 2)
+    head = changelog_pb2.CommitReply(results=results, coherent=coherent)
+    id = rng.randint(0, 1 << 62)
+    raw = wire.commit_stream_reply(id, head.SerializeToString(), batch_results)
+    expected = changelog_pb2.CommitStreamReply(
+        id=id, reply=changelog_pb2.CommitReply(results=results, coherent=coherent, batch_results=batch_results),
+    )
+    got = changelog_pb2.CommitStreamReply.FromString(raw)
+    assert got == expected and got.HasField("reply")
