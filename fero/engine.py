@@ -78,6 +78,10 @@ class Action(NamedTuple):
 #: C-level, so map() makes a batch's Actions without a Python call per action.
 _new_action = functools.partial(tuple.__new__, Action)
 
+#: A committed ACTION batch for the handler: its frame, its result (the replies go in),
+#: and its keys as validated.
+_Acted = tuple[storage_pb2.LogEntry, types_pb2.BatchResult, list[str]]
+
 #: A custom-action handler: runs on the owner after the action is committed; its return
 #: value is the reply a client gets with acks=REPLY.
 Handler = Callable[[Action], Awaitable[bytes | None]]
@@ -422,16 +426,16 @@ class Engine:
                     self._detach(self._run_batch_handlers(acted))
         return results
 
-    async def _run_batch_handlers(self, acted: list[tuple[storage_pb2.LogEntry, types_pb2.BatchResult]]) -> None:
+    async def _run_batch_handlers(self, acted: list[_Acted]) -> None:
         """Runs the handler on each action of committed ACTION batches, in order; the
         replies (and handler failures: the action stays committed) go into the results."""
         assert self.handler is not None
         handler = self.handler
-        for entry, r in acted:
+        for entry, r, keys in acted:
             b = entry.batch
-            p, base, action, n = entry.partition, entry.base_offset, b.action, len(b.keys)
+            p, base, action, n = entry.partition, entry.base_offset, b.action, len(keys)
             actions = map(_new_action, zip(
-                itertools.repeat(p), range(base, base + n), b.keys, itertools.repeat(action), b.values,
+                itertools.repeat(p), range(base, base + n), keys, itertools.repeat(action), b.values,
                 batches.derived_tickets(b.ticket, n),
             ))
             replies: list[bytes] = []
@@ -453,13 +457,13 @@ class Engine:
         raw: Sequence[bytes | memoryview] | None = None,
     ) -> tuple[
         list[types_pb2.BatchResult], list[storage_pb2.LogEntry], bool,
-        list[tuple[storage_pb2.LogEntry, types_pb2.BatchResult]],
+        list[_Acted],
     ]:
         """(a result per batch, the frames appended, whether any was a duplicate, the
         committed ACTION batches with their results, for the handler)."""
         results: list[types_pb2.BatchResult] = []
         entries: list[storage_pb2.LogEntry] = []
-        acted: list[tuple[storage_pb2.LogEntry, types_pb2.BatchResult]] = []
+        acted: list[_Acted] = []
         any_duplicate = False
         LogEntry, Batch = storage_pb2.LogEntry, types_pb2.Batch
         for i, (b, (keys, column)) in enumerate(zip(batch_list, columns)):
@@ -500,7 +504,7 @@ class Engine:
             self._append_frame(entry, body)
             entries.append(entry)
             if stamped.op == types_pb2.OP_ACTION:
-                acted.append((entry, result))
+                acted.append((entry, result, keys))  # keys as validated: not read again
             self._commits += n
         return results, entries, any_duplicate, acted
 

@@ -183,7 +183,8 @@ class Producer:
         each batch's result carries the handler's replies."""
         if not action:
             raise InvalidArgument("action name is empty")
-        return self._put(types_pb2.OP_ACTION, key, bytes(payload), action)
+        # bytes(payload) costs 70 ns even when payload is bytes already.
+        return self._put(types_pb2.OP_ACTION, key, payload if payload.__class__ is bytes else bytes(payload), action)
 
     def _put(self, op: int, key: str, item: Any, action: str = "") -> Awaitable[None]:
         """Buffers one record. Returns a finished future when that is all, or the send
