@@ -90,16 +90,21 @@ async def _client(idx: int, spec: dict[str, Any], ready: Any, start: Any, progre
         deadline = t0 + spec["budget"]
         n = 0
         budget_hit = False
-        # sacks: ACTION records with the payload; else UPDATEs of the value.
-        put, args = (sender.action, (action, value)) if mode == "sacks" else (sender.update, (value,))
-        for i in range(count):
-            await put(f"{prefix}{i}", *args)
-            n = i + 1
-            if n % 2000 == 0:
-                progress.value = sender.acked
-                if time.perf_counter() > deadline:
-                    budget_hit = True
-                    break
+        # sacks: ACTION records with the payload; else UPDATEs of the value. Each record
+        # is one call, as an application makes it (written out: a call with *args costs
+        # 60 ns more a record, which is the benchmark's, not fero's).
+        for start in range(0, count, 2000):
+            if mode == "sacks":
+                for i in range(start, min(start + 2000, count)):
+                    await sender.action(f"{prefix}{i}", action, value)
+            else:
+                for i in range(start, min(start + 2000, count)):
+                    await sender.update(f"{prefix}{i}", value)
+            n = min(start + 2000, count)
+            progress.value = sender.acked
+            if time.perf_counter() > deadline:
+                budget_hit = n < count
+                break
         t_sent = time.perf_counter()
         await sender.flush()
         t_end, cpu_s = time.perf_counter(), time.process_time() - cpu0
