@@ -427,8 +427,7 @@ class Node:
     def _address_of(self, node_id: str) -> str | None:
         if self.membership is None:
             return None
-        m = self.membership.swim.member(node_id)
-        return m.address if m is not None else None
+        return self.membership.swim.address_of(node_id)
 
     def get_counter(self, name: str) -> tuple[Value, Kind, bool, int]:
         self._check_serving()

@@ -349,6 +349,12 @@ class Swim:
         state = self._members.get(node_id)
         return None if state is None else state.snapshot()
 
+    def address_of(self, node_id: str) -> str | None:
+        """member(node_id).address without building a Member: replication asks on
+        every step of every link."""
+        state = self._members.get(node_id)
+        return None if state is None else state.address
+
     def alive_ids(self) -> list[str]:
         """Ids of members in the ring (alive or suspect, self included), sorted."""
         return sorted(k for k, s in self._members.items() if s.status in (ALIVE, SUSPECT))

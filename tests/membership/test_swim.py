@@ -401,3 +401,11 @@ def test_members_and_alive_ids() -> None:
         Swim("", "x:1")
     with pytest.raises(TypeError):
         a.handle("b:1", "not a message", 0.0)  # type: ignore[arg-type]
+
+
+def test_address_of_is_the_members_address_without_building_a_member() -> None:
+    s = make("a")
+    know(s, "b", "c")
+    assert s.address_of("a") == "a:1" and s.address_of("b") == "b:1" and s.address_of("c") == "c:1"
+    assert all(s.address_of(i) == s.member(i).address for i in ("a", "b", "c"))
+    assert s.address_of("nobody") is None
