@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from itertools import groupby, repeat
 from operator import itemgetter
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from fero.errors import FailedPrecondition, InvalidArgument
 
@@ -90,13 +90,15 @@ class Doc:
 
 
 #: Documents as columns: keys, raw JSON values (in chunks: a bulk UPDATE's values are
-#: one chunk, as the message holds them), hlcs, origins.
-Columns = tuple[list[str], list[Sequence[bytes]], list[int], list[str]]
+#: one chunk, as the message holds them), hlcs, origins; and the fero.v1.Batch of each
+#: run kept whole (Documents.columns with runs=True), whose documents are not in the
+#: columns.
+Columns = tuple[list[str], list[Sequence[bytes]], list[int], list[str], list[Any]]
 
 
 def fill_columns(out: Any, columns: Columns) -> None:
-    """Columns into a fero.v1.KeyColumns."""
-    keys, raws, hlcs, origins = columns
+    """Columns into a fero.v1.KeyColumns (the runs are the caller's)."""
+    keys, raws, hlcs, origins, _ = columns
     out.keys.extend(keys)
     for chunk in raws:
         out.values.extend(chunk)
@@ -112,13 +114,16 @@ class _Run:
     The values may be the batch message's own repeated field, never changed after:
     a value becomes a bytes object only when it is read."""
 
-    __slots__ = ("keys", "raws", "hlc", "origin", "live", "_at")
+    __slots__ = ("keys", "raws", "hlc", "origin", "batch", "live", "_at")
 
-    def __init__(self, keys: Sequence[str], raws: Sequence[bytes], hlc: int, origin: str) -> None:
+    def __init__(self, keys: Sequence[str], raws: Sequence[bytes], hlc: int, origin: str, batch: Any = None) -> None:
         self.keys = keys
         self.raws = raws
         self.hlc = hlc
         self.origin = origin
+        #: The fero.v1.Batch the run is, if it is one (its keys, values, hlc and
+        #: origin): a snapshot writes the run as that message while the run is whole.
+        self.batch = batch
         #: How many documents still map to this run (Documents keeps it up to date).
         self.live = 0
         self._at: dict[str, int] | None = None
@@ -192,17 +197,20 @@ class Documents:
             yield key, *entry(key, doc)
 
     def to_columns(self, out: Any) -> None:
-        """Every document into a fero.v1.KeyColumns (a snapshot)."""
+        """Every document into a fero.v1.KeyColumns (a state transfer: a node that
+        does not know PartitionSnapshot.runs reads it whole)."""
         fill_columns(out, self.columns())
 
-    def columns(self) -> Columns:
+    def columns(self, runs: bool = False) -> Columns:
         """Every document as four columns (keys, raws, hlcs, origins) of immutable values,
         built in bulk: the columns of a run whose documents are all still there go in
-        whole, with no Python step per key."""
+        whole, with no Python step per key. With `runs`, such a run that is a Batch
+        message goes in the fifth element instead, as that message."""
         keys: list[str] = []
         raws: list[Sequence[bytes]] = []
         hlcs: list[int] = []
         origins: list[str] = []
+        whole: list[Any] = []
         docs = self.docs
         entry = self._entry
         single: list[bytes] = []  # the current chunk of values taken one by one
@@ -210,8 +218,11 @@ class Documents:
         # order, as one dict update put them there.
         for d, group in groupby(docs.items(), _value):
             ks = list(map(_key, group))
-            keys += ks
             if d.__class__ is _Run and len(ks) == len(d.keys) and ks == d.keys:  # type: ignore[union-attr]
+                if runs and d.batch is not None:  # type: ignore[union-attr]
+                    whole.append(d.batch)  # type: ignore[union-attr]
+                    continue
+                keys += ks
                 # Its values as one chunk, not read here: the cut runs on the event loop.
                 if single:
                     raws.append(single)
@@ -220,6 +231,7 @@ class Documents:
                 hlcs += range(d.hlc, d.hlc + len(ks))  # type: ignore[union-attr]
                 origins += repeat(d.origin, len(ks))  # type: ignore[union-attr]
                 continue
+            keys += ks
             for k in ks:
                 raw, hlc, origin = entry(k, d)
                 single.append(raw)
@@ -227,18 +239,35 @@ class Documents:
                 origins.append(origin)
         if single:
             raws.append(single)
-        return keys, raws, hlcs, origins
+        return keys, raws, hlcs, origins, whole
 
     def from_columns(self, cols: Any) -> None:
         """Loads documents from a fero.v1.KeyColumns, in bulk."""
         self.docs.update(zip(cols.keys, zip(cols.values, cols.hlcs, cols.origins)))
 
-    def update_many(self, keys: Sequence[str], raws: Sequence[bytes], hlc: int, origin: str) -> bool:
+    def load_runs(self, runs: Iterable[Any]) -> None:
+        """Loads documents from runs as columns(runs=True) gave them (fero.v1.Batch),
+        each a run again. Each is parsed on its own, so that it keeps only its own
+        bytes alive, not the whole snapshot frame it came in."""
+        for whole in runs:
+            b = whole.__class__.FromString(whole.SerializeToString())
+            keys = list(b.keys)
+            if not self.update_many(keys, b.values, b.hlc, b.origin, b):
+                # (A snapshot holds each document once, so this is for a state that
+                # was not a snapshot's: the documents as update() sets them one by one.)
+                for k, (key, raw) in enumerate(zip(keys, b.values)):
+                    self.update(key, raw, b.hlc + k, b.origin)
+
+    def update_many(
+        self, keys: Sequence[str], raws: Sequence[bytes], hlc: int, origin: str, batch: Any = None,
+    ) -> bool:
         """Sets whole documents: key k to raws[k], stamped hlc + k. Done in bulk, with
         no Python call per key, when every key is bare and new (nor removed lately);
         returns False, changing nothing, otherwise (then update() each). Keeps the
         sequences it is given: `raws` may be the batch message's values field, so
-        that a value is copied out of it only when read or written to a snapshot."""
+        that a value is copied out of it only when read. `batch`: the fero.v1.Batch
+        whose keys, values, hlc and origin these are, if they are: a snapshot then
+        writes them as that message (see columns)."""
         docs = self.docs
         if (
             not docs.keys().isdisjoint(keys)
@@ -248,7 +277,7 @@ class Documents:
             return False
         # A key repeated in the batch maps once, to its last occurrence (see _Run.entry),
         # whose stamp is the highest.
-        run = _Run(keys, raws, hlc, origin)
+        run = _Run(keys, raws, hlc, origin, batch)
         before = len(docs)
         docs.update(zip(keys, repeat(run)))
         run.live = len(docs) - before

@@ -110,12 +110,23 @@ class _Frame:
     position: int
 
 
-def _filled(parts: list[tuple[storage_pb2.PartitionSnapshot, Columns]]) -> Iterator[storage_pb2.PartitionSnapshot]:
-    """Each partition's state with its documents put in, letting go of each once given."""
+_RUNS = storage_pb2.PartitionSnapshot.DESCRIPTOR.fields_by_name["runs"].number
+
+
+def _filled(
+    parts: list[tuple[storage_pb2.PartitionSnapshot, Columns]],
+) -> Iterator[tuple[storage_pb2.PartitionSnapshot, list[bytes]]]:
+    """Each partition's state with its documents put in, and its runs as serialised
+    `runs` fields to append to it (a run copied into the message would be parsed
+    again); lets go of each once given."""
     for i, (ps, columns) in enumerate(parts):
         parts[i] = None  # type: ignore[call-overload]
         fill_columns(ps.key_columns, columns)
-        yield ps
+        tail: list[bytes] = []
+        for run in columns[4]:
+            body = run.SerializeToString()
+            tail += (wire.field_header(_RUNS, len(body)), body)
+        yield ps, tail
 
 
 class Engine:
@@ -1040,7 +1051,7 @@ class Engine:
         parts = []
         for state in self.partitions:
             if state.next_offset or state.origins or state.counters or state.documents.docs:
-                parts.append((state.to_snapshot(documents=False), state.documents.columns()))
+                parts.append((state.to_snapshot(documents=False), state.documents.columns(runs=True)))
         head.partition_frames = len(parts)
         return head, parts
 

@@ -179,9 +179,11 @@ class PartitionState:
         """
         if keys is None:  # (the owner passes the lists it checked: see fero.batch.validate)
             keys = list(b.keys)
+        # Values left in the message: a bulk UPDATE keeps them as it holds them, and
+        # the message itself, which a snapshot writes (Documents.update_many). No other
+        # op reads them from this column.
+        whole = b if column is None and b.op == OP.OP_UPDATE else None
         if column is None:
-            # Values stay in the message: a bulk UPDATE keeps them as it holds them (see
-            # Documents.update_many), and no other op reads them from this column.
             column = list(b.amounts) if b.op in batches.AMOUNT_OPS else b.values
         n = len(keys)
         first = b.origin_seq - b.position
@@ -197,7 +199,7 @@ class PartitionState:
             pass  # committed for replicas and subscribers; the owner's handler acts on it
         elif op == OP.OP_COUNTER_ADD:
             vals, failed = self._add_counters(keys, column, at_ms)  # type: ignore[arg-type]
-        elif not (op == OP.OP_UPDATE and self.documents.update_many(keys, column, b.hlc, b.origin)):  # type: ignore[arg-type]
+        elif not (op == OP.OP_UPDATE and self.documents.update_many(keys, column, b.hlc, b.origin, whole)):  # type: ignore[arg-type]
             vals, failed = self._apply_each(b)
         applied = n - len(failed)
         if applied:
@@ -365,6 +367,7 @@ class PartitionState:
             self.counters[cs.name] = Counter(cs.name, kind, values.from_number(cs.value, kind), cs.expire_at_ms)
         self.documents = Documents()
         self.documents.from_columns(ps.key_columns)
+        self.documents.load_runs(ps.runs)
         for ks in ps.keys:
             if ks.removed:
                 self.documents.tombstones[ks.key] = (ks.hlc, ks.origin)

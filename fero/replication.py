@@ -29,7 +29,7 @@ from fero.engine import Engine
 from fero.errors import Unavailable
 from fero.lineage import divergence, lineage_at
 from fero.transport import PeerTransport
-from fero.wire import encode_varint
+from fero.wire import field
 from fero.v1 import peer_pb2, storage_pb2
 
 log = structlog.get_logger("fero.replication")
@@ -53,11 +53,6 @@ RECHECK_S = 0.5
 
 
 APPEND_STREAM = "/fero.v1.Peer/AppendStream"
-
-
-def _field(number: int, data: bytes) -> bytes:
-    """A length-delimited protobuf field: tag, length, bytes."""
-    return encode_varint(number << 3 | 2) + encode_varint(len(data)) + data
 
 
 class _StreamEnded(Exception):
@@ -231,7 +226,7 @@ class Link:
             if prog.acked < state.log_start_offset:
                 # Further behind than this log reaches back: send the whole state.
                 f = peer_pb2.AppendFrame(install=state.to_snapshot(), owner_epoch=state.epoch)
-                parts.append(_field(2, f.SerializeToString()))
+                parts.append(field(2, f.SerializeToString()))
                 budget -= 1000
                 byte_budget -= len(parts[-1])
                 continue
@@ -258,7 +253,7 @@ class Link:
                     prev = lineage_at(state.epochs, base - 1) if base else None
                     if prev is not None:
                         f.has_prev, f.prev_epoch, f.prev_owner = True, prev[0], prev[1]
-                    part = _field(2, f.SerializeToString() + _field(5, body))
+                    part = field(2, f.SerializeToString() + field(5, body))
                     if not truncate:
                         self.r.keep_frame_part(p, state.epoch, body, part)
                 parts.append(part)

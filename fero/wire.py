@@ -36,6 +36,17 @@ class Malformed(ValueError):
     pass
 
 
+def field_header(number: int, size: int) -> bytes:
+    """The tag and length of a length-delimited field `number` of `size` bytes."""
+    return encode_varint(number << 3 | _LEN) + encode_varint(size)
+
+
+def field(number: int, data: bytes) -> bytes:
+    """A length-delimited field: tag, length, bytes. A serialised message followed by
+    such fields is the message with them set (repeated ones appended)."""
+    return field_header(number, len(data)) + data
+
+
 def _varint(buf: bytes, i: int) -> tuple[int, int]:
     result = shift = 0
     while True:

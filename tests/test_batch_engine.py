@@ -917,6 +917,42 @@ def test_values_sent_as_bytes_are_stored_unread_and_survive_overwrite_snapshot_a
     assert after == expected and reopened == expected
 
 
+def test_a_snapshot_writes_whole_runs_as_their_batches_and_reopens_them_as_runs(tmp_path):
+    """A bulk UPDATE none of whose documents changed since goes into the snapshot as its
+    batch (PartitionSnapshot.runs), not document by document; one whose documents
+    changed goes into the columns. Both come back the same after a reopen from that
+    snapshot, the untouched one as a run again."""
+    from fero.log import snapshot as snapshots
+
+    p = 33
+    untouched = keys_in(p, 50, "whole")
+    changed = keys_in(p, 20, "part")
+    a = updates(untouched, [{"w": i} for i in range(50)], "whole-batch")
+    b = updates(changed, [{"p": i} for i in range(20)], "part-batch")
+
+    async def main():
+        e = await opened(tmp_path, config(snapshot_every_s=86400.0))
+        await e.commit_batches([a, b], LEADER, raw=[a.SerializeToString(), b.SerializeToString()])
+        await e.commit_batches([updates(changed[:3], [{"new": i} for i in range(3)], "over")], LEADER)
+        await e.take_snapshot()
+        await e.close()
+        e = await opened(tmp_path)
+        stored = e.partitions[p].documents.docs[untouched[0]]  # (before a read makes it a Doc)
+        docs = {k: doc(e, k) for k in untouched + changed}
+        await e.close()
+        return docs, stored
+
+    docs, stored = run(main())
+    (path,) = [f for f in tmp_path.joinpath("snapshots").iterdir() if f.name.endswith(".snap3")]
+    _, parts = snapshots.load_latest(path.parent)
+    (ps,) = [x for x in parts if x.partition == p]
+    assert [list(r.keys) for r in ps.runs] == [untouched]
+    assert sorted(ps.key_columns.keys) == sorted(changed)
+    assert docs == {**{k: {"w": i} for i, k in enumerate(untouched)},
+                    **{k: ({"new": i} if i < 3 else {"p": i}) for i, k in enumerate(changed)}}
+    assert stored.__class__.__name__ == "_Run"
+
+
 def _limits(max_value_bytes: int) -> Config:
     return dataclasses.replace(config(), limits=dataclasses.replace(config().limits, max_value_bytes=max_value_bytes))
 

@@ -332,3 +332,29 @@ def test_a_run_can_keep_a_messages_values_field_and_reads_it_only_on_demand() ->
     loaded = Documents()
     loaded.from_columns(cols)
     assert sorted(loaded.items()) == sorted(d.items()) == expected
+
+
+def test_columns_give_whole_runs_as_their_batches_and_load_runs_reads_them_back() -> None:
+    from fero.v1 import storage_pb2, types_pb2
+
+    whole = types_pb2.Batch(keys=["a", "b"], values=[b"1", b"2"], hlc=10, origin="o", ticket="t1")
+    touched = types_pb2.Batch(keys=["c", "d"], values=[b"3", b"4"], hlc=20, origin="o", ticket="t2")
+    d = Documents()
+    d.update_many(list(whole.keys), whole.values, whole.hlc, whole.origin, whole)
+    d.update_many(list(touched.keys), touched.values, touched.hlc, touched.origin, touched)
+    d.update_many(["e"], [b"5"], 30, "o")  # no batch: only ever as columns
+    d.update("c", b"33", 40, "p")
+    columns = d.columns(runs=True)
+    assert columns[4] == [whole] and sorted(columns[0]) == ["c", "d", "e"]
+    assert sorted(d.columns()[0]) == ["a", "b", "c", "d", "e"] and d.columns()[4] == []
+    cols = storage_pb2.KeyColumns()
+    documents.fill_columns(cols, columns)  # as a snapshot is written and read back
+    loaded = Documents()
+    loaded.from_columns(cols)
+    loaded.load_runs(columns[4])
+    assert sorted(loaded.items()) == sorted(d.items())
+    assert loaded.docs["a"].__class__ is documents._Run
+    # A run over documents already there (not a snapshot's): each as update() sets it,
+    # the newer stamp winning.
+    loaded.load_runs([types_pb2.Batch(keys=["a", "z"], values=[b"old", b"26"], hlc=5, origin="o")])
+    assert loaded.read("a") == b"1" and loaded.read("z") == b"26"

@@ -58,7 +58,7 @@ def _write_first_format(directory, snap: storage_pb2.Snapshot) -> None:
 def test_round_trip_of_header_and_every_partition_state(tmp_path):
     snap = _snap(3, 4096, partitions=5)
     path = _write(tmp_path, snap)
-    assert path.name.endswith(".snap2")
+    assert path.name.endswith(".snap3")
     assert _loaded(tmp_path) == _as_loaded(snap)
 
 
@@ -78,7 +78,7 @@ def test_a_partition_larger_than_a_frame_is_refused_and_the_last_snapshot_kept(t
     with pytest.raises(OSError) as err:
         _write(tmp_path, big)
     assert err.value.errno == errno.EFBIG and "partition 0" in str(err.value)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot-00000000000000000001-000000000000.snap2", snapshots.DOWNGRADE_MARKER]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot-00000000000000000001-000000000000.snap3", snapshots.DOWNGRADE_MARKER]
     assert _loaded(tmp_path) == _as_loaded(good)
 
 
@@ -122,7 +122,7 @@ def test_what_a_crash_left_mid_write_goes_with_the_next_snapshot(tmp_path):
     snap = _snap(2, 0)
     _write(tmp_path, snap)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["notes.tmp", "snapshot-00000000000000000002-000000000000.snap2", snapshots.DOWNGRADE_MARKER])
+        ["notes.tmp", "snapshot-00000000000000000002-000000000000.snap3", snapshots.DOWNGRADE_MARKER])
     assert _loaded(tmp_path) == _as_loaded(snap)
 
 
@@ -157,16 +157,32 @@ def test_first_format_files_load_and_the_newest_of_either_format_wins(tmp_path):
     # KEEP newest of either format stay; the oldest is what retention must keep log for.
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "snapshot-00000000000000000005-000000000100.snap",
-        "snapshot-00000000000000000005-000000000200.snap2",
+        "snapshot-00000000000000000005-000000000200.snap3",
         snapshots.DOWNGRADE_MARKER,
     ]
     assert snapshots.oldest_needed(tmp_path) == (5, 100)
 
 
+def test_second_format_files_load_and_the_newest_by_position_wins(tmp_path):
+    """`.snap2` files (what fero wrote before PartitionSnapshot.runs: the same frames)
+    still load, and an older `.snap2` loses to a newer `.snap3` and the other way round."""
+    older, newer = _snap(2, 0), _snap(3, 0)
+    written = _write(tmp_path, older)
+    written.rename(written.with_suffix(".snap2"))
+    assert _loaded(tmp_path) == _as_loaded(older)
+    _write(tmp_path, newer)
+    assert _loaded(tmp_path) == _as_loaded(newer)
+    assert snapshots.oldest_needed(tmp_path) == (2, 0)
+    newest = _snap(4, 0)
+    written = _write(tmp_path, newest)
+    written.rename(written.with_suffix(".snap2"))
+    assert _loaded(tmp_path) == _as_loaded(newest)
+
+
 def test_an_older_fero_finds_a_marker_it_refuses_and_this_one_passes_over_it(tmp_path):
     """An older fero lists only `.snap` files, loads the newest by name, and stops at a
     snapshot of another partition count; without the marker it would not list the
-    `.snap2` files at all and replay a log that retention may have cut."""
+    `.snap2`/`.snap3` files at all and replay a log that retention may have cut."""
     v1 = _snap(1, 0)
     _write_first_format(tmp_path, v1)
     snap = _snap(2, 50)
@@ -180,8 +196,8 @@ def test_an_older_fero_finds_a_marker_it_refuses_and_this_one_passes_over_it(tmp
     assert snapshots.oldest_needed(tmp_path) == (1, 0)
     _write(tmp_path, _snap(3, 0))  # prunes snapshots, never the marker
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "snapshot-00000000000000000002-000000000050.snap2",
-        "snapshot-00000000000000000003-000000000000.snap2",
+        "snapshot-00000000000000000002-000000000050.snap3",
+        "snapshot-00000000000000000003-000000000000.snap3",
         snapshots.DOWNGRADE_MARKER,
         "snapshot-²-1.snap2",
     ]

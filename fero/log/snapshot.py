@@ -16,12 +16,15 @@ A frame per partition, not one for the whole state, because:
   documents here), stalling the event loop; a partition at a time yields between them;
 - no buffer of the whole state is built, then copied again to frame it.
 
-Files of the first format (`.snap`: one frame of the whole Snapshot) still load; new
-ones are `.snap2`, which an older fero does not list. Not listing them, it would replay
-the log from its start, which retention may have dropped, and come up without that
-state, silently. So beside the first `.snap2` goes DOWNGRADE_MARKER: a first-format
-snapshot, named newest, of a state of 0 partitions, which an older fero loads first and
-refuses to start with ("the data directory was created with 0 partitions").
+Files of the first format (`.snap`: one frame of the whole Snapshot) still load, and
+so do `.snap2` files (as now, without PartitionSnapshot.runs); new ones are `.snap3`.
+An older fero does not list the newer suffixes (a `.snap2` reader, which ignores
+`runs`, would lose those documents). Not listing them, it would replay the log from
+its start, which retention may have dropped, and come up without that state,
+silently. So beside the first new-format snapshot goes DOWNGRADE_MARKER: a
+first-format snapshot, named newest, of a state of 0 partitions, which an older fero
+loads first and refuses to start with ("the data directory was created with 0
+partitions").
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from fero.v1 import storage_pb2
 log = structlog.get_logger("fero.snapshot")
 
 PREFIX = "snapshot-"
-SUFFIX, SUFFIX_V1 = ".snap2", ".snap"
+SUFFIX, SUFFIX_V1 = ".snap3", ".snap"
 DOWNGRADE_MARKER = f"{PREFIX}{'9' * 20}-{'9' * 12}{SUFFIX_V1}"
 #: How many snapshots to keep: the newest, and one to fall back to if it is damaged.
 KEEP = 2
@@ -54,7 +57,7 @@ def _name(segment_id: int, position: int) -> str:
     return f"{PREFIX}{segment_id:020d}-{position:012d}{SUFFIX}"
 
 
-_NAME = re.compile(r"snapshot-([0-9]{20})-([0-9]{12})\.snap2?")
+_NAME = re.compile(r"snapshot-([0-9]{20})-([0-9]{12})\.snap[23]?")
 #: What a write that did not finish (a crash) leaves: _atomically's temporary names.
 _LEFTOVER = re.compile(r"snapshot-[0-9]{20}-[0-9]{12}\.tmp")
 
@@ -76,11 +79,15 @@ def _listed(directory: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def write(directory: Path, head: storage_pb2.Snapshot, states: Iterable[storage_pb2.PartitionSnapshot]) -> Path:
+State = storage_pb2.PartitionSnapshot | tuple[storage_pb2.PartitionSnapshot, Sequence[bytes]]
+
+
+def write(directory: Path, head: storage_pb2.Snapshot, states: Iterable[State]) -> Path:
     """Writes a snapshot atomically and prunes old snapshots; returns its path. `head`
     has no partition states and says how many `states` gives (each is serialised as it
-    comes, so a caller may build them as they are taken). Blocking: call it from a
-    worker thread. OSError (EFBIG) if a partition's state is larger than a frame may
+    comes, so a caller may build them as they are taken); a state may come with
+    serialised fields to append to it (PartitionSnapshot.runs). Blocking: call it from
+    a worker thread. OSError (EFBIG) if a partition's state is larger than a frame may
     be: nothing is written then, and the snapshots there are kept."""
     if len(head.partition_states):
         raise ValueError("the partition states go in `states`, not in `head`")
@@ -89,13 +96,16 @@ def write(directory: Path, head: storage_pb2.Snapshot, states: Iterable[storage_
     written = 0
     with _atomically(final) as f:
         f.write(frame.encode(head.SerializeToString()))
-        for ps in states:
+        for state in states:
+            ps, tail = state if isinstance(state, tuple) else (state, ())
             # Serialised once and measured after: upb's ByteSize() serialises the whole
             # message too, which made a snapshot cost twice what it has to.
             try:
                 body = ps.SerializeToString()
             except EncodeError:  # past 2 GB, where protobuf messages end (or out of memory)
                 body = None
+            if body is not None and tail:
+                body = b"".join([body, *tail])
             if body is None or len(body) > frame.MAX_BODY_BYTES:
                 size = "could not be serialised (over 2 GB?)" if body is None else f"is {len(body)} bytes"
                 raise OSError(errno.EFBIG, f"partition {ps.partition}'s state {size}, "
@@ -105,7 +115,7 @@ def write(directory: Path, head: storage_pb2.Snapshot, states: Iterable[storage_
             written += 1
         if written != head.partition_frames:
             raise ValueError(f"{written} partition states for a head that says {head.partition_frames}")
-        _mark(directory)  # before the first .snap2 is in place
+        _mark(directory)  # before the first new-format snapshot is in place
     for old in _listed(directory)[:-KEEP]:
         old.unlink(missing_ok=True)
     # One writer at a time (the engine's snapshot lock, the data directory's lock), so
