@@ -110,6 +110,18 @@ class _Frame:
     position: int
 
 
+def _own(entry: storage_pb2.LogEntry) -> tuple[storage_pb2.LogEntry, bytes | None]:
+    """A frame that came inside a larger message (an Append, a Fetch reply) as a message
+    of its own, and its bytes, if it is a bulk UPDATE: the documents it sets keep the
+    message their values are in (Documents.update_many), and as part of the larger
+    one they would keep all of it, other partitions' frames too, for as long as they
+    live. (entry, None) for any other frame."""
+    if entry.HasField("batch") and entry.batch.op == types_pb2.OP_UPDATE:
+        body = entry.SerializeToString()
+        return storage_pb2.LogEntry.FromString(body), body
+    return entry, None
+
+
 _RUNS = storage_pb2.PartitionSnapshot.DESCRIPTOR.fields_by_name["runs"].number
 
 
@@ -734,8 +746,9 @@ class Engine:
                 )
                 continue
             if batches.count(entry):
+                entry, body = _own(entry)
                 self.apply_entry(state, entry)
-                self._append_frame(entry)
+                self._append_frame(entry, body)
                 self._unpublished.append((self.wal.appended, [entry]))
             results[p] = peer_pb2.AppendResult(partition=p, ok=True, next_offset=state.next_offset)
         return list(results.values()), self.wal.appended
@@ -755,8 +768,9 @@ class Engine:
             state = self.partitions[entry.partition]
             if entry.base_offset != state.next_offset or not batches.count(entry):
                 continue
+            entry, body = _own(entry)
             self.apply_entry(state, entry)
-            self._append_frame(entry)
+            self._append_frame(entry, body)
             self._unpublished.append((self.wal.appended, [entry]))
         self._publish_event.set()
         return self.wal.appended

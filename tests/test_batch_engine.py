@@ -953,6 +953,41 @@ def test_a_snapshot_writes_whole_runs_as_their_batches_and_reopens_them_as_runs(
     assert stored.__class__.__name__ == "_Run"
 
 
+def test_a_replicas_documents_keep_their_own_frame_not_the_whole_append(tmp_path):
+    """A replica's bulk UPDATE keeps the message its values are in; a frame that came
+    in an Append is copied out of it first, so the documents share nothing with the
+    request (which holds other partitions' frames too). Changing the request after
+    the append changes nothing the replica holds."""
+    from fero.v1 import peer_pb2
+
+    p, q = 40, 41
+    keys = keys_in(p, 30, "rep")
+    (name,) = keys_in(q, 1, "cnt")
+    stamps = dict(hlc=1 << 40, origin="n0/1", origin_seq=1)
+    update = pb.Batch(partition=p, ticket="u", op=pb.OP_UPDATE, keys=keys,
+                      values=[json.dumps({"v": i}).encode() for i in range(30)], **stamps)
+    add = pb.Batch(partition=q, ticket="c", op=pb.OP_COUNTER_ADD, keys=[name], amounts=[7], **stamps)
+    req = peer_pb2.AppendRequest(owner="n0", frames=[
+        peer_pb2.AppendFrame(owner_epoch=1, entry=storage_pb2.LogEntry(partition=x.partition, epoch=1, owner="n0", batch=x))
+        for x in (update, add)
+    ])
+
+    async def main():
+        e = await opened(tmp_path)
+        results, _ = e.append_replicated(req.frames)
+        req.frames[0].entry.batch.values[0] = b'"changed"'
+        del req.frames[0].entry.batch.keys[:]
+        got = [doc(e, k) for k in keys], counter(e, name), [r.ok for r in results]
+        (frame,) = e.frames_from(p, 0, 100)
+        await e.close()
+        return got, frame
+
+    (docs, total, oks), frame = run(main())
+    assert oks == [True, True] and total == 7
+    assert docs == [{"v": i} for i in range(30)]
+    assert list(frame.batch.keys) == keys and frame.batch.values[0] == b'{"v": 0}'
+
+
 def _limits(max_value_bytes: int) -> Config:
     return dataclasses.replace(config(), limits=dataclasses.replace(config().limits, max_value_bytes=max_value_bytes))
 
