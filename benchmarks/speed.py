@@ -93,14 +93,14 @@ async def _client(idx: int, spec: dict[str, Any], ready: Any, start: Any, progre
         # sacks: ACTION records with the payload; else UPDATEs of the value. Each record
         # is one call, as an application makes it (written out: a call with *args costs
         # 60 ns more a record, which is the benchmark's, not fero's).
-        for start in range(0, count, 2000):
+        for first in range(0, count, 2000):
+            n = min(first + 2000, count)
             if mode == "sacks":
-                for i in range(start, min(start + 2000, count)):
+                for i in range(first, n):
                     await sender.action(f"{prefix}{i}", action, value)
             else:
-                for i in range(start, min(start + 2000, count)):
+                for i in range(first, n):
                     await sender.update(f"{prefix}{i}", value)
-            n = min(start + 2000, count)
             progress.value = sender.acked
             if time.perf_counter() > deadline:
                 budget_hit = n < count

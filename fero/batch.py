@@ -84,18 +84,19 @@ Checked = list[tuple[list[str], list | None]]
 
 def validate(
     batches: Sequence[types_pb2.Batch], partitions: int, limits: LimitsConfig, records: int = 0,
-    sizes: Sequence[int] | None = None,
+    raw: Sequence[bytes | memoryview] | None = None,
 ) -> Checked:
     """Raises InvalidArgument naming the first malformed batch; `records` counts the
     Records sent in the same call (the limit on a call covers both). Returns each
-    batch's keys and values or amounts as lists: read from the message once, as every
-    read of a repeated field makes new Python objects.
+    batch's keys, and its values or amounts as a list (read from the message once, as
+    every read of a repeated field makes new Python objects) or None.
 
-    `sizes`: each batch's serialised size, if the caller knows it. The values of an
-    UPDATE or ACTION batch no larger than max_value_bytes are then not read at all
-    (None instead of the list): none of them can be too long, and the owner stores
-    them as the message holds them (see Documents.update_many). Reading them was
-    the owner's largest cost a record, 100 ns for a 100-byte value."""
+    `raw`: each batch's bytes, if the caller has them. The values of an UPDATE or
+    ACTION batch no larger than max_value_bytes are then not read at all (None
+    instead of the list): none of them can be too long, and the owner stores them as
+    the message holds them (see Documents.update_many). Reading them was the owner's
+    largest cost a record, 100 ns for a 100-byte value."""
+    sizes = None if raw is None else list(map(len, raw))
     total = records + sum(len(b.keys) for b in batches)
     if total > limits.max_batch_records:
         raise InvalidArgument(f"{total} records in one call; at most {limits.max_batch_records}")

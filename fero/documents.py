@@ -202,10 +202,13 @@ class Documents:
         fill_columns(out, self.columns())
 
     def columns(self, runs: bool = False) -> Columns:
-        """Every document as four columns (keys, raws, hlcs, origins) of immutable values,
-        built in bulk: the columns of a run whose documents are all still there go in
-        whole, with no Python step per key. With `runs`, such a run that is a Batch
-        message goes in the fifth element instead, as that message."""
+        """Every document as four columns (keys, raws in chunks, hlcs, origins), built in
+        bulk: the columns of a run whose documents are all still there go in whole,
+        with no Python step per key. With `runs`, such a run that is a Batch message
+        goes in the fifth element instead, as that message. Chunks and runs are the
+        runs' own sequences and messages, not copies: the snapshot writer reads them in
+        its thread after this returns, which is sound because an applied batch is never
+        changed (see batch.cut and batch.drop)."""
         keys: list[str] = []
         raws: list[Sequence[bytes]] = []
         hlcs: list[int] = []

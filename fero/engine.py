@@ -429,8 +429,7 @@ class Engine:
         them already (checking hashes every key). `raw`: each batch as the client
         serialised it, if the caller has those bytes (see fero.wire)."""
         if columns is None:
-            columns = batches.validate(batch_list, len(self.partitions), self.config.limits,
-                                       sizes=None if raw is None else list(map(len, raw)))
+            columns = batches.validate(batch_list, len(self.partitions), self.config.limits, raw=raw)
         if self.handler is None:
             for i, b in enumerate(batch_list):
                 if b.op == types_pb2.OP_ACTION:

@@ -296,8 +296,7 @@ class Node:
         self._check_serving()
         self._check_split_policy()
         if columns is None:
-            columns = batches.validate(batch_list, len(self.engine.partitions), self.config.limits,
-                                       sizes=None if raw is None else list(map(len, raw)))
+            columns = batches.validate(batch_list, len(self.engine.partitions), self.config.limits, raw=raw)
         groups = self.router.group([b.partition for b in batch_list])
 
         async def local(idxs: list[int]) -> list[types_pb2.BatchResult]:

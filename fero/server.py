@@ -16,7 +16,7 @@ import structlog
 
 from fero import batch as batches
 from fero import values, wire
-from fero.errors import FeroError, InvalidArgument, Unavailable, from_status, status_code
+from fero.errors import FeroError, Internal, InvalidArgument, Unavailable, from_status, status_code
 from fero.transport import HOP
 from fero.subscriptions import Subscription
 from fero.v1 import (
@@ -217,15 +217,13 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
                     req.commit, forwarded, wire.stream_batches(raw) if req.commit.batches else None
                 )
                 out = wire.commit_stream_reply(req.id, reply.SerializeToString(), batch_results)
-            except FeroError as exc:
-                out = changelog_pb2.CommitStreamReply(
-                    id=req.id, error_code=exc.code.value[0], error_message=exc.message
-                ).SerializeToString()
             except Exception as exc:
-                log.exception("server.internal_error", method="CommitStream")
+                err = exc if isinstance(exc, FeroError) else None
+                if err is None:
+                    log.exception("server.internal_error", method="CommitStream")
+                    err = Internal(f"internal error: {type(exc).__name__}: {exc}")
                 out = changelog_pb2.CommitStreamReply(
-                    id=req.id, error_code=grpc.StatusCode.INTERNAL.value[0],
-                    error_message=f"internal error: {type(exc).__name__}: {exc}",
+                    id=req.id, error_code=err.code.value[0], error_message=err.message
                 ).SerializeToString()
             try:
                 async with writing:
@@ -261,8 +259,7 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
             # Both checked before either commits: a malformed call commits nothing.
             self.node.engine.validate(request.records)
             columns = batches.validate(
-                request.batches, len(self.node.engine.partitions), self.node.config.limits, len(request.records),
-                None if raw is None else list(map(len, raw)),
+                request.batches, len(self.node.engine.partitions), self.node.config.limits, len(request.records), raw,
             )
             results, batch_results = await asyncio.gather(
                 self.node.commit(request.records, request.acks, forwarded),

@@ -23,12 +23,11 @@ from fero.v1 import storage_pb2, types_pb2
 
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 #: Field numbers (fero/v1/changelog.proto, storage.proto).
-_STREAM_ID_TAG = bytes([1 << 3 | _VARINT])   # CommitStreamRequest.id
+_STREAM_ID_TAG = bytes([1 << 3 | _VARINT])   # CommitStreamRequest.id, CommitStreamReply.id
 _STREAM_COMMIT = 2      # CommitStreamRequest.commit
-_STREAM_COMMIT_TAG = bytes([_STREAM_COMMIT << 3 | _LEN])
+_STREAM_BODY_TAG = bytes([2 << 3 | _LEN])    # CommitStreamRequest.commit, CommitStreamReply.reply
 _COMMIT_BATCHES = 3     # CommitRequest.batches
 _ENTRY_BATCH_TAG = bytes([8 << 3 | _LEN])  # LogEntry.batch
-_STREAM_REPLY_TAG = bytes([2 << 3 | _LEN])  # CommitStreamReply.reply
 _REPLY_BATCH_TAG = bytes([3 << 3 | _LEN])   # CommitReply.batch_results
 
 
@@ -114,7 +113,7 @@ def stream_batches(raw: bytes) -> list[memoryview] | None:
 
 def commit_stream_request(id: int, commit: bytes) -> bytes:
     """A serialised CommitStreamRequest of `id` and the serialised CommitRequest `commit`."""
-    return b"".join((_STREAM_ID_TAG, encode_varint(id), _STREAM_COMMIT_TAG, encode_varint(len(commit)), commit))
+    return b"".join((_STREAM_ID_TAG, encode_varint(id), _STREAM_BODY_TAG, encode_varint(len(commit)), commit))
 
 
 def commit_stream_reply(id: int, head: bytes, batch_results: Sequence[types_pb2.BatchResult]) -> bytes:
@@ -128,7 +127,7 @@ def commit_stream_reply(id: int, head: bytes, batch_results: Sequence[types_pb2.
         body = r.SerializeToString()
         parts += (_REPLY_BATCH_TAG, encode_varint(len(body)), body)
     size = sum(map(len, parts))
-    return b"".join([_STREAM_ID_TAG, encode_varint(id), _STREAM_REPLY_TAG, encode_varint(size), *parts])
+    return b"".join([_STREAM_ID_TAG, encode_varint(id), _STREAM_BODY_TAG, encode_varint(size), *parts])
 
 
 def stamped_batch_entry(header: storage_pb2.LogEntry, batch: bytes | memoryview, stamps: types_pb2.Batch) -> bytes:

@@ -603,3 +603,32 @@ def test_a_batch_retried_after_its_owner_left_is_a_duplicate_at_the_new_owner() 
                     assert [n.engine.partitions[p].counters[k].value for k in keys] == [3, 4, 5], n.node_id
 
     run(body, 90)
+
+
+def test_values_sent_through_the_commit_stream_stay_unread_on_owner_and_replicas() -> None:
+    """The Python client's producer sends batches on the commit stream, whose bytes the
+    server hands on: the owner stores a bulk UPDATE's values as its logged batch holds
+    them, and so does every replica (each with a frame of its own), and all of them
+    read back right."""
+    async def body() -> None:
+        async with local_cluster(3) as nodes:
+            p = 77
+            owner = next(n for n in nodes if n.node_id == nodes[0].ring.owner(p))
+            others = {n.node_id for n in nodes} - {owner.node_id}
+            await eventually(lambda: set(owner.replicator.in_sync(p)) == others, 15, "both replicas of p in sync")
+            keys = keys_in(p, 40, "lazy")
+            async with fero.connect(owner.address) as c:
+                async with c.producer("all") as prod:
+                    for i, k in enumerate(keys):
+                        await prod.update(k, {"i": i})
+                assert prod.acked == 40
+                kept = {}
+                for n in nodes:
+                    runs = {id(d): d for k in keys if (d := n.engine.partitions[p].documents.docs[k]).__class__.__name__ == "_Run"}
+                    kept[n.node_id] = [(not isinstance(r.raws, list), r.batch is not None) for r in runs.values()]
+            for n in nodes:  # (after the look above: a read makes a document a Doc of its own)
+                async with stubs_at(n.address) as s:
+                    assert [await s.read(k, stale_ok=True) for k in keys] == [{"i": i} for i in range(40)], n.node_id
+            assert all(v and all(a and b for a, b in v) for v in kept.values()), kept
+
+    run(body, 60)

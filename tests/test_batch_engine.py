@@ -1000,19 +1000,24 @@ def test_values_left_unread_only_when_the_batch_is_too_small_to_hold_a_long_one(
     action = "echo" if op == pb.OP_ACTION else ""
     small = pb.Batch(partition=part("s"), ticket="t", op=op, keys=["s"], values=[b'"short"'], action=action)
     long = pb.Batch(partition=part("s"), ticket="t", op=op, keys=["s"], values=[b'"' + b"x" * 98 + b'"'], action=action)
-    ((keys, column),) = batches.validate([small], P, limits, sizes=[small.ByteSize()])
+    ((keys, column),) = batches.validate([small], P, limits, raw=[small.SerializeToString()])
     assert keys == ["s"] and column is None
     ((_, column),) = batches.validate([small], P, limits)  # size unknown: read and checked
     assert column == [b'"short"']
+    size = len(small.SerializeToString())  # at the limit exactly, and one byte past it
+    ((_, column),) = batches.validate([small], P, _limits(size).limits, raw=[small.SerializeToString()])
+    assert column is None
+    ((_, column),) = batches.validate([small], P, _limits(size - 1).limits, raw=[small.SerializeToString()])
+    assert column == [b'"short"']
     with pytest.raises(InvalidArgument) as info:
-        batches.validate([long], P, limits, sizes=[long.ByteSize()])
+        batches.validate([long], P, limits, raw=[long.SerializeToString()])
     assert "value 0 is 100 bytes; at most 64" in info.value.message
 
 
 def test_a_push_batch_has_its_values_checked_even_when_small():
     b = pb.Batch(partition=part("p"), ticket="t", op=pb.OP_PUSH, keys=["p", "p"], values=[b"1", b""])
     with pytest.raises(InvalidArgument) as info:
-        batches.validate([b], P, config().limits, sizes=[b.ByteSize()])
+        batches.validate([b], P, config().limits, raw=[b.SerializeToString()])
     assert "value 1 is missing" in info.value.message
 
 

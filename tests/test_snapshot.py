@@ -78,7 +78,7 @@ def test_a_partition_larger_than_a_frame_is_refused_and_the_last_snapshot_kept(t
     with pytest.raises(OSError) as err:
         _write(tmp_path, big)
     assert err.value.errno == errno.EFBIG and "partition 0" in str(err.value)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot-00000000000000000001-000000000000.snap3", snapshots.DOWNGRADE_MARKER]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot-00000000000000000001-000000000000.snap3", *snapshots.DOWNGRADE_MARKERS]
     assert _loaded(tmp_path) == _as_loaded(good)
 
 
@@ -122,7 +122,7 @@ def test_what_a_crash_left_mid_write_goes_with_the_next_snapshot(tmp_path):
     snap = _snap(2, 0)
     _write(tmp_path, snap)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["notes.tmp", "snapshot-00000000000000000002-000000000000.snap3", snapshots.DOWNGRADE_MARKER])
+        ["notes.tmp", "snapshot-00000000000000000002-000000000000.snap3", *snapshots.DOWNGRADE_MARKERS])
     assert _loaded(tmp_path) == _as_loaded(snap)
 
 
@@ -158,7 +158,7 @@ def test_first_format_files_load_and_the_newest_of_either_format_wins(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "snapshot-00000000000000000005-000000000100.snap",
         "snapshot-00000000000000000005-000000000200.snap3",
-        snapshots.DOWNGRADE_MARKER,
+        *snapshots.DOWNGRADE_MARKERS,
     ]
     assert snapshots.oldest_needed(tmp_path) == (5, 100)
 
@@ -198,9 +198,33 @@ def test_an_older_fero_finds_a_marker_it_refuses_and_this_one_passes_over_it(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "snapshot-00000000000000000002-000000000050.snap3",
         "snapshot-00000000000000000003-000000000000.snap3",
-        snapshots.DOWNGRADE_MARKER,
+        *snapshots.DOWNGRADE_MARKERS,
         "snapshot-²-1.snap2",
     ]
+
+
+def test_a_second_format_fero_finds_its_own_marker_and_refuses_it(tmp_path):
+    """A fero that writes `.snap2` files lists `.snap` and `.snap2` names but the
+    first-format marker, and loads the newest by position: without a marker of its own
+    it would find no snapshot (the `.snap3` ones it cannot read unseen) and replay a
+    log that retention may have cut. Its rules, as that version has them:"""
+    import re
+
+    listed = re.compile(r"snapshot-([0-9]{20})-([0-9]{12})\.snap2?")
+    _write(tmp_path, _snap(2, 50))
+    _write(tmp_path, _snap(3, 0))
+    _write(tmp_path, _snap(4, 0))  # the .snap2 files there were are pruned by now
+    seen = sorted(
+        ((int(m[1]), int(m[2])), p) for p in tmp_path.iterdir()
+        if (m := listed.fullmatch(p.name)) is not None and p.name != snapshots.DOWNGRADE_MARKER
+    )
+    newest = seen[-1][1]
+    assert newest.name == snapshots.DOWNGRADE_MARKERS[1]
+    with open(newest, "rb") as f:
+        head = storage_pb2.Snapshot.FromString(frame.read(f, 0))
+        assert frame.read(f, f.tell()) is None  # as it reads a second-format file: no partition frames
+    assert head.partitions == 0 and head.partition_frames == 0  # it refuses: "created with 0 partitions"
+    assert _loaded(tmp_path) == _as_loaded(_snap(4, 0))  # and this version passes over it
 
 
 def test_the_snapshot_loop_outlives_a_failed_snapshot(tmp_path, monkeypatch):

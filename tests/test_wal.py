@@ -322,3 +322,21 @@ def test_short_writes_and_more_frames_than_one_writev_takes_lose_nothing(tmp_pat
     assert run(main()) == bodies
     assert _recovered(tmp_path) == bodies
     assert max(calls) <= wal_module._IOV_MAX and calls
+
+
+def test_a_write_that_makes_no_progress_fails_the_log_instead_of_spinning(tmp_path, monkeypatch):
+    import fero.log.wal as wal_module
+
+    async def main():
+        wal = Wal(tmp_path, fsync="never")
+        wal.recover()
+        wal.start()
+        await _append_all(wal, [b"ok"])
+        monkeypatch.setattr(wal_module.os, "writev", lambda fd, buffers: 0)
+        loc = wal.append(b"stuck")
+        with pytest.raises(Internal, match="no progress"):
+            await wal.wait(loc.seq)
+        await wal.close()
+
+    run(main())
+    assert _recovered(tmp_path) == [b"ok"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Sequence
 
 HEADER = struct.Struct(">II")
 HEADER_SIZE = HEADER.size
@@ -22,6 +22,14 @@ def header(body: bytes) -> bytes:
     """The header of `body`'s frame; write it and then `body`, with no copy of the two
     joined (snapshot partitions are tens of MB)."""
     return HEADER.pack(len(body), zlib.crc32(body))
+
+
+def header_of(parts: Sequence[bytes]) -> bytes:
+    """The header of the frame whose body is `parts` one after the other, not joined."""
+    crc = 0
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    return HEADER.pack(sum(map(len, parts)), crc)
 
 
 def encode(body: bytes) -> bytes:

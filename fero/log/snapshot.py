@@ -21,10 +21,10 @@ so do `.snap2` files (as now, without PartitionSnapshot.runs); new ones are `.sn
 An older fero does not list the newer suffixes (a `.snap2` reader, which ignores
 `runs`, would lose those documents). Not listing them, it would replay the log from
 its start, which retention may have dropped, and come up without that state,
-silently. So beside the first new-format snapshot goes DOWNGRADE_MARKER: a
-first-format snapshot, named newest, of a state of 0 partitions, which an older fero
-loads first and refuses to start with ("the data directory was created with 0
-partitions").
+silently. So beside the first new-format snapshot go DOWNGRADE_MARKERS: a snapshot of
+a state of 0 partitions in each older format, named newest, which an older fero loads
+first and refuses to start with ("the data directory was created with 0 partitions").
+(A `.snap2` reader passes over the first-format marker, so it needs its own.)
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ log = structlog.get_logger("fero.snapshot")
 PREFIX = "snapshot-"
 SUFFIX, SUFFIX_V1 = ".snap3", ".snap"
 DOWNGRADE_MARKER = f"{PREFIX}{'9' * 20}-{'9' * 12}{SUFFIX_V1}"
+DOWNGRADE_MARKERS = (DOWNGRADE_MARKER, f"{PREFIX}{'9' * 20}-{'9' * 12}.snap2")
 #: How many snapshots to keep: the newest, and one to fall back to if it is damaged.
 KEEP = 2
 
@@ -66,13 +67,13 @@ def _position(p: Path) -> tuple[int, int] | None:
     """(segment, position) a snapshot file's name says; None for other files (and for
     the marker older fero versions stop at)."""
     m = _NAME.fullmatch(p.name)
-    if m is None or p.name == DOWNGRADE_MARKER:
+    if m is None or p.name in DOWNGRADE_MARKERS:
         return None
     return int(m[1]), int(m[2])
 
 
 def _listed(directory: Path) -> list[Path]:
-    """Snapshot files of either format, oldest first."""
+    """Snapshot files of any format, oldest first."""
     if not directory.exists():
         return []
     found = [(at, p) for p in directory.iterdir() if (at := _position(p)) is not None]
@@ -101,17 +102,17 @@ def write(directory: Path, head: storage_pb2.Snapshot, states: Iterable[State]) 
             # Serialised once and measured after: upb's ByteSize() serialises the whole
             # message too, which made a snapshot cost twice what it has to.
             try:
-                body = ps.SerializeToString()
+                parts = [ps.SerializeToString(), *tail]  # written one after the other, not joined
             except EncodeError:  # past 2 GB, where protobuf messages end (or out of memory)
-                body = None
-            if body is not None and tail:
-                body = b"".join([body, *tail])
-            if body is None or len(body) > frame.MAX_BODY_BYTES:
-                size = "could not be serialised (over 2 GB?)" if body is None else f"is {len(body)} bytes"
-                raise OSError(errno.EFBIG, f"partition {ps.partition}'s state {size}, "
+                parts = None
+            size = sum(map(len, parts)) if parts is not None else 0
+            if parts is None or size > frame.MAX_BODY_BYTES:
+                why = "could not be serialised (over 2 GB?)" if parts is None else f"is {size} bytes"
+                raise OSError(errno.EFBIG, f"partition {ps.partition}'s state {why}, "
                               f"more than a snapshot frame holds ({frame.MAX_BODY_BYTES})")
-            f.write(frame.header(body))
-            f.write(body)
+            f.write(frame.header_of(parts))
+            for part in parts:
+                f.write(part)
             written += 1
         if written != head.partition_frames:
             raise ValueError(f"{written} partition states for a head that says {head.partition_frames}")
@@ -144,11 +145,14 @@ def _atomically(path: Path) -> Iterator[BinaryIO]:
 
 
 def _mark(directory: Path) -> None:
-    """Puts DOWNGRADE_MARKER in place (durably) unless it is there."""
-    marker = directory / DOWNGRADE_MARKER
-    if not marker.exists():
-        with _atomically(marker) as f:
-            f.write(frame.encode(storage_pb2.Snapshot(partitions=0).SerializeToString()))
+    """Puts DOWNGRADE_MARKERS in place (durably) unless they are there: in either older
+    format, a snapshot of 0 partitions (the second format's has no partition frames)."""
+    empty = frame.encode(storage_pb2.Snapshot(partitions=0, partition_frames=0).SerializeToString())
+    for name in DOWNGRADE_MARKERS:
+        marker = directory / name
+        if not marker.exists():
+            with _atomically(marker) as f:
+                f.write(empty)
 
 
 def _load(p: Path) -> Loaded:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import os
 import time
 from dataclasses import dataclass
@@ -37,8 +38,8 @@ import structlog
 from fero.errors import Internal, ResourceExhausted
 from fero.log import frame, segment
 
-#: Buffers per writev: Linux's IOV_MAX (a writev of more fails with EINVAL).
-_IOV_MAX = 1024
+#: Buffers per writev: IOV_MAX (a writev of more fails with EINVAL; Linux: 1024).
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 16
 
 log = structlog.get_logger("fero.log")
 
@@ -282,14 +283,21 @@ class Wal:
         self._write_all(run)
 
     def _write_all(self, chunks: list[bytes]) -> None:
-        for i in range(0, len(chunks), _IOV_MAX):
-            group = chunks[i:i + _IOV_MAX]
-            n = os.writev(self._fd, group)
-            size = sum(map(len, group))
-            if n < size:  # a short write (a signal, a full disk): the rest as one buffer
-                rest = memoryview(b"".join(group))[n:]
-                while rest:
-                    rest = rest[os.write(self._fd, rest):]
+        pending: list[bytes | memoryview] = list(chunks)
+        while pending:
+            group = pending[:_IOV_MAX]
+            n = wrote = os.writev(self._fd, group)
+            # A write may take less than it is given (a signal, a full disk, Linux's
+            # 2 GB a call): what it took is skipped, and the rest goes in the next one.
+            k = 0
+            while k < len(group) and n >= len(group[k]):
+                n -= len(group[k])
+                k += 1
+            if not wrote and k < len(group):
+                raise OSError(errno.EIO, "a write to the log made no progress")
+            pending = pending[k:]
+            if n:
+                pending[0] = memoryview(pending[0])[n:]
 
     async def _roll(self, new_segment: int) -> None:
         # The finished segment is fsynced whatever the policy, so that only the newest
