@@ -17,7 +17,7 @@ A frame per partition, not one for the whole state, because:
 - no buffer of the whole state is built, then copied again to frame it.
 
 Files of the first format (`.snap`: one frame of the whole Snapshot) still load, and
-so do `.snap2` files (as now, without PartitionSnapshot.runs); new ones are `.snap3`.
+so do `.snap2` files (written before PartitionSnapshot.runs); new ones are `.snap3`.
 An older fero does not list the newer suffixes (a `.snap2` reader, which ignores
 `runs`, would lose those documents). Not listing them, it would replay the log from
 its start, which retention may have dropped, and come up without that state,
