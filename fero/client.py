@@ -199,10 +199,6 @@ def _stream_error(exc: BaseException) -> FeroError:
     return Unavailable(f"the commit stream closed: {exc}")
 
 
-def _as_sent(request: bytes) -> bytes:
-    return request
-
-
 class _CommitSession:
     """One CommitStream: calls in flight by id, and one task reading the replies."""
 
@@ -210,7 +206,7 @@ class _CommitSession:
         # Requests go out as bytes (fero.wire.commit_stream_request), not as a
         # CommitStreamRequest that would copy the whole CommitRequest into itself.
         self.call = channel.stream_stream(
-            "/fero.v1.Changelog/CommitStream", request_serializer=_as_sent,
+            "/fero.v1.Changelog/CommitStream", request_serializer=wire.as_sent,
             response_deserializer=changelog_pb2.CommitStreamReply.FromString,
         )()
         self.pending: dict[int, asyncio.Future[changelog_pb2.CommitStreamReply]] = {}

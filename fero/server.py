@@ -163,11 +163,6 @@ def _stream_request(raw: bytes) -> tuple[changelog_pb2.CommitStreamRequest, byte
     return changelog_pb2.CommitStreamRequest.FromString(raw), raw
 
 
-def _as_sent(reply: bytes) -> bytes:
-    """CommitStream's reply serialiser: its replies are serialised already."""
-    return reply
-
-
 def add_changelog_servicer(servicer: "ChangelogServicer", server: Any) -> None:
     """As the generated add_ChangelogServicer_to_server, except that CommitStream's
     handler also gets each request's bytes, and writes its replies as bytes."""
@@ -183,7 +178,7 @@ def add_changelog_servicer(servicer: "ChangelogServicer", server: Any) -> None:
     changelog_pb2_grpc.add_ChangelogServicer_to_server(servicer, capture)
     handlers = dict(capture.handlers)
     handlers["CommitStream"] = grpc.stream_stream_rpc_method_handler(
-        servicer.CommitStream, request_deserializer=_stream_request, response_serializer=_as_sent,
+        servicer.CommitStream, request_deserializer=_stream_request, response_serializer=wire.as_sent,
     )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(capture.service, handlers),))
     server.add_registered_method_handlers(capture.service, handlers)

@@ -28,7 +28,7 @@ _STREAM_COMMIT = 2      # CommitStreamRequest.commit
 _STREAM_BODY_TAG = bytes([2 << 3 | _LEN])    # CommitStreamRequest.commit, CommitStreamReply.reply
 _COMMIT_BATCHES = 3     # CommitRequest.batches
 _ENTRY_BATCH_TAG = bytes([8 << 3 | _LEN])  # LogEntry.batch
-_REPLY_BATCH_TAG = bytes([3 << 3 | _LEN])   # CommitReply.batch_results
+_REPLY_BATCH_RESULTS = 3  # CommitReply.batch_results
 
 
 class Malformed(ValueError):
@@ -111,6 +111,12 @@ def stream_batches(raw: bytes) -> list[memoryview] | None:
         return None
 
 
+def as_sent(data: bytes) -> bytes:
+    """A gRPC (de)serialiser for messages that are bytes already: the commit stream's
+    requests (client) and replies (server), put together by the functions here."""
+    return data
+
+
 def commit_stream_request(id: int, commit: bytes) -> bytes:
     """A serialised CommitStreamRequest of `id` and the serialised CommitRequest `commit`."""
     return b"".join((_STREAM_ID_TAG, encode_varint(id), _STREAM_BODY_TAG, encode_varint(len(commit)), commit))
@@ -125,7 +131,7 @@ def commit_stream_reply(id: int, head: bytes, batch_results: Sequence[types_pb2.
     parts = [head]
     for r in batch_results:
         body = r.SerializeToString()
-        parts += (_REPLY_BATCH_TAG, encode_varint(len(body)), body)
+        parts += (field_header(_REPLY_BATCH_RESULTS, len(body)), body)
     size = sum(map(len, parts))
     return b"".join([_STREAM_ID_TAG, encode_varint(id), _STREAM_BODY_TAG, encode_varint(size), *parts])
 

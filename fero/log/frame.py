@@ -21,7 +21,7 @@ MAX_BODY_BYTES = 256 * 1024 * 1024
 def header(body: bytes) -> bytes:
     """The header of `body`'s frame; write it and then `body`, with no copy of the two
     joined (snapshot partitions are tens of MB)."""
-    return HEADER.pack(len(body), zlib.crc32(body))
+    return header_of((body,))
 
 
 def header_of(parts: Sequence[bytes]) -> bytes:
