@@ -123,8 +123,9 @@ class Ownership:
                 raise Unavailable(f"not owner of partition {p}")
             ev = self._ready.setdefault(p, asyncio.Event())
             try:
-                await asyncio.wait_for(ev.wait(), self.serve_wait_s)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(self.serve_wait_s):
+                    await ev.wait()
+            except TimeoutError:
                 raise Unavailable(f"partition {p} is still catching up on its new owner; retry") from None
             if p not in self._serving:
                 raise Unavailable(f"partition {p} moved while waiting; retry")

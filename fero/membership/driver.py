@@ -93,10 +93,13 @@ class MembershipDriver:
             self._after_step()
             delay = min(max(self.swim.next_deadline() - self.clock.now(), 0.001), MAX_TICK_S)
             self._wakeup.clear()
+            # A timer, not wait_for: in Python 3.11 wait_for drops a cancellation that
+            # lands as the wait finishes, and this loop would then outlive stop().
+            tick = asyncio.get_running_loop().call_later(delay, self._wakeup.set)
             try:
-                await asyncio.wait_for(self._wakeup.wait(), delay)
-            except asyncio.TimeoutError:
-                pass
+                await self._wakeup.wait()
+            finally:
+                tick.cancel()
 
     def deliver(self, message: peer_pb2.PeerMessage) -> None:
         """A message from a peer (called by the peer servicer). ValueError if malformed."""
