@@ -24,6 +24,7 @@ from operator import itemgetter
 from typing import Any, Iterable, Iterator, Sequence
 
 from fero.errors import FailedPrecondition, InvalidArgument
+from fero.v1 import types_pb2
 
 MAX_PATH_DEPTH = 32
 _key, _value = itemgetter(0), itemgetter(1)
@@ -112,21 +113,35 @@ class _Run:
     the run itself, so a bulk write allocates nothing per key (a tuple and an int per
     key cost more than the dict insert, and each tuple was work for the cyclic GC).
     The values may be the batch message's own repeated field, never changed after:
-    a value becomes a bytes object only when it is read."""
+    a value becomes a bytes object only when it is read. Or the run may hold the
+    batch as the bytes it was logged as, and parse them when a value is first read:
+    the owner of a bulk write then never parses what it only stores."""
 
-    __slots__ = ("keys", "raws", "hlc", "origin", "batch", "live", "_at")
+    __slots__ = ("keys", "_raws", "hlc", "origin", "batch", "live", "_at")
 
-    def __init__(self, keys: Sequence[str], raws: Sequence[bytes], hlc: int, origin: str, batch: Any = None) -> None:
+    def __init__(
+        self, keys: Sequence[str], raws: Sequence[bytes] | None, hlc: int, origin: str, batch: Any = None,
+    ) -> None:
         self.keys = keys
-        self.raws = raws
+        self._raws = raws
         self.hlc = hlc
         self.origin = origin
         #: The fero.v1.Batch the run is, if it is one (its keys, values, hlc and
-        #: origin): a snapshot writes the run as that message while the run is whole.
+        #: origin), as a message or as its bytes (then `raws` is None: they are read
+        #: from it): a snapshot writes the run as that batch while the run is whole.
         self.batch = batch
         #: How many documents still map to this run (Documents keeps it up to date).
         self.live = 0
         self._at: dict[str, int] | None = None
+
+    @property
+    def raws(self) -> Sequence[bytes]:
+        raws = self._raws
+        if raws is None:
+            # The message replaces its bytes, so the run never holds both.
+            self.batch = types_pb2.Batch.FromString(self.batch)
+            raws = self._raws = self.batch.values
+        return raws
 
     def entry(self, key: str) -> tuple[bytes, int, str]:
         """(raw, hlc, origin) of `key` in this run: its last occurrence, which won."""
@@ -262,15 +277,17 @@ class Documents:
                     self.update(key, raw, b.hlc + k, b.origin)
 
     def update_many(
-        self, keys: Sequence[str], raws: Sequence[bytes], hlc: int, origin: str, batch: Any = None,
+        self, keys: Sequence[str], raws: Sequence[bytes] | None, hlc: int, origin: str, batch: Any = None,
     ) -> bool:
         """Sets whole documents: key k to raws[k], stamped hlc + k. Done in bulk, with
         no Python call per key, when every key is bare and new (nor removed lately);
         returns False, changing nothing, otherwise (then update() each). Keeps the
         sequences it is given: `raws` may be the batch message's values field, so
         that a value is copied out of it only when read. `batch`: the fero.v1.Batch
-        whose keys, values, hlc and origin these are, if they are: a snapshot then
-        writes them as that message (see columns)."""
+        whose keys, values, hlc and origin these are, if they are, as a message or
+        serialised (`raws` may then be None: read from it when first needed); a
+        snapshot writes them as that batch (see columns). Bytes must not change
+        after: they are kept, not copied."""
         docs = self.docs
         if (
             not docs.keys().isdisjoint(keys)

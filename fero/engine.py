@@ -78,9 +78,39 @@ class Action(NamedTuple):
 #: C-level, so map() makes a batch's Actions without a Python call per action.
 _new_action = functools.partial(tuple.__new__, Action)
 
-#: A committed ACTION batch for the handler: its frame, its result (the replies go in),
-#: and its keys as validated.
-_Acted = tuple[storage_pb2.LogEntry, types_pb2.BatchResult, list[str]]
+#: A committed ACTION batch for the handler: its partition and first offset, the batch
+#: as sent, its result (the replies go in), and its keys as validated.
+_Acted = tuple[int, int, types_pb2.Batch, types_pb2.BatchResult, list[str]]
+
+
+class Appended:
+    """A frame appended to the log, as the publisher needs it: its partition and
+    offsets, and the LogEntry, parsed from the bytes logged only when a subscriber
+    wants it. The owner of a bulk write never reads back a frame it built from the
+    client's bytes (parsing it was a tenth of the owner's time a record)."""
+
+    __slots__ = ("partition", "base_offset", "count", "_body", "_entry")
+
+    def __init__(
+        self, partition: int, base_offset: int, count: int,
+        body: bytes | None = None, entry: storage_pb2.LogEntry | None = None,
+    ) -> None:
+        self.partition = partition
+        self.base_offset = base_offset
+        self.count = count
+        self._body = body
+        self._entry = entry
+
+    @classmethod
+    def of(cls, entry: storage_pb2.LogEntry) -> "Appended":
+        return cls(entry.partition, entry.base_offset, batches.count(entry), None, entry)
+
+    def entry(self) -> storage_pb2.LogEntry:
+        e = self._entry
+        if e is None:
+            e = self._entry = storage_pb2.LogEntry.FromString(self._body)  # type: ignore[arg-type]
+            self._body = None
+        return e
 
 #: A custom-action handler: runs on the owner after the action is committed; its return
 #: value is the reply a client gets with acks=REPLY.
@@ -136,7 +166,8 @@ def _filled(
         fill_columns(ps.key_columns, columns)
         tail: list[bytes] = []
         for run in columns[4]:
-            body = run.SerializeToString()
+            # A run the owner stored as logged is its bytes already (Documents.update_many).
+            body = run.SerializeToString() if run.__class__ is types_pb2.Batch else run
             tail += (wire.field_header(_RUNS, len(body)), body)
         yield ps, tail
 
@@ -184,7 +215,7 @@ class Engine:
         #: This incarnation's identity as the origin of the records it commits.
         self.origin = f"{node_id}/{self._boot}"
         self._generated = 0
-        self._unpublished: list[tuple[int, list[storage_pb2.LogEntry]]] = []
+        self._unpublished: list[tuple[int, list[Appended]]] = []
         self._publish_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._detached: set[asyncio.Task[None]] = set()
@@ -386,7 +417,7 @@ class Engine:
                 f"{self._pending_records} records are waiting for the disk; retry with backoff"
             )
         results, entries, any_duplicate = self._commit_now(records)
-        await self._settle(entries, any_duplicate, acks)
+        await self._settle(list(map(Appended.of, entries)), any_duplicate, acks)
         if acks == types_pb2.ACKS_NONE:
             if self.handler is not None:
                 self._spawn_handlers(entries, None)
@@ -398,7 +429,7 @@ class Engine:
                 self._spawn_handlers(entries, None)
         return results
 
-    async def _settle(self, entries: list[storage_pb2.LogEntry], any_duplicate: bool, acks: int) -> None:
+    async def _settle(self, entries: list[Appended], any_duplicate: bool, acks: int) -> None:
         """Hands appended frames on (subscribers, replicas) and waits for durability as
         `acks` asks. A duplicate waits too: its first commit may still be in flight."""
         seq = self.wal.appended
@@ -411,7 +442,7 @@ class Engine:
                 self.on_append([e.partition for e in entries], acks == types_pb2.ACKS_ALL)
         if not waits:
             return
-        n = sum(batches.count(e) for e in entries)
+        n = sum(e.count for e in entries)
         self._pending_records += n
         try:
             await self.wal.wait(seq)
@@ -453,9 +484,8 @@ class Engine:
         replies (and handler failures: the action stays committed) go into the results."""
         assert self.handler is not None
         handler = self.handler
-        for entry, r, keys in acted:
-            b = entry.batch
-            p, base, action, n = entry.partition, entry.base_offset, b.action, len(keys)
+        for p, base, b, r, keys in acted:
+            action, n = b.action, len(keys)
             actions = map(_new_action, zip(
                 itertools.repeat(p), range(base, base + n), keys, itertools.repeat(action), b.values,
                 batches.derived_tickets(b.ticket, n),
@@ -477,14 +507,11 @@ class Engine:
     def _commit_batches_now(
         self, batch_list: Sequence[types_pb2.Batch], columns: batches.Checked,
         raw: Sequence[bytes | memoryview] | None = None,
-    ) -> tuple[
-        list[types_pb2.BatchResult], list[storage_pb2.LogEntry], bool,
-        list[_Acted],
-    ]:
+    ) -> tuple[list[types_pb2.BatchResult], list[Appended], bool, list[_Acted]]:
         """(a result per batch, the frames appended, whether any was a duplicate, the
         committed ACTION batches with their results, for the handler)."""
         results: list[types_pb2.BatchResult] = []
-        entries: list[storage_pb2.LogEntry] = []
+        entries: list[Appended] = []
         acted: list[_Acted] = []
         any_duplicate = False
         LogEntry, Batch = storage_pb2.LogEntry, types_pb2.Batch
@@ -500,33 +527,35 @@ class Engine:
             base = state.next_offset
             header = LogEntry(partition=p, epoch=state.epoch, base_offset=base, owner=self.node_id)
             stamps = Batch(hlc=self.hlc.reserve(len(keys)), origin=self.origin, origin_seq=state.next_origin_seq(self.origin))
-            body: bytes | None = None
             if raw is not None:
-                # The frame is the batch's bytes as sent with the stamps appended; its
-                # entry is parsed from them (cheaper than copying the message).
-                body = wire.stamped_batch_entry(header, raw[i], stamps)
-                entry = LogEntry.FromString(body)
+                # The frame is the batch's bytes as sent with the stamps appended. It is
+                # applied from the batch as sent and those bytes, not parsed again.
+                body, start = wire.stamped_batch_entry(header, raw[i], stamps)
+                vals, failed, _ = state.apply_batch(b, base, keys, column, stamps, memoryview(body)[start:])
+                entry = None
+                if failed:
+                    entry = LogEntry.FromString(body)
             else:
                 # The frame gets its own copy of the batch, stamped; the caller's is left as sent.
                 entry = header
                 entry.batch.CopyFrom(b)
                 entry.batch.MergeFrom(stamps)
-            stamped = entry.batch
-            vals, failed, _ = state.apply_batch(stamped, base, keys, column)
+                vals, failed, _ = state.apply_batch(entry.batch, base, keys, column)
             if failed:
-                batches.drop(stamped, failed)
-                body = None
+                batches.drop(entry.batch, failed)  # type: ignore[union-attr]
             result = batches.result(p, b.ticket, base, vals, failed)
             results.append(result)
-            n = len(stamped.keys)
+            n = len(keys) - len(failed)
             if not n:
                 continue
             state.next_offset = base + n
-            state.note_epoch(entry.epoch, entry.owner, base)
-            self._append_frame(entry, body)
-            entries.append(entry)
-            if stamped.op == types_pb2.OP_ACTION:
-                acted.append((entry, result, keys))  # keys as validated: not read again
+            state.note_epoch(state.epoch, self.node_id, base)
+            if entry is not None:
+                body = entry.SerializeToString()
+            self._append_records(p, base, n, body)
+            entries.append(Appended(p, base, n, body, entry))
+            if b.op == types_pb2.OP_ACTION:
+                acted.append((p, base, b, result, keys))  # keys as validated: not read again
             self._commits += n
         return results, entries, any_duplicate, acted
 
@@ -591,26 +620,32 @@ class Engine:
     def _append_frame(self, entry: storage_pb2.LogEntry, body: bytes | None = None) -> int:
         """Queues a frame in the WAL, indexes it, keeps it for replication; its seq."""
         body = body if body is not None else entry.SerializeToString()
-        loc = self.wal.append(body)
         p = entry.partition
         if entry.HasField("install"):
+            loc = self.wal.append(body)
             self.index[p] = []
             self._recent[p] = {}
         elif entry.truncate:
+            loc = self.wal.append(body)
             self._truncate_index(p, entry.base_offset)
             self._recent[p] = {b: f for b, f in self._recent[p].items() if b < entry.base_offset}
         else:
-            n = batches.count(entry)
-            self.index[p].append(_Frame(entry.base_offset, n, loc.segment, loc.position))
-            recent = self._recent[p]
-            recent[entry.base_offset] = (n, body, loc.seq)
-            # Keep recent frames for replication until they are durable and old enough.
-            while len(recent) > RECENT_FRAMES:
-                oldest = next(iter(recent))
-                if recent[oldest][2] > self.wal.durable:
-                    break
-                del recent[oldest]
-            self._records_since_snapshot += n
+            return self._append_records(p, entry.base_offset, batches.count(entry), body)
+        return loc.seq
+
+    def _append_records(self, p: int, base_offset: int, n: int, body: bytes) -> int:
+        """_append_frame of a frame of `n` records, given as its fields and bytes."""
+        loc = self.wal.append(body)
+        self.index[p].append(_Frame(base_offset, n, loc.segment, loc.position))
+        recent = self._recent[p]
+        recent[base_offset] = (n, body, loc.seq)
+        # Keep recent frames for replication until they are durable and old enough.
+        while len(recent) > RECENT_FRAMES:
+            oldest = next(iter(recent))
+            if recent[oldest][2] > self.wal.durable:
+                break
+            del recent[oldest]
+        self._records_since_snapshot += n
         return loc.seq
 
     # -- replication: what owners and replicas ask of the engine --------------------
@@ -748,7 +783,7 @@ class Engine:
                 entry, body = _own(entry)
                 self.apply_entry(state, entry)
                 self._append_frame(entry, body)
-                self._unpublished.append((self.wal.appended, [entry]))
+                self._unpublished.append((self.wal.appended, [Appended.of(entry)]))
             results[p] = peer_pb2.AppendResult(partition=p, ok=True, next_offset=state.next_offset)
         return list(results.values()), self.wal.appended
 
@@ -770,7 +805,7 @@ class Engine:
             entry, body = _own(entry)
             self.apply_entry(state, entry)
             self._append_frame(entry, body)
-            self._unpublished.append((self.wal.appended, [entry]))
+            self._unpublished.append((self.wal.appended, [Appended.of(entry)]))
         self._publish_event.set()
         return self.wal.appended
 
@@ -791,7 +826,7 @@ class Engine:
         state.epoch = max(state.epoch, epoch)
         self.apply_entry(state, entry)
         self._append_frame(entry)
-        self._unpublished.append((self.wal.appended, [entry]))
+        self._unpublished.append((self.wal.appended, [Appended.of(entry)]))
         self._publish_event.set()
         return self.wal.appended
 
@@ -1000,10 +1035,11 @@ class Engine:
             return
         batch = unpublished[:k]
         del unpublished[:k]
-        for _, entries in batch:
-            for entry in entries:
-                self.published[entry.partition] = entry.base_offset + batches.count(entry)
+        for _, appended in batch:
+            for a in appended:
+                self.published[a.partition] = a.base_offset + a.count
             if self.subscriptions:
+                entries = [a.entry() for a in appended]
                 for sub in list(self.subscriptions):
                     sub.deliver_live(entries)
 

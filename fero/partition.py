@@ -165,7 +165,8 @@ class PartitionState:
 
     def apply_batch(
         self, b: types_pb2.Batch, offset: int, keys: list[str] | None = None,
-        column: Sequence[Any] | None = None,
+        column: Sequence[Any] | None = None, stamps: types_pb2.Batch | None = None,
+        logged: bytes | memoryview | None = None,
     ) -> tuple[list[Value] | None, list[tuple[int, int, str]], bool]:
         """Applies a columnar batch (hlc and origin set) whose first record is the commit
         at `offset`: (values after each applied COUNTER_ADD / ADD, the records that could
@@ -176,40 +177,52 @@ class PartitionState:
         logs, so every copy applies the same records at the same stamps). A batch whose
         ticket is committed here under another identity (a retry on the other side of
         a split) is counted in the digest but not applied again.
+
+        `stamps` and `logged`, together, on the owner: `b` is then the batch as the
+        client sent it, `stamps` a Batch with the hlc, origin and origin_seq this node
+        gave it, and `logged` the stamped batch as the log holds it. The documents of a
+        bulk UPDATE keep those bytes (values read out of `b` would keep the client's
+        whole request alive), and records applied one by one are read from them.
         """
+        s = b if stamps is None else stamps
+        hlc, origin, origin_seq = s.hlc, s.origin, s.origin_seq
+        op = b.op
         if keys is None:  # (the owner passes the lists it checked: see fero.batch.validate)
             keys = list(b.keys)
         # Values left in the message: a bulk UPDATE keeps them as it holds them, and
-        # the message itself, which a snapshot writes (Documents.update_many). No other
-        # op reads them from this column.
-        whole = b if column is None and b.op == OP.OP_UPDATE else None
+        # the message (or the bytes logged) itself, which a snapshot writes
+        # (Documents.update_many). No other op reads them from this column.
+        whole: Any = None
         if column is None:
-            column = list(b.amounts) if b.op in batches.AMOUNT_OPS else b.values
+            if op == OP.OP_UPDATE:
+                whole = b if logged is None else logged
+                column = b.values if logged is None else None
+            else:
+                column = list(b.amounts) if op in batches.AMOUNT_OPS else b.values
         n = len(keys)
-        first = b.origin_seq - b.position
+        first = origin_seq - b.position
         seen = self.tickets.get(b.ticket)
-        if seen is not None and (seen.origin, seen.first_seq) != (b.origin, first):
-            self._count_run(b.origin, b.origin_seq + n - 1)
+        if seen is not None and (seen.origin, seen.first_seq) != (origin, first):
+            self._count_run(origin, origin_seq + n - 1)
             return None, [], True
-        at_ms = hlcs.wall_ms(b.hlc)
-        op = b.op
+        at_ms = hlcs.wall_ms(hlc)
         vals: list[Value] | None = None
         failed: list[tuple[int, int, str]] = []
         if op == OP.OP_ACTION:
             pass  # committed for replicas and subscribers; the owner's handler acts on it
         elif op == OP.OP_COUNTER_ADD:
             vals, failed = self._add_counters(keys, column, at_ms)  # type: ignore[arg-type]
-        elif not (op == OP.OP_UPDATE and self.documents.update_many(keys, column, b.hlc, b.origin, whole)):  # type: ignore[arg-type]
-            vals, failed = self._apply_each(b)
+        elif not (op == OP.OP_UPDATE and self.documents.update_many(keys, column, hlc, origin, whole)):  # type: ignore[arg-type]
+            vals, failed = self._apply_each(b if logged is None else types_pb2.Batch.FromString(logged))
         applied = n - len(failed)
         if applied:
-            self._count_run(b.origin, b.origin_seq + applied - 1)
+            self._count_run(origin, origin_seq + applied - 1)
         # A batch none of whose records applied is not remembered (nor logged): as with
         # a record that fails, a retry is judged afresh.
         if seen is None and applied:
             errors = tuple(failed) or tuple((e.index, e.code, e.message) for e in b.errors)
             self.tickets.put(b.ticket, Committed(
-                offset - b.position, None, at_ms, b.origin, first,
+                offset - b.position, None, at_ms, origin, first,
                 _compact(vals) if b.position == 0 else None, errors, max(1, n),
             ))
         return vals, failed, False

@@ -136,9 +136,14 @@ def commit_stream_reply(id: int, head: bytes, batch_results: Sequence[types_pb2.
     return b"".join([_STREAM_ID_TAG, encode_varint(id), _STREAM_BODY_TAG, encode_varint(size), *parts])
 
 
-def stamped_batch_entry(header: storage_pb2.LogEntry, batch: bytes | memoryview, stamps: types_pb2.Batch) -> bytes:
+def stamped_batch_entry(
+    header: storage_pb2.LogEntry, batch: bytes | memoryview, stamps: types_pb2.Batch,
+) -> tuple[bytes, int]:
     """A serialised LogEntry: `header`'s fields and, as its batch, the Batch in `batch`
     with the fields of `stamps` set (appended: a parser takes the last value of a
-    field it meets twice)."""
+    field it meets twice); and where in it that stamped Batch starts (it runs to the
+    end)."""
     tail = stamps.SerializeToString()
-    return b"".join((header.SerializeToString(), _ENTRY_BATCH_TAG, encode_varint(len(batch) + len(tail)), batch, tail))
+    size = len(batch) + len(tail)
+    body = b"".join((header.SerializeToString(), _ENTRY_BATCH_TAG, encode_varint(size), batch, tail))
+    return body, len(body) - size
