@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from fero.client import Acks, Client
 
 _U64 = (1 << 64) - 1
+_hash_bytes = mmh3.hash_bytes
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 OnResult = Callable[[types_pb2.Batch, types_pb2.BatchResult], None]
 
@@ -116,7 +117,7 @@ class Producer:
         #: Round trip of every request that was answered (seconds).
         self.request_seconds: list[float] = []
         self._partitions = 0
-        self._mask = -1  # P - 1 when P is a power of two up to 256
+        self._mask = -1  # P - 1 once started, if P is a power of two up to 256 (see _put)
         self._buffers: dict[int, _Buffer] = {}
         self._buffered = 0
         #: Sealed batches to send.
@@ -190,7 +191,30 @@ class Producer:
         """Buffers one record. Returns a finished future when that is all, or the send
         that has to happen now (awaiting it waits while max_in_flight requests are out).
         A plain function, not a coroutine: it runs per record, and the two coroutines
-        an `await add()` used to cost were about 100 of the 870 ns a record took."""
+        an `await add()` used to cost were about 100 of the 870 ns a record took.
+
+        The common case first, in as few steps as will do: the producer is sending
+        (started, not failed: `_mask` is -1 otherwise), P is a power of two up to 256,
+        the key is bare, and its partition's open batch is of this op. Anything else
+        goes the general way (_put_any)."""
+        mask = self._mask
+        if mask >= 0 and key and "." not in key:
+            # fero.ring.partition_of(key), inlined: as in fero.batch.partitions_of, the
+            # low bits of the digest's first byte.
+            buf = self._buffers.get(_hash_bytes(key)[0] & mask)
+            if buf is not None and buf.op == op and buf.action == action:
+                keys = buf.keys
+                keys.append(key)
+                if item is not None:
+                    buf.column.append(item)
+                self._buffered += 1
+                if len(keys) < self.batch_size and self._buffered + self._ready_records < self.max_buffered:
+                    return self._buffered_only
+                return self._due(buf)
+        return self._put_any(op, key, item, action)
+
+    def _put_any(self, op: int, key: str, item: Any, action: str) -> Awaitable[None]:
+        """_put, every case."""
         if self._error is not None:
             raise self._error
         if not key:
@@ -198,11 +222,8 @@ class Producer:
         P = self._partitions
         if not P:
             return self._start_and_put(op, key, item, action)
-        # fero.ring.partition_of(partition_key(key)), inlined: this runs per record.
-        # (As in fero.batch.partitions_of: for P a power of two up to 256, the low
-        # bits of the digest's first byte.)
         pk = key if "." not in key else partition_key(key)
-        p = mmh3.hash_bytes(pk)[0] & self._mask if self._mask >= 0 else (mmh3.hash128(pk) & _U64) % P
+        p = _hash_bytes(pk)[0] & self._mask if self._mask >= 0 else (mmh3.hash128(pk) & _U64) % P
         buf = self._buffers.get(p)
         if buf is None or buf.op != op or buf.action != action:
             # One open batch per partition: another op seals it first, so the records
@@ -214,6 +235,11 @@ class Producer:
         if item is not None:
             buf.column.append(item)
         self._buffered += 1
+        return self._due(buf)
+
+    def _due(self, buf: _Buffer) -> Awaitable[None]:
+        """After a record went into `buf`: seals it if it is full, and returns the send
+        that has to happen now, if one does."""
         if len(buf.keys) >= self.batch_size:
             self._seal(buf)
             # A full batch goes out now if there is a request's worth, or nothing else
@@ -375,6 +401,7 @@ class Producer:
             # nobody awaits would only log it).
             if self._error is None:
                 self._error = exc
+                self._mask = -1  # no fast path: the next put goes where it is raised
 
     def _done(self, b: types_pb2.Batch, r: types_pb2.BatchResult) -> None:
         self.batches += 1

@@ -537,6 +537,30 @@ def test_bad_amounts_and_empty_keys_raise_invalid_argument_at_once() -> None:
     run(body)
 
 
+def test_a_failed_batch_ends_the_producer_and_every_later_put_raises_it() -> None:
+    """A batch refused for good (actions on a node with no handler: UNIMPLEMENTED) is
+    raised at the next put, flush and close; also at a put that goes straight into the
+    open batch of its partition (the producer's fast path)."""
+    (key,) = keys_in(40, 1, "act")
+    (doc,) = keys_in(41, 1, "open")
+
+    async def body() -> None:
+        async with node_and_client() as (node, client):
+            prod = client.producer(batch_size=10, linger_ms=0, max_in_flight=1)
+            await prod.update(doc, 1)  # stays open: partition 41's batch of UPDATEs
+            for i in range(10):  # a full batch: it goes out, and is refused
+                await prod.action(key, "nope", b"x")
+            await eventually(lambda: prod._error is not None, 10, "the refusal to come back")
+            for call in (lambda: prod.update(doc, 2), lambda: prod.action(key, "nope"), lambda: prod.add("c", 1)):
+                with pytest.raises(fero.FeroError, match="handler"):
+                    await call()
+            with pytest.raises(fero.FeroError, match="handler"):
+                await prod.close()
+            assert await client.read(doc) is None
+
+    run(body)
+
+
 # -- per-record errors ------------------------------------------------------------------------
 
 
