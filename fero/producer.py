@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 _U64 = (1 << 64) - 1
 _hash_bytes = mmh3.hash_bytes
+_UPDATE = types_pb2.OP_UPDATE
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 OnResult = Callable[[types_pb2.Batch, types_pb2.BatchResult], None]
 
@@ -162,7 +163,22 @@ class Producer:
 
     def update(self, key: str, value: Any) -> Awaitable[None]:
         """Sets the JSON value at key path `key` (bytes are stored as given)."""
-        return self._put(types_pb2.OP_UPDATE, key, value if value.__class__ is bytes else encode(value))
+        if value.__class__ is not bytes:
+            value = encode(value)
+        # _put's fast path, inlined: a bulk load is UPDATEs, and the call to _put was
+        # 50 to 100 ns of the 600 a record cost the producer.
+        mask = self._mask
+        if mask >= 0 and key and "." not in key:
+            buf = self._buffers.get(_hash_bytes(key)[0] & mask)
+            if buf is not None and buf.op == _UPDATE and not buf.action:
+                keys = buf.keys
+                keys.append(key)
+                buf.column.append(value)
+                self._buffered += 1
+                if len(keys) < self.batch_size and self._buffered + self._ready_records < self.max_buffered:
+                    return self._buffered_only
+                return self._due(buf)
+        return self._put_any(_UPDATE, key, value, "")
 
     def remove(self, key: str) -> Awaitable[None]:
         return self._put(types_pb2.OP_REMOVE, key, None)
