@@ -265,16 +265,16 @@ class Documents:
 
     def load_runs(self, runs: Iterable[Any]) -> None:
         """Loads documents from runs as columns(runs=True) gave them (fero.v1.Batch),
-        each a run again. Each is parsed on its own, so that it keeps only its own
-        bytes alive, not the whole snapshot frame it came in."""
+        each a run again. A run keeps its own bytes, not the message: that is part of
+        the whole snapshot frame it came in, and would keep all of it alive; its values
+        are parsed again when one is first read."""
         for whole in runs:
-            b = whole.__class__.FromString(whole.SerializeToString())
-            keys = list(b.keys)
-            if not self.update_many(keys, b.values, b.hlc, b.origin, b):
+            keys = list(whole.keys)
+            if not self.update_many(keys, None, whole.hlc, whole.origin, whole.SerializeToString()):
                 # (A snapshot holds each document once, so this is for a state that
                 # was not a snapshot's: the documents as update() sets them one by one.)
-                for k, (key, raw) in enumerate(zip(keys, b.values)):
-                    self.update(key, raw, b.hlc + k, b.origin)
+                for k, (key, raw) in enumerate(zip(keys, whole.values)):
+                    self.update(key, raw, whole.hlc + k, whole.origin)
 
     def update_many(
         self, keys: Sequence[str], raws: Sequence[bytes] | None, hlc: int, origin: str, batch: Any = None,

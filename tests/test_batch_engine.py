@@ -950,6 +950,8 @@ def test_a_snapshot_writes_whole_runs_as_their_batches_and_reopens_them_as_runs(
         await e.close()
         e = await opened(tmp_path)
         stored = e.partitions[p].documents.docs[untouched[0]]  # (before a read makes it a Doc)
+        # A run keeps its bytes (not the snapshot frame's message) until a value is read.
+        stored = (stored.__class__.__name__, type(getattr(stored, "batch", None)))
         docs = {k: doc(e, k) for k in untouched + changed}
         await e.close()
         return docs, stored
@@ -962,7 +964,7 @@ def test_a_snapshot_writes_whole_runs_as_their_batches_and_reopens_them_as_runs(
     assert sorted(ps.key_columns.keys) == sorted(changed)
     assert docs == {**{k: {"w": i} for i, k in enumerate(untouched)},
                     **{k: ({"new": i} if i < 3 else {"p": i}) for i, k in enumerate(changed)}}
-    assert stored.__class__.__name__ == "_Run"
+    assert stored == ("_Run", bytes)
 
 
 def test_a_replicas_documents_keep_their_own_frame_not_the_whole_append(tmp_path):
