@@ -92,8 +92,8 @@ class Doc:
 
 #: Documents as columns: keys, raw JSON values (in chunks: a bulk UPDATE's values are
 #: one chunk, as the message holds them), hlcs, origins; and the fero.v1.Batch of each
-#: run kept whole (Documents.columns with runs=True), whose documents are not in the
-#: columns.
+#: run kept whole (Documents.columns with runs=True), as a message or serialised, whose
+#: documents are not in the columns.
 Columns = tuple[list[str], list[Sequence[bytes]], list[int], list[str], list[Any]]
 
 
@@ -219,11 +219,12 @@ class Documents:
     def columns(self, runs: bool = False) -> Columns:
         """Every document as four columns (keys, raws in chunks, hlcs, origins), built in
         bulk: the columns of a run whose documents are all still there go in whole,
-        with no Python step per key. With `runs`, such a run that is a Batch message
-        goes in the fifth element instead, as that message. Chunks and runs are the
-        runs' own sequences and messages, not copies: the snapshot writer reads them in
-        its thread after this returns, which is sound because an applied batch is never
-        changed (see batch.cut and batch.drop)."""
+        with no Python step per key. With `runs`, such a run that is a Batch goes in the
+        fifth element instead, as that Batch (a message, or its bytes). Chunks and runs
+        are the runs' own sequences, messages and bytes, not copies: the snapshot
+        writer reads them in its thread after this returns, which is sound because an
+        applied batch is never changed (see batch.cut and batch.drop). Without `runs`,
+        a run kept as bytes is parsed here (Documents.raws), on the caller's thread."""
         keys: list[str] = []
         raws: list[Sequence[bytes]] = []
         hlcs: list[int] = []

@@ -168,9 +168,10 @@ class PartitionState:
         column: Sequence[Any] | None = None, stamps: types_pb2.Batch | None = None,
         logged: bytes | memoryview | None = None,
     ) -> tuple[list[Value] | None, list[tuple[int, int, str]], bool]:
-        """Applies a columnar batch (hlc and origin set) whose first record is the commit
-        at `offset`: (values after each applied COUNTER_ADD / ADD, the records that could
-        not apply as (index, code, message), whether it was a duplicate).
+        """Applies a columnar batch (hlc and origin set, or given in `stamps`) whose
+        first record is the commit at `offset`: (values after each applied COUNTER_ADD
+        / ADD, the records that could not apply as (index, code, message), whether it
+        was a duplicate).
 
         A record that cannot apply changes nothing and takes no position: the records
         after it take its hlc and origin_seq (the owner then drops it from the batch it
@@ -184,6 +185,7 @@ class PartitionState:
         bulk UPDATE keep those bytes (values read out of `b` would keep the client's
         whole request alive), and records applied one by one are read from them.
         """
+        assert (stamps is None) == (logged is None), "stamps and logged come together"
         s = b if stamps is None else stamps
         hlc, origin, origin_seq = s.hlc, s.origin, s.origin_seq
         op = b.op

@@ -625,10 +625,14 @@ def test_values_sent_through_the_commit_stream_stay_unread_on_owner_and_replicas
                 kept = {}
                 for n in nodes:
                     runs = {id(d): d for k in keys if (d := n.engine.partitions[p].documents.docs[k]).__class__.__name__ == "_Run"}
-                    kept[n.node_id] = [(not isinstance(r.raws, list), r.batch is not None) for r in runs.values()]
+                    # (_raws, not raws: the property would parse the run it looks at.)
+                    kept[n.node_id] = [(not isinstance(r._raws, list), r.batch is not None) for r in runs.values()]
+                    if n is owner:  # it keeps the bytes it logged, unparsed until read
+                        kept["owner logged bytes"] = [isinstance(r.batch, memoryview) for r in runs.values()]
             for n in nodes:  # (after the look above: a read makes a document a Doc of its own)
                 async with stubs_at(n.address) as s:
                     assert [await s.read(k, stale_ok=True) for k in keys] == [{"i": i} for i in range(40)], n.node_id
+            assert all(kept.pop("owner logged bytes")), kept
             assert all(v and all(a and b for a, b in v) for v in kept.values()), kept
 
     run(body, 60)

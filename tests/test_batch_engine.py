@@ -857,6 +857,39 @@ def test_an_action_batch_runs_the_handler_on_each_record_and_returns_the_replies
     assert dup.duplicate and len(seen) == 3
 
 
+def test_handlers_nobody_waits_for_act_on_the_batch_as_committed_not_on_the_request(tmp_path):
+    """With acks other than REPLY the handlers run after commit_batches returns; they
+    get each ACTION batch copied out of the request (which they would otherwise keep
+    alive whole), so a request changed or reused after its commit changes nothing."""
+    seen: list = []
+    done = asyncio.Event()
+
+    async def handler(action):
+        seen.append((action.key, action.action, action.payload))
+        if len(seen) == 3:
+            done.set()
+        return None
+
+    async def main():
+        e = Engine(Config(), ManualClock(), "n0", tmp_path, handler=handler)
+        e.open()
+        e.start()
+        try:
+            ks = keys_in(12, 3, "det")
+            b = batch(pb.OP_ACTION, ks, ticket="d1", vals=[b"x", b"y", b"z"])
+            b.action = "echo"
+            (r,) = await e.commit_batches([b], LEADER, raw=[b.SerializeToString()])
+            b.action, b.values[0], b.keys[1] = "other", b"changed", "changed"
+            await asyncio.wait_for(done.wait(), 10)
+            return ks, r
+        finally:
+            await e.close()
+
+    ks, r = run(main())
+    assert not r.errors
+    assert seen == [(ks[0], "echo", b"x"), (ks[1], "echo", b"y"), (ks[2], "echo", b"z")]
+
+
 def test_an_action_batch_on_a_node_without_a_handler_is_unimplemented(tmp_path):
     from fero.errors import Unimplemented
 
@@ -900,32 +933,33 @@ def test_a_batch_logged_from_its_bytes_is_the_batch_as_sent_with_its_stamps(tmp_
 
 def test_values_sent_as_bytes_are_stored_unread_and_survive_overwrite_snapshot_and_reopen(tmp_path):
     """The owner keeps a bulk UPDATE's values in the bytes it logged (no message, no
-    bytes object per value, until one is read): every one still reads back, after half of them are written over
-    (the run lets go of the message), through a snapshot and a reopen."""
+    bytes object per value, until one is read). Nothing is read before a third of them
+    are written over, so the snapshot takes the rest out of the run itself; every one
+    reads back after it, and after a reopen."""
     keys = keys_in(21, 60, "lazy")
     b = updates(keys, [{"v": i, "pad": "x" * (i % 7)} for i in range(60)], "lazy-values")
 
     async def main():
         e = await opened(tmp_path)
         (r,) = await e.commit_batches([b], LEADER, raw=[b.SerializeToString()])
-        stored = e.partitions[21].documents.docs[keys[0]]
+        docs = e.partitions[21].documents.docs
         # Before any read: the run holds the batch as logged, not parsed (no message, no
         # values read out of it).
-        kept_as_sent = stored.__class__.__name__ == "_Run" and isinstance(stored.batch, (bytes, memoryview))
-        first = [doc(e, k) for k in keys]
-        await e.commit_batches([updates(keys[:40], [{"new": i} for i in range(40)], "over")], LEADER)
+        run_ = docs[keys[-1]]
+        kept_as_sent = run_.__class__.__name__ == "_Run" and isinstance(run_.batch, memoryview)
+        await e.commit_batches([updates(keys[:20], [{"new": i} for i in range(20)], "over")], LEADER)
+        still_in_run = all(docs[k] is run_ for k in keys[20:])
         await e.take_snapshot()
         after = [doc(e, k) for k in keys]
         await e.close()
         e = await opened(tmp_path)
         reopened = [doc(e, k) for k in keys]
         await e.close()
-        return r, kept_as_sent, first, after, reopened
+        return r, kept_as_sent, still_in_run, after, reopened
 
-    r, kept_as_sent, first, after, reopened = run(main())
-    assert not r.errors and kept_as_sent
-    assert first == [{"v": i, "pad": "x" * (i % 7)} for i in range(60)]
-    expected = [{"new": i} for i in range(40)] + [{"v": i, "pad": "x" * (i % 7)} for i in range(40, 60)]
+    r, kept_as_sent, still_in_run, after, reopened = run(main())
+    assert not r.errors and kept_as_sent and still_in_run
+    expected = [{"new": i} for i in range(20)] + [{"v": i, "pad": "x" * (i % 7)} for i in range(20, 60)]
     assert after == expected and reopened == expected
 
 
