@@ -117,9 +117,16 @@ def as_sent(data: bytes) -> bytes:
     return data
 
 
+def _stream_message(id: int, parts: Sequence[bytes]) -> bytes:
+    """A CommitStreamRequest or CommitStreamReply (same field numbers) of `id` whose
+    message field (commit, reply) is the concatenation of `parts`."""
+    size = sum(map(len, parts))
+    return b"".join([_STREAM_ID_TAG, encode_varint(id), _STREAM_BODY_TAG, encode_varint(size), *parts])
+
+
 def commit_stream_request(id: int, commit: bytes) -> bytes:
     """A serialised CommitStreamRequest of `id` and the serialised CommitRequest `commit`."""
-    return b"".join((_STREAM_ID_TAG, encode_varint(id), _STREAM_BODY_TAG, encode_varint(len(commit)), commit))
+    return _stream_message(id, (commit,))
 
 
 def commit_stream_reply(id: int, head: bytes, batch_results: Sequence[types_pb2.BatchResult]) -> bytes:
@@ -132,8 +139,7 @@ def commit_stream_reply(id: int, head: bytes, batch_results: Sequence[types_pb2.
     for r in batch_results:
         body = r.SerializeToString()
         parts += (field_header(_REPLY_BATCH_RESULTS, len(body)), body)
-    size = sum(map(len, parts))
-    return b"".join([_STREAM_ID_TAG, encode_varint(id), _STREAM_BODY_TAG, encode_varint(size), *parts])
+    return _stream_message(id, parts)
 
 
 def stamped_batch_entry(

@@ -27,7 +27,7 @@ from fero import values
 from fero.clock import ManualClock
 from fero.config import Config, StorageConfig
 from fero.documents import partition_key
-from fero.engine import Action, Engine
+from fero.engine import Action, Engine, Handler
 from fero.errors import InvalidArgument
 from fero.log import segment
 from fero.ring import partition_of
@@ -87,8 +87,10 @@ def config(**storage: object) -> Config:
     return Config(storage=dataclasses.replace(StorageConfig(), **storage)).validate()
 
 
-async def opened(path: Path | None, cfg: Config | None = None, clock: ManualClock | None = None) -> Engine:
-    e = Engine(cfg or config(), clock or ManualClock(), "n1", path)
+async def opened(
+    path: Path | None, cfg: Config | None = None, clock: ManualClock | None = None, handler: Handler | None = None,
+) -> Engine:
+    e = Engine(cfg or config(), clock or ManualClock(), "n1", path, handler=handler)
     e.open()
     e.start()
     return e
@@ -829,9 +831,7 @@ def test_an_action_batch_runs_the_handler_on_each_record_and_returns_the_replies
         return action.key.encode() + b":" + action.payload
 
     async def main():
-        e = Engine(Config(), ManualClock(), "n0", tmp_path, handler=handler)
-        e.open()
-        e.start()
+        e = await opened(tmp_path, handler=handler)
         try:
             ks = keys_in(12, 3, "act")
             b = batch(pb.OP_ACTION, ks, ticket="a1", vals=[b"x", b"boom", b"z"])
@@ -871,9 +871,7 @@ def test_handlers_nobody_waits_for_act_on_the_batch_as_committed_not_on_the_requ
         return None
 
     async def main():
-        e = Engine(Config(), ManualClock(), "n0", tmp_path, handler=handler)
-        e.open()
-        e.start()
+        e = await opened(tmp_path, handler=handler)
         try:
             ks = keys_in(12, 3, "det")
             b = batch(pb.OP_ACTION, ks, ticket="d1", vals=[b"x", b"y", b"z"])
