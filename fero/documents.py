@@ -281,8 +281,9 @@ class Documents:
         self, keys: Sequence[str], raws: Sequence[bytes] | None, hlc: int, origin: str, batch: Any = None,
     ) -> bool:
         """Sets whole documents: key k to raws[k], stamped hlc + k. Done in bulk, with
-        no Python call per key, when every key is bare and new (nor removed lately);
-        returns False, changing nothing, otherwise (then update() each). Keeps the
+        no Python call per key, for the keys that are new; a key already set goes the
+        way update() sets it, stamps compared. Returns False, changing nothing, if a
+        key has a path or was removed lately (then update() each). Keeps the
         sequences it is given: `raws` may be the batch message's values field, so
         that a value is copied out of it only when read. `batch`: the fero.v1.Batch
         whose keys, values, hlc and origin these are, if they are, as a message or
@@ -290,19 +291,23 @@ class Documents:
         snapshot writes them as that batch (see columns). Bytes must not change
         after: they are kept, not copied."""
         docs = self.docs
-        if (
-            not docs.keys().isdisjoint(keys)
-            or (self.tombstones and not self.tombstones.keys().isdisjoint(keys))
-            or "." in "".join(keys)
-        ):
+        if (self.tombstones and not self.tombstones.keys().isdisjoint(keys)) or "." in "".join(keys):
             return False
-        # A key repeated in the batch maps once, to its last occurrence (see _Run.entry),
-        # whose stamp is the highest.
         run = _Run(keys, raws, hlc, origin, batch)
         before = len(docs)
-        docs.update(zip(keys, repeat(run)))
+        # One probe a key, by setdefault: a new key maps to the run, a key already set
+        # keeps its document and is returned. (Checking that the keys are new first,
+        # then inserting them, probed the dict twice a key: each new key's first probe
+        # is a cache miss, in dicts of millions of keys, and that was the owner's
+        # largest cost a record.) A key repeated in the batch maps once, to its last
+        # occurrence (see _Run.entry), whose stamp is the highest.
+        got = list(map(docs.setdefault, keys, repeat(run)))
         run.live = len(docs) - before
-        if run.live * 2 < len(keys):  # mostly one key set again and again
+        if got.count(run) != len(keys):
+            for k, (key, old) in enumerate(zip(keys, got)):
+                if old is not run:
+                    self.update(key, run.raws[k], hlc + k, origin)
+        if run.live * 2 < len(keys):  # mostly one key set again and again, or set before
             self._spill(run)
         return True
 

@@ -12,6 +12,7 @@ import pytest
 from fero import documents
 from fero.documents import Documents
 from fero.errors import FailedPrecondition, InvalidArgument
+from fero.v1 import types_pb2
 
 
 def _docs(**initial: Any) -> Documents:
@@ -199,11 +200,18 @@ def _model_apply(d: Documents, ops: list[tuple]) -> None:
             d.remove(key, hlc, "p")
 
 
-def _bulk_apply(d: Documents, ops: list[tuple]) -> None:
+def _bulk_apply(d: Documents, ops: list[tuple], as_bytes: bool = False) -> None:
+    """`as_bytes`: each batch given as the owner gives it, its serialised Batch (values
+    read from it only when needed)."""
     for op in ops:
         if op[0] == "many":
             _, keys, raws, hlc = op
-            if not d.update_many(list(keys), list(raws), hlc, "o"):
+            if as_bytes:
+                whole = types_pb2.Batch(keys=keys, values=raws, hlc=hlc, origin="o").SerializeToString()
+                done = d.update_many(list(keys), None, hlc, "o", whole)
+            else:
+                done = d.update_many(list(keys), list(raws), hlc, "o")
+            if not done:
                 for k, (key, raw) in enumerate(zip(keys, raws)):
                     d.update(key, raw, hlc + k, "o")
         elif op[0] == "one":
@@ -234,12 +242,13 @@ def _random_ops(seed: int) -> list[tuple]:
     return ops
 
 
+@pytest.mark.parametrize("as_bytes", [False, True])
 @pytest.mark.parametrize("seed", range(40))
-def test_bulk_updates_equal_the_same_updates_one_by_one(seed: int) -> None:
+def test_bulk_updates_equal_the_same_updates_one_by_one(seed: int, as_bytes: bool) -> None:
     ops = _random_ops(seed)
     model, bulk = Documents(), Documents()
     _model_apply(model, ops)
-    _bulk_apply(bulk, ops)
+    _bulk_apply(bulk, ops, as_bytes)
     assert sorted(bulk.items()) == sorted(model.items())
     assert bulk.tombstones == model.tombstones
     # A snapshot of the bulk-built state loads back to the same documents.
@@ -259,9 +268,27 @@ def test_a_bulk_batch_is_stored_as_one_run_with_each_records_stamp() -> None:
     assert sorted(d.items()) == [("a", b"3", 12, "o"), ("b", b"2", 11, "o"), ("c", b"4", 13, "o")]
     runs = {id(v) for v in d.docs.values()}
     assert len(runs) == 1 and type(next(iter(d.docs.values()))) is documents._Run
-    # Not new any more: the bulk path declines, and nothing changed.
-    assert not d.update_many(["z", "b"], [b"9", b"9"], 20, "o")
-    assert d.read("z") is None and d.read("b") == b"2"
+
+
+def test_a_bulk_batch_sets_the_keys_already_there_by_their_stamps() -> None:
+    d = Documents()
+    assert d.update_many(["a", "b", "c", "d", "e"], [b"1", b"2", b"3", b"4", b"5"], 10, "o")
+    d.update("c", b"30", 100, "p")  # newer than the next batch's record for "c"
+    first = d.docs["a"]
+    # "z" and "y" are new: they go into the new run. "b" is the first run's, and
+    # older: the new record wins. "c" is newer than the new record: it stays.
+    assert d.update_many(["z", "b", "c", "y"], [b"9", b"8", b"7", b"6"], 20, "o")
+    assert sorted(d.items()) == [
+        ("a", b"1", 10, "o"), ("b", b"8", 21, "o"), ("c", b"30", 100, "p"), ("d", b"4", 13, "o"),
+        ("e", b"5", 14, "o"), ("y", b"6", 23, "o"), ("z", b"9", 20, "o"),
+    ]
+    run = d.docs["z"]
+    assert run.__class__ is documents._Run and d.docs["y"] is run and run is not first and run.live == 2
+    assert d.docs["a"] is first and first.live == 3  # "c" left it, then "b"
+    # A key removed lately declines the bulk path, and nothing changes.
+    d.remove("a", 200, "p")
+    assert not d.update_many(["x", "a"], [b"5", b"5"], 30, "o")
+    assert d.read("x") is None and d.read("a") is None
 
 
 def test_a_mostly_overwritten_run_lets_go_of_its_columns() -> None:
