@@ -76,12 +76,15 @@ class Ring:
 
     Mutable through `add`/`remove`; `copy()` and `with_nodes()` give independent rings,
     so a caller can build the next ring while readers keep using the current one.
-    Lookups cost O(log(points)); a preference list walks at most every point once.
+    A partition's first owner lookup costs a hash and O(log(points)); the answer is
+    kept until the ring changes, so later ones are a dict lookup (a node looks up
+    owners for every request it routes, and a status reply for every partition). A
+    preference list walks at most every point once.
 
     Raises ValueError for `vnodes` < 1 or an empty node id.
     """
 
-    __slots__ = ("_nodes", "_points", "_vnodes")
+    __slots__ = ("_nodes", "_points", "_vnodes", "_owners")
 
     def __init__(self, nodes: Iterable[str] = (), vnodes: int = DEFAULT_VNODES) -> None:
         if vnodes < 1:
@@ -90,6 +93,8 @@ class Ring:
         self._nodes: set[str] = set()
         # (point, node) tuples: the node id breaks hash ties the same way on every node.
         self._points: SortedList = SortedList()
+        #: partition -> owner, as owner() found it; emptied by every change.
+        self._owners: dict[int, str] = {}
         for node_id in nodes:
             self.add(node_id)
 
@@ -101,6 +106,7 @@ class Ring:
         other = Ring((), self._vnodes)
         other._nodes = set(self._nodes)
         other._points = SortedList(self._points)
+        other._owners = dict(self._owners)
         return other
 
     @property
@@ -126,6 +132,7 @@ class Ring:
             return False
         self._nodes.add(node_id)
         self._points.update((point, node_id) for point in node_points(node_id, self._vnodes))
+        self._owners.clear()
         return True
 
     def remove(self, node_id: str) -> bool:
@@ -135,6 +142,7 @@ class Ring:
         self._nodes.remove(node_id)
         for point in node_points(node_id, self._vnodes):
             self._points.remove((point, node_id))
+        self._owners.clear()
         return True
 
     def _first_index(self, partition: int) -> int:
@@ -144,9 +152,12 @@ class Ring:
 
     def owner(self, partition: int) -> str | None:
         """The node owning `partition`, or None when the ring is empty."""
-        if not self._points:
-            return None
-        return self._points[self._first_index(partition)][1]
+        owner = self._owners.get(partition)
+        if owner is None:
+            if not self._points:
+                return None
+            owner = self._owners[partition] = self._points[self._first_index(partition)][1]
+        return owner
 
     def preference_list(self, partition: int, rf: int) -> list[str]:
         """The first `rf` distinct nodes clockwise from `partition`: owner first.

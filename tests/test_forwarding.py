@@ -60,6 +60,47 @@ def test_routing_client_sends_to_owners_directly():
     asyncio.run(main())
 
 
+def test_a_stale_ring_is_refreshed_in_the_background_while_calls_go_on():
+    """A call that comes after RING_REFRESH_S does not wait for the refresh: it goes to
+    the owner the ring it has names, and one refresh runs meanwhile. The same members
+    keep the same ring (and the owners it looked up)."""
+
+    async def main():
+        async with cluster() as nodes:
+            async with fero.connect([nodes[1].address]) as c:
+                await c.add("k", 1)
+                ring = c._ring
+                assert ring is not None and len(c._members) == 3
+                gate, entered = asyncio.Event(), []
+                real_refresh = c.refresh_ring
+
+                async def held_refresh() -> None:
+                    entered.append(1)
+                    await gate.wait()
+                    await real_refresh()
+
+                c.refresh_ring = held_refresh  # type: ignore[method-assign]
+                loop = asyncio.get_running_loop()
+                c._ring_checked_at = loop.time() - fero.client.RING_REFRESH_S - 1
+                # Each call returns while the refresh it started still waits at the gate.
+                for i in range(5):
+                    assert (await asyncio.wait_for(c.add("k", 1), 5)).value == i + 2
+                assert entered == [1] and c._ring_refresh is not None
+                gate.set()
+                await eventually(lambda: c._ring_refresh is None, 10, "the background refresh to end")
+                assert loop.time() - c._ring_checked_at < fero.client.RING_REFRESH_S
+                assert c._ring is ring  # nobody joined or left: the same ring
+                # A refresh still running when the client closes is cancelled with it.
+                gate.clear()
+                c._ring_checked_at = loop.time() - fero.client.RING_REFRESH_S - 1
+                await c.add("k", 1)
+                pending = c._ring_refresh
+                assert pending is not None and not pending.done()
+            assert pending.cancelled() and c._ring_refresh is None
+
+    asyncio.run(main())
+
+
 def test_a_forwarded_call_to_a_non_owner_is_refused_not_forwarded_again():
     async def main():
         async with cluster() as nodes:

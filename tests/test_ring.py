@@ -71,6 +71,28 @@ def test_remove_matches_ring_built_without_node(nodes: list[str], removed: int, 
     assert ring.checksum() == rebuilt.checksum()
 
 
+def test_owners_looked_up_before_a_change_are_not_kept_after_it() -> None:
+    # owner() keeps what it found until the ring changes: each change must forget it.
+    nodes = [f"node-{i}" for i in range(5)]
+    ring = Ring(nodes, vnodes=16)
+
+    def owners(r: Ring) -> list[str | None]:
+        return [r.owner(p) for p in range(256)]
+
+    first = owners(ring)
+    assert ring.remove("node-2")
+    assert owners(ring) == owners(Ring([n for n in nodes if n != "node-2"], vnodes=16)) != first
+    assert ring.add("node-2")
+    assert owners(ring) == first
+    bigger = ring.copy()
+    assert bigger.add("node-9")
+    assert owners(bigger) == owners(Ring(nodes + ["node-9"], vnodes=16)) != first
+    assert owners(ring) == first  # the copy's change is its own
+    for n in nodes:
+        ring.remove(n)
+    assert owners(ring) == [None] * 256
+
+
 @pytest.mark.parametrize("n", range(3, 21))
 def test_adding_a_node_moves_about_one_share(n: int) -> None:
     before = Ring([f"node-{i}" for i in range(n)])
