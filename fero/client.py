@@ -346,10 +346,7 @@ class Client:
         refresh, self._ring_refresh = self._ring_refresh, None
         if refresh is not None:
             refresh.cancel()
-            try:
-                await refresh
-            except (asyncio.CancelledError, Exception):
-                pass
+            await asyncio.wait([refresh])  # (raises nothing of the task's; a cancel of close() still raises)
         conns, self._conns = self._conns, {}
         for c in conns.values():
             await c.close()
@@ -406,19 +403,29 @@ class Client:
         if self._ring is None:
             if self._ring_checked_at < 0 or loop.time() - self._ring_checked_at > RING_REFRESH_S:
                 await self.refresh_ring()
-        elif loop.time() - self._ring_checked_at > RING_REFRESH_S and self._ring_refresh is None:
+        elif loop.time() - self._ring_checked_at > RING_REFRESH_S and (
+                self._ring_refresh is None or self._ring_refresh.done()):
             self._ring_refresh = loop.create_task(self._refresh_in_background())
 
     async def _refresh_in_background(self) -> None:
         try:
             await self.refresh_ring()
-        except Exception as exc:  # e.g. the client closing meanwhile: the next call tries again
+        except Exception as exc:  # e.g. a channel that broke: the next stale call tries again
             log.debug("client.ring_refresh_failed", error=f"{type(exc).__name__}: {exc}")
         finally:
-            self._ring_refresh = None
+            if self._ring_refresh is asyncio.current_task():
+                self._ring_refresh = None
 
     async def _failed_over(self) -> None:
         self._current = (self._current + 1) % len(self.addresses)
+        refresh = self._ring_refresh
+        if refresh is not None and not refresh.done():
+            # It may be asking the node that just failed, and it started before this
+            # failure: the refresh below replaces it, now, and is not held off by the
+            # rate limit it set (no await between the reset and refresh_ring's start).
+            refresh.cancel()
+            await asyncio.wait([refresh])
+            self._ring_checked_at = -1e9
         await self.refresh_ring()
 
     def address_for_partition(self, p: int) -> str:

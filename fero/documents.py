@@ -272,8 +272,9 @@ class Documents:
         for whole in runs:
             keys = list(whole.keys)
             if not self.update_many(keys, None, whole.hlc, whole.origin, whole.SerializeToString()):
-                # (A snapshot holds each document once, so this is for a state that
-                # was not a snapshot's: the documents as update() sets them one by one.)
+                # (Only a key with a path or a tombstone declines the bulk path, and a
+                # snapshot's runs have neither: this is for a state that was not a
+                # snapshot's, the documents as update() sets them one by one.)
                 for k, (key, raw) in enumerate(zip(keys, whole.values)):
                     self.update(key, raw, whole.hlc + k, whole.origin)
 
