@@ -9,7 +9,7 @@ import dataclasses
 import pytest
 
 import fero
-from fero.config import Config, DhtConfig
+from fero.config import Config, DhtConfig, StorageConfig
 from fero.membership.config import MembershipConfig
 
 from .conftest import eventually
@@ -17,14 +17,15 @@ from .conftest import eventually
 pytestmark = pytest.mark.slow
 
 
-def config(linger_ms: float) -> Config:
-    return Config(membership=MembershipConfig.local(), dht=dataclasses.replace(DhtConfig(), replication_linger_ms=linger_ms)).validate()
+def config(linger_ms: float, fsync: str = "always") -> Config:
+    return Config(membership=MembershipConfig.local(), dht=dataclasses.replace(DhtConfig(), replication_linger_ms=linger_ms),
+                  storage=dataclasses.replace(StorageConfig(), fsync=fsync)).validate()
 
 
 @contextlib.asynccontextmanager
-async def pair(tmp_path, linger_ms: float):
-    a = fero.Node("a", port=0, config=config(linger_ms), data_dir=tmp_path / "a")
-    b = fero.Node("b", port=0, config=config(linger_ms), data_dir=tmp_path / "b")
+async def pair(tmp_path, linger_ms: float, fsync: str = "always"):
+    a = fero.Node("a", port=0, config=config(linger_ms, fsync), data_dir=tmp_path / "a")
+    b = fero.Node("b", port=0, config=config(linger_ms, fsync), data_dir=tmp_path / "b")
     try:
         await a.start()
         b.seeds = [a.address]
@@ -141,5 +142,43 @@ def test_an_idle_replica_stays_in_sync_and_acks_all_waits_for_it(tmp_path, monke
             async with fero.connect([a.address]) as c:
                 await c.add(name, 3, acks="all")
                 assert await replica_value(c, b, name) == 3, "acks=ALL returned before the replica had the write"
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("fsync", ["always", "interval"])
+def test_an_acks_all_write_costs_its_link_one_step(tmp_path, fsync):
+    # After the Append's reply, nothing is left to send: the link waits for the next
+    # notice instead of taking another pass first (which ran before the call the reply
+    # released could answer). Under fsync=always the Append is on its way while the
+    # owner fsyncs, and the wait for the replicas must not send the link round again.
+    # The link's periodic look adds a step a second at most.
+    async def main():
+        async with pair(tmp_path, 2, fsync) as (a, b):
+            link = a.replicator.links["b"]
+            step = link._step
+            steps = 0
+
+            async def counted():
+                nonlocal steps
+                steps += 1
+                return await step()
+
+            link._step = counted
+            name = owned_by(a, 1, "one-step")[0]
+            n = 40
+            async with fero.connect([a.address]) as c:
+                calls = link.calls
+                loop = asyncio.get_running_loop()
+                t0, steps = loop.time(), 0
+                for i in range(n):
+                    assert (await c.add(name, 1, acks="all")).value == i + 1
+                elapsed = loop.time() - t0
+                assert await replica_value(c, b, name) == n
+            appends = link.calls - calls
+            assert appends >= n, f"{n} acks=ALL writes went in {appends} Appends"
+            # Each write: one step that sends it; a step a second for the periodic look,
+            # and a few for notices that came while an Append was out.
+            assert steps <= appends + elapsed + 5, f"{steps} steps for {appends} Appends in {elapsed:.1f} s"
 
     asyncio.run(main())

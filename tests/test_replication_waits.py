@@ -20,6 +20,9 @@ class FakeLink:
     def in_sync(self, p: int) -> bool:
         return self.synced
 
+    def covers(self, p: int, end: int) -> bool:
+        return self.progress[p].acked >= end
+
     def wake(self, partitions=None) -> None:
         pass
 
