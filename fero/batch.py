@@ -26,6 +26,7 @@ from fero import values
 from fero.config import LimitsConfig
 from fero.documents import partition_key
 from fero.errors import InvalidArgument
+from fero.ring import MASK64
 from fero.v1 import storage_pb2, types_pb2
 from fero.values import Value
 
@@ -35,7 +36,6 @@ OPS = frozenset((OP.OP_COUNTER_ADD, OP.OP_UPDATE, OP.OP_REMOVE, OP.OP_ADD, OP.OP
 VALUE_OPS = frozenset((OP.OP_UPDATE, OP.OP_PUSH, OP.OP_PATCH, OP.OP_ACTION))
 AMOUNT_OPS = frozenset((OP.OP_COUNTER_ADD, OP.OP_ADD))
 DERIVED_PREFIX = "@@"
-_U64 = (1 << 64) - 1
 _first = itemgetter(0)
 
 
@@ -74,7 +74,7 @@ def partitions_of(keys: Sequence[str], partitions: int) -> list[int]:
         return list(low if partitions == 256 else map((partitions - 1).__and__, low))
     hashes = map(mmh3.hash128, keys)
     if partitions & (partitions - 1):
-        hashes = map(_U64.__and__, hashes)
+        hashes = map(MASK64.__and__, hashes)
     return list(map(partitions.__rmod__, hashes))
 
 

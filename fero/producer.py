@@ -42,12 +42,12 @@ import mmh3
 
 from fero.documents import encode, partition_key
 from fero.errors import FeroError, InvalidArgument, from_status, status_code
+from fero.ring import partition_of
 from fero.v1 import changelog_pb2, types_pb2
 
 if TYPE_CHECKING:
     from fero.client import Acks, Client
 
-_U64 = (1 << 64) - 1
 _hash_bytes = mmh3.hash_bytes
 _UPDATE = types_pb2.OP_UPDATE
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
@@ -239,7 +239,7 @@ class Producer:
         if not P:
             return self._start_and_put(op, key, item, action)
         pk = key if "." not in key else partition_key(key)
-        p = _hash_bytes(pk)[0] & self._mask if self._mask >= 0 else (mmh3.hash128(pk) & _U64) % P
+        p = _hash_bytes(pk)[0] & self._mask if self._mask >= 0 else partition_of(pk, P)
         buf = self._buffers.get(p)
         if buf is None or buf.op != op or buf.action != action:
             # One open batch per partition: another op seals it first, so the records

@@ -28,14 +28,15 @@ from sortedcontainers import SortedList
 DEFAULT_VNODES = 200
 
 
-_U64 = (1 << 64) - 1
+#: The low 64 bits of an int (hash64 of the 128-bit hash; fero.batch maps it over keys).
+MASK64 = (1 << 64) - 1
 
 
 def hash64(data: str | bytes) -> int:
     """Low 64 bits of MurmurHash3_x64_128 (seed 0) as an unsigned int."""
     # mmh3.hash128 is the same hash as one int (its low 64 bits are hash64's first
     # word); it costs a third of mmh3.hash64, which builds a tuple of two ints.
-    return mmh3.hash128(data) & _U64
+    return mmh3.hash128(data) & MASK64
 
 
 def partition_of(key: str | bytes, partitions: int) -> int:
