@@ -20,37 +20,19 @@ import pytest
 
 import fero
 from fero import values
-from fero.config import Config
-from fero.documents import partition_key
 from fero.log import segment
-from fero.ring import partition_of
 from fero.testing.cluster import local_cluster
 from fero.v1 import changelog_pb2, changelog_pb2_grpc, counters_pb2, counters_pb2_grpc
 from fero.v1 import types_pb2 as pb
 
+from .batches import P, keys_in, malformed, part
 from .conftest import eventually
 
-P = Config().dht.partitions
 CODE = grpc.StatusCode
 HOP = (("fero-hop", "1"),)
 
 
 # -- helpers ----------------------------------------------------------------------------
-
-
-def part(key: str) -> int:
-    return partition_of(partition_key(key), P)
-
-
-def keys_in(p: int, n: int, prefix: str) -> list[str]:
-    out: list[str] = []
-    i = 0
-    while len(out) < n:
-        k = f"{prefix}{i}"
-        if part(k) == p:
-            out.append(k)
-        i += 1
-    return out
 
 
 def adds(keys: list[str], amounts: list[int], ticket: str) -> pb.Batch:
@@ -265,43 +247,7 @@ def test_records_and_batches_in_one_request_both_commit() -> None:
 
 # -- malformed calls ----------------------------------------------------------------------
 
-PBAD = 50
-KBAD = keys_in(PBAD, 2, "bad")
-OTHER = next(f"o{i}" for i in range(1000) if part(f"o{i}") != PBAD)
-
-
-def _bad(**kw: Any) -> pb.Batch:
-    b = pb.Batch(partition=PBAD, ticket="bad", op=pb.OP_COUNTER_ADD, keys=KBAD, amounts=[1, 1])
-    for k, v in kw.items():
-        if isinstance(v, list):
-            b.ClearField(k)
-            getattr(b, k).extend(v)
-        else:
-            setattr(b, k, v)
-    return b
-
-
-BAD = [
-    ("empty ticket", _bad(ticket=""), ("ticket",)),
-    ("reserved ticket", _bad(ticket="@x"), ("ticket", "@")),
-    ("oversized ticket", _bad(ticket="t" * 129), ("ticket", "128")),
-    ("no keys", _bad(keys=[], amounts=[]), ("key",)),
-    ("empty key", _bad(keys=[KBAD[0], ""]), ("key",)),
-    ("key of another partition", _bad(keys=[KBAD[0], OTHER]), ("partition",)),
-    ("partition out of range", _bad(partition=P + 5), ("partition",)),
-    ("action without a name", _bad(op=pb.OP_ACTION, amounts=[], values=[b"p", b"q"]), ("action name is empty",)),
-    ("action name on another op", _bad(action="echo"), ("only OP_ACTION",)),
-    ("op counter setup", _bad(op=pb.OP_COUNTER_SETUP, amounts=[]), ("op",)),
-    ("op unknown", _bad(op=42, amounts=[]), ("op",)),
-    ("update values short", _bad(op=pb.OP_UPDATE, amounts=[], values=[b"1"]), ("values",)),
-    ("counter add amounts short", _bad(amounts=[1]), ("amounts",)),
-    ("update with amounts", _bad(op=pb.OP_UPDATE, values=[b"1", b"2"]), ("amounts",)),
-    ("client set hlc", _bad(hlc=1), ("hlc",)),
-    ("client set origin", _bad(origin="x/y"), ("origin",)),
-    ("client set origin_seq", _bad(origin_seq=3), ("origin_seq",)),
-    ("client set errors", _bad(errors=[pb.RecordError(index=1, code=9)]), ("errors",)),
-    ("client set position", _bad(position=2), ("position",)),
-]
+BAD = malformed(50)
 _NAMES_BATCH_1 = re.compile(r"batch(es)?\W{0,3}1\b", re.IGNORECASE)
 
 

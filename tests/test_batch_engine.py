@@ -35,34 +35,12 @@ from fero.subscriptions import Subscription
 from fero.v1 import storage_pb2
 from fero.v1 import types_pb2 as pb
 
+from .batches import P, keys_in, malformed, part
+
 LEADER = pb.ACKS_LEADER
-P = Config().dht.partitions
 
 
 # -- helpers ----------------------------------------------------------------------------
-
-
-def part(key: str) -> int:
-    return partition_of(partition_key(key), P)
-
-
-def keys_in(p: int, n: int, prefix: str) -> list[str]:
-    """The first n names `prefix<i>` whose partition is p."""
-    out: list[str] = []
-    i = 0
-    while len(out) < n:
-        k = f"{prefix}{i}"
-        if part(k) == p:
-            out.append(k)
-        i += 1
-    return out
-
-
-def other_partition_key(p: int, prefix: str = "o") -> str:
-    i = 0
-    while part(f"{prefix}{i}") == p:
-        i += 1
-    return f"{prefix}{i}"
 
 
 def batch(op: int, keys: list[str], *, ticket: str, amounts: list[int] | None = None,
@@ -547,48 +525,7 @@ def test_subscribers_skip_failed_records_and_see_consecutive_offsets(tmp_path, a
 
 
 PB = 70  # the partition of the malformed-batch cases
-KB = keys_in(PB, 3, "bad")
-OTHER = other_partition_key(PB)
-
-
-def _bad(**kw: object) -> pb.Batch:
-    b = pb.Batch(partition=PB, ticket="bad-ticket", op=pb.OP_COUNTER_ADD, keys=KB[:2], amounts=[1, 1])
-    for k, v in kw.items():
-        if isinstance(v, list):
-            b.ClearField(k)
-            getattr(b, k).extend(v)
-        else:
-            setattr(b, k, v)
-    return b
-
-
-BAD = [
-    ("empty ticket", _bad(ticket=""), ("ticket",)),
-    ("reserved ticket", _bad(ticket="@n1/x/1"), ("ticket", "@")),
-    ("oversized ticket", _bad(ticket="t" * 129), ("ticket", "128")),
-    ("no keys", _bad(keys=[], amounts=[]), ("key",)),
-    ("empty key", _bad(keys=[KB[0], ""]), ("key",)),
-    ("oversized key", _bad(keys=[KB[0], "k" * 600]), ("key",)),
-    ("key of another partition", _bad(keys=[KB[0], OTHER]), ("partition",)),
-    ("partition out of range", _bad(partition=P), ("partition",)),
-    ("action without a name", _bad(op=pb.OP_ACTION, amounts=[], values=[b"p", b"q"]), ("action name is empty",)),
-    ("action name on another op", _bad(action="echo"), ("only OP_ACTION",)),
-    ("op counter setup", _bad(op=pb.OP_COUNTER_SETUP, amounts=[]), ("op",)),
-    ("op unspecified", _bad(op=pb.OP_UNSPECIFIED, amounts=[]), ("op",)),
-    ("op unknown", _bad(op=99, amounts=[]), ("op",)),
-    ("update values short", _bad(op=pb.OP_UPDATE, amounts=[], values=[b"1"]), ("values",)),
-    ("update with amounts", _bad(op=pb.OP_UPDATE, values=[b"1", b"2"]), ("amounts",)),
-    ("counter add amounts short", _bad(amounts=[1]), ("amounts",)),
-    ("counter add amounts long", _bad(amounts=[1, 2, 3]), ("amounts",)),
-    ("counter add with values", _bad(values=[b"1", b"2"]), ("values",)),
-    ("remove with values", _bad(op=pb.OP_REMOVE, amounts=[], values=[b"1", b"2"]), ("values",)),
-    ("push without values", _bad(op=pb.OP_PUSH, amounts=[]), ("values",)),
-    ("client set hlc", _bad(hlc=12345), ("hlc",)),
-    ("client set origin", _bad(origin="evil/1"), ("origin",)),
-    ("client set origin_seq", _bad(origin_seq=7), ("origin_seq",)),
-    ("client set errors", _bad(errors=[pb.RecordError(index=0, code=9)]), ("errors",)),
-    ("client set position", _bad(position=1), ("position",)),
-]
+BAD = malformed(PB)
 
 _NAMES_BATCH_1 = re.compile(r"batch(es)?\W{0,3}1\b", re.IGNORECASE)
 
@@ -626,7 +563,7 @@ def test_a_malformed_batch_alone_names_its_index_zero(tmp_path):
     async def main():
         e = await opened(tmp_path)
         with pytest.raises(InvalidArgument) as info:
-            await e.commit_batches([_bad(ticket="")], LEADER)
+            await e.commit_batches([next(b for name, b, _ in BAD if name == "empty ticket")], LEADER)
         n = total_offsets(e)
         await e.close()
         return info.value.message, n

@@ -22,32 +22,16 @@ import pytest
 
 import fero
 from fero import values
-from fero.config import Config
 from fero.documents import partition_key
 from fero.errors import InvalidArgument
 from fero.ring import partition_of
 from fero.v1 import cluster_pb2
 from fero.v1 import types_pb2 as pb
 
+from .batches import P, keys_in, part
 from .conftest import eventually
 
-P = Config().dht.partitions
 I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
-
-
-def part(key: str) -> int:
-    return partition_of(partition_key(key), P)
-
-
-def keys_in(p: int, n: int, prefix: str) -> list[str]:
-    out: list[str] = []
-    for i in range(100_000):
-        k = f"{prefix}{i}"
-        if part(k) == p:
-            out.append(k)
-            if len(out) == n:
-                return out
-    raise AssertionError(f"fewer than {n} keys of partition {p} with prefix {prefix!r}")
 
 
 @contextlib.asynccontextmanager
