@@ -15,7 +15,7 @@ import asyncio
 import signal
 import sys
 
-from fero import logs
+from fero import heap, logs
 from fero.config import Config
 from fero.engine import Action
 from fero.membership.config import MembershipConfig
@@ -44,8 +44,10 @@ async def run(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    heap.watch()
     try:
         await node.start()
+        heap.freeze()  # as `fero serve` does (fero/heap.py)
         print(f"fero: serving on {node.address} (node {node.node_id}, storage {node.storage_label})", flush=True)
         await stop.wait()
     finally:

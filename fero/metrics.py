@@ -8,9 +8,12 @@ hot paths carry no metric bookkeeping of their own.
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import TYPE_CHECKING
 
 import structlog
+
+from fero import heap
 
 if TYPE_CHECKING:
     from fero.node import Node
@@ -58,6 +61,16 @@ def render(node: "Node") -> str:
             metric("fero_replication_lag_records", "gauge", "Records a replica still lacks.", st.lag_records,
                    f'replica="{st.replica}"')
             metric("fero_replication_up", "gauge", "1 if the replica answers.", int(st.up), f'replica="{st.replica}"')
+    metric("fero_gc_frozen_objects", "gauge", "Objects the collector skips (frozen once the node served; see fero.heap).",
+           gc.get_freeze_count())
+    if heap.pauses is not None:
+        p = heap.pauses
+        for g in range(3):
+            label = f'generation="{g}"'
+            metric("fero_gc_collections_total", "counter", "Garbage collections, by generation.", p.count[g], label)
+            metric("fero_gc_pause_seconds_total", "counter", "Time the process stood still in garbage collections.",
+                   p.seconds[g], label)
+            metric("fero_gc_pause_longest_seconds", "gauge", "The longest garbage collection so far.", p.longest[g], label)
     return "\n".join(lines) + "\n"
 
 

@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 
-from fero import logs
+from fero import heap, logs
 from fero.config import Config, parse_constant_flags
 from fero.errors import FeroError
 
@@ -139,11 +139,14 @@ async def _run_node(args: argparse.Namespace, config: Config) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    heap.watch()
     try:
         await node.start()
     except BaseException:
         await node.stop()
         raise
+    # What the node holds once it serves stays: later full collections skip it (see fero.heap).
+    heap.freeze()
     print(f"fero: serving on {node.address} (node {node.node_id}, storage {node.storage_label})", flush=True)
     await stop.wait()
     await node.stop()
