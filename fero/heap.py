@@ -1,26 +1,31 @@
 """The cyclic garbage collector in a node's process: what outlives start-up is frozen.
 
-A full collection (generation 2) walks every container object the process holds and
-stops everything else while it runs. Most of what a node holds is there for good:
+A full collection (generation 2) walks every object the collector tracks, and no Python
+code runs meanwhile (gRPC's C threads do). Most of what a node holds is there for good:
 modules, classes and functions, the config, the gRPC server, and the partitions'
 recovered state. On the 2-core test machine, with a 3-node cluster serving the latency
 benchmark:
-- a node held about 77k objects, and a full collection of them took 17 to 28 ms;
+- a node tracked about 77k objects, and a full collection of them took 17 to 28 ms;
 - each full collection showed up as one acks=ALL call of 20 to 31 ms, at the same
   instant, on the owner or on a replica. Those calls were the p99.99.
 
 `freeze()` runs once the node serves. It collects, then moves every object alive to
 the permanent generation (gc.freeze), which collections skip. After that, a full
 collection walks only what the node has made since.
-- Frozen objects are still freed by reference counting.
-- A reference cycle among them that becomes garbage later is never collected.
-  What a node holds at start-up and later drops in a cycle (a few tasks, a
-  connection) is bounded, so this leaks at most once per process, not per request.
+- Python 3.11 runs a full collection once the objects that survived younger ones
+  exceed a quarter of those the last full one kept. With the start-up objects out of
+  that count, full collections come more often, and each one is short.
+- Frozen objects are still freed by reference counting. The collector treats them
+  as roots, though: a garbage cycle through a frozen object is never collected, with
+  everything it reaches (short of gc.unfreeze()). Only what was alive at start-up
+  can be such an object, and a node drops few of those (a task or a connection
+  now and then): what this can cost is bounded by what the node held at start-up,
+  not by how long it runs.
 
 `fero serve` calls both functions. An application that embeds fero.Node decides for its
 own process: the collector's settings are the whole process's.
 
-`watch()` records how long each collection stopped the process, for the metrics page.
+`watch()` records how long each collection stopped Python code, for the metrics page.
 """
 
 from __future__ import annotations

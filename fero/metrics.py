@@ -56,21 +56,24 @@ def render(node: "Node") -> str:
         metric("fero_refutations_total", "counter", "Times this node refuted a suspicion of itself.", s.refutations)
         metric("fero_health_score", "gauge", "Lifeguard local health score (0 is healthy).", s.health_score)
     if node.ownership is not None:
-        for link in node.replicator.links.values():
-            st = link.statistics()
+        # A metric's lines come together, after its HELP and TYPE (the text format's rule).
+        links = [link.statistics() for link in node.replicator.links.values()]
+        for st in links:
             metric("fero_replication_lag_records", "gauge", "Records a replica still lacks.", st.lag_records,
                    f'replica="{st.replica}"')
+        for st in links:
             metric("fero_replication_up", "gauge", "1 if the replica answers.", int(st.up), f'replica="{st.replica}"')
     metric("fero_gc_frozen_objects", "gauge", "Objects the collector skips (frozen once the node served; see fero.heap).",
            gc.get_freeze_count())
     if heap.pauses is not None:
         p = heap.pauses
-        for g in range(3):
-            label = f'generation="{g}"'
-            metric("fero_gc_collections_total", "counter", "Garbage collections, by generation.", p.count[g], label)
-            metric("fero_gc_pause_seconds_total", "counter", "Time the process stood still in garbage collections.",
-                   p.seconds[g], label)
-            metric("fero_gc_pause_longest_seconds", "gauge", "The longest garbage collection so far.", p.longest[g], label)
+        for name, kind, help_, per_generation in (
+            ("fero_gc_collections_total", "counter", "Garbage collections, by generation.", p.count),
+            ("fero_gc_pause_seconds_total", "counter", "Time Python code stood still in garbage collections.", p.seconds),
+            ("fero_gc_pause_longest_seconds", "gauge", "The longest garbage collection so far.", p.longest),
+        ):
+            for g, value in enumerate(per_generation):
+                metric(name, kind, help_, value, f'generation="{g}"')
     return "\n".join(lines) + "\n"
 
 

@@ -556,6 +556,8 @@ class Replicator:
                   if not all(self.links[r].covers(p, end) for r in self.assignment.get(p, ()) if r in self.links)]
         if behind:
             self.notify(behind, urgent=True)
+        else:
+            self._release()  # what else is gathering goes along, as notify() promises
         if self._satisfied(needs):
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

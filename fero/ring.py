@@ -28,7 +28,7 @@ from sortedcontainers import SortedList
 DEFAULT_VNODES = 200
 
 
-#: The low 64 bits of an int (hash64 of the 128-bit hash; fero.batch maps it over keys).
+#: hash64 is the 128-bit hash's low word: one mask, also mapped over hashes in C (fero.batch).
 MASK64 = (1 << 64) - 1
 
 

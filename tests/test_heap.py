@@ -3,7 +3,9 @@ once it serves, and the metrics page says so and how long collections stopped it
 
 import asyncio
 import gc
+import re
 import socket
+import urllib.request
 
 import fero
 from fero import heap
@@ -24,12 +26,24 @@ def test_fero_serve_freezes_its_start_up_objects_and_reports_collection_pauses(s
 
     asyncio.run(work())
     m = scrape(port)
+    assert_grouped(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
     # Modules, classes, functions, the gRPC server, 256 partitions: tens of thousands.
     assert m["fero_gc_frozen_objects"] > 10_000, m["fero_gc_frozen_objects"]
     # freeze() itself ran a full collection, and the adds made young ones.
     assert m['fero_gc_collections_total{generation="2"}'] >= 1
     assert m['fero_gc_collections_total{generation="0"}'] >= 1
     assert 0 < m['fero_gc_pause_longest_seconds{generation="2"}'] <= m['fero_gc_pause_seconds_total{generation="2"}']
+
+
+def assert_grouped(page: str) -> None:
+    """The text format's rule: each metric's samples in one block, after its HELP and TYPE."""
+    seen: list[str] = []
+    for line in page.splitlines():
+        name = line.split(" ")[2] if line.startswith("# ") else re.split(r"[{ ]", line, maxsplit=1)[0]
+        if not seen or seen[-1] != name:
+            assert name not in seen, f"{name}'s lines are not together: {line!r}"
+            assert line.startswith("# HELP"), f"{name} starts without HELP: {line!r}"
+            seen.append(name)
 
 
 def test_pauses_counts_each_collection_and_keeps_the_longest():
