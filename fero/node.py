@@ -439,8 +439,8 @@ class Node:
         for p, state in enumerate(self.engine.partitions):
             if self.ownership is not None and not self.ownership.is_serving(p):
                 continue
-            for name, c in state.counters.items():
-                if name.startswith(prefix) and not c.expired(now):
+            for c in state.all_counters():
+                if c.name.startswith(prefix) and not c.expired(now):
                     found.append(c)
         found.sort(key=lambda c: c.name)
         out = []
@@ -475,7 +475,7 @@ class Node:
 
     def counter_kind(self, name: str) -> Kind:
         """The kind of a counter as it stands (int if it does not exist), even if expired."""
-        c = self.engine.partitions[self.engine.partition_for(name)].counters.get(name)
+        c = self.engine.partitions[self.engine.partition_for(name)].peek(name)
         return c.kind if c is not None else Kind.INT
 
     def read(self, key: str) -> bytes | None:

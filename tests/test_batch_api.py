@@ -189,8 +189,8 @@ def test_an_expired_counter_gets_a_record_error_and_the_others_commit() -> None:
             assert list(r.values) == [1, 4, 9]
             assert node.engine.partitions[30].next_offset == base + 3, "the failed records take no offset"
             assert await s.get(live) == 9
-            assert node.engine.partitions[30].counters[soon].value == 7
-            assert node.engine.partitions[30].counters[past].value == 0
+            assert node.engine.partitions[30].peek(soon).value == 7
+            assert node.engine.partitions[30].peek(past).value == 0
             # Subscribers see the three committed records at consecutive offsets.
             sub = client.subscribe(partition=30, from_offsets={30: base})
             got = []
@@ -448,7 +448,7 @@ def test_cluster_forwards_batches_to_owners_and_acks_all_reaches_every_replica()
                 for n in nodes:
                     state = n.engine.partitions[p]
                     assert state.next_offset >= r1.base_offset + 3, n.node_id
-                    assert [state.counters[k].value for k in keys] == [1, 2, 3], n.node_id
+                    assert [state.peek(k).value for k in keys] == [1, 2, 3], n.node_id
                 assert owner.engine.partitions[p].next_offset == r1.base_offset + 3
             for n in nodes:  # and each answers from its own copy
                 async with stubs_at(n.address) as s:
@@ -460,7 +460,7 @@ def test_cluster_forwards_batches_to_owners_and_acks_all_reaches_every_replica()
                 assert again.duplicate
                 same_result(r1, again)
             for n in nodes:
-                assert [n.engine.partitions[p].counters[k].value for k in keys] == [1, 2, 3]
+                assert [n.engine.partitions[p].peek(k).value for k in keys] == [1, 2, 3]
 
     run(body, 60)
 
@@ -485,7 +485,7 @@ def test_cluster_replicas_converge_on_batches_with_acks_leader() -> None:
             for n in nodes:
                 for i, b in enumerate(sent):
                     st = n.engine.partitions[b.partition]
-                    assert (st.counters[b.keys[0]].value, st.counters[b.keys[1]].value) == (i, 1)
+                    assert (st.peek(b.keys[0]).value, st.peek(b.keys[1]).value) == (i, 1)
 
     run(body, 60)
 
@@ -546,7 +546,7 @@ def test_a_batch_retried_after_its_owner_left_is_a_duplicate_at_the_new_owner() 
                 assert again.duplicate, again
                 same_result(first, again)
                 for n in nodes[:2]:
-                    assert [n.engine.partitions[p].counters[k].value for k in keys] == [3, 4, 5], n.node_id
+                    assert [n.engine.partitions[p].peek(k).value for k in keys] == [3, 4, 5], n.node_id
 
     run(body, 90)
 

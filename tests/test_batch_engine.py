@@ -430,7 +430,7 @@ def test_an_expired_counter_fails_its_record_and_the_others_commit(tmp_path, as_
         raw = [b.SerializeToString()] if as_bytes else None
         (r,) = await e.commit_batches([b], LEADER, raw=raw)
         state = counter(e, live), e.partitions[60].next_offset
-        closing_state = e.partitions[60].counters[closing].value
+        closing_state = e.partitions[60].peek(closing).value
         (frame,) = e.frames_from(60, base, 100)
         assert list(frame.batch.keys) == [live, live, live] and list(frame.batch.amounts) == [1, 2, 3]
         (dup,) = await e.commit_batches([b], LEADER, raw=raw)
@@ -449,7 +449,7 @@ def test_an_expired_counter_fails_its_record_and_the_others_commit(tmp_path, as_
 
     async def reopened():
         e = await opened(tmp_path, clock=clock)
-        v = counter(e, live), e.partitions[60].counters[closing].value, e.partitions[60].next_offset
+        v = counter(e, live), e.partitions[60].peek(closing).value, e.partitions[60].next_offset
         await e.close()
         return v
 

@@ -65,7 +65,7 @@ def pull(into: PartitionState, log: list[types_pb2.Record]) -> None:
 
 def state_of(p: PartitionState):
     return (
-        {n: c.value for n, c in p.counters.items()},
+        {c.name: c.value for c in p.all_counters()},
         {k: raw for k, raw, _, _ in p.documents.items()},
         dict(p.origins),
     )
@@ -125,4 +125,4 @@ def test_merged_counters_equal_the_sum_of_distinct_tickets(a_ops, b_ops):
     expected = {}
     for key, amount in by_ticket.values():
         expected[key] = expected.get(key, 0) + amount
-    assert {n: c.value for n, c in a.state.counters.items()} == expected
+    assert {c.name: c.value for c in a.state.all_counters()} == expected

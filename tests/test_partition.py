@@ -29,7 +29,7 @@ def rec(op: int, key: str, *, at_ms: int = T0, amount: object = None, value: byt
 
 
 def _snapshot(s: PartitionState) -> tuple:
-    counters = {n: (c.kind, c.value, c.expire_at_ms) for n, c in s.counters.items()}
+    counters = {c.name: (c.kind, c.value, c.expire_at_ms) for c in s.all_counters()}
     docs = {k: (raw, hlc) for k, raw, hlc, _ in s.documents.items()}
     return counters, docs, list(s.tickets.items())
 
@@ -92,7 +92,7 @@ def test_expiry_is_decided_by_record_hlc_not_wall_clock() -> None:
     assert s.apply(rec(pb.OP_COUNTER_ADD, "bill", at_ms=past + 99, amount=7), 1) == 7
     with pytest.raises(Expired):
         s.apply(rec(pb.OP_COUNTER_ADD, "bill", at_ms=past + 100, amount=1), 2)
-    assert s.counters["bill"].value == 7
+    assert s.peek("bill").value == 7
 
     future = 4_000_000_000_000
     f = PartitionState(0)
@@ -115,17 +115,17 @@ def test_grace_period_frees_the_name(add_at: int, outcome: str) -> None:
     s = PartitionState(0, expired_grace_ms=1000)
     s.apply(rec(pb.OP_COUNTER_SETUP, "c", at_ms=T0, kind=pb.VALUE_KIND_DECIMAL, expire_at_ms=T0 + 50), 0)
     s.apply(rec(pb.OP_COUNTER_ADD, "c", at_ms=T0 + 10, amount="2.5"), 1)
-    s.counters["c"].expire_at_ms = T0 + 100  # same as a setup at T0 + 20
+    s.peek("c").expire_at_ms = T0 + 100  # same as a setup at T0 + 20
     if outcome == "open":
         assert s.apply(rec(pb.OP_COUNTER_ADD, "c", at_ms=add_at, amount="1"), 2) == Decimal("3.5")
     elif outcome == "expired":
         with pytest.raises(Expired):
             s.apply(rec(pb.OP_COUNTER_ADD, "c", at_ms=add_at, amount="1"), 2)
-        assert s.counters["c"].value == Decimal("2.5")
+        assert s.peek("c").value == Decimal("2.5")
     else:
         # A fresh int counter: "7" is an int now, where the old counter was decimal.
         assert s.apply(rec(pb.OP_COUNTER_ADD, "c", at_ms=add_at, amount="7"), 2) == 7
-        assert s.counters["c"].kind is Kind.INT and s.counters["c"].expire_at_ms == 0
+        assert s.peek("c").kind is Kind.INT and s.peek("c").expire_at_ms == 0
 
 
 def test_setup_after_grace_may_pick_a_new_kind() -> None:
@@ -187,3 +187,41 @@ def test_compact_drops_by_grace_and_window() -> None:
     assert [t for t, _ in s.tickets.items()] == ["c"]
     st = s.statistics()
     assert (st.counters, st.tickets) == (2, 1)
+
+
+def test_int_counters_without_expiry_are_held_as_plain_ints_the_collector_skips() -> None:
+    import gc
+
+    s = PartitionState(0)
+    offset = 0
+
+    def apply(r: pb.Record) -> object:
+        nonlocal offset
+        offset += 1
+        return s.apply(r, offset - 1)
+
+    apply(rec(pb.OP_COUNTER_ADD, "a", amount=5))
+    b = pb.Batch(partition=0, ticket="bulk", op=pb.OP_COUNTER_ADD, keys=["a", "b"], amounts=[1, 2],
+                 hlc=hlcs.pack(T0, 0), origin="n/1", origin_seq=1)
+    assert s.apply_batch(b, offset)[0] == [6, 2]
+    apply(rec(pb.OP_COUNTER_SETUP, "c", kind=pb.VALUE_KIND_INT))
+    assert s.counters == {"a": 6, "b": 2, "c": 0}
+    assert not gc.is_tracked(s.counters), "a dict of names to ints is nothing the collector walks"
+    # An int counter that gets an expiry, and a decimal one, are Counters ...
+    apply(rec(pb.OP_COUNTER_SETUP, "a", expire_at_ms=T0 + 10_000))
+    apply(rec(pb.OP_COUNTER_SETUP, "d", kind=pb.VALUE_KIND_DECIMAL))
+    assert (s.peek("a").value, s.peek("a").expire_at_ms) == (6, T0 + 10_000)
+    assert apply(rec(pb.OP_COUNTER_ADD, "a", amount=1)) == 7 and apply(rec(pb.OP_COUNTER_ADD, "d", amount="0.5")) == Decimal("0.5")
+    # ... and a setup that lifts the expiry makes it an int again; the kind still holds.
+    apply(rec(pb.OP_COUNTER_SETUP, "a", expire_at_ms=0))
+    assert s.counters["a"] == 7
+    with pytest.raises(FailedPrecondition, match="is int; it cannot become decimal"):
+        apply(rec(pb.OP_COUNTER_SETUP, "b", kind=pb.VALUE_KIND_DECIMAL))
+    with pytest.raises(InvalidArgument):
+        apply(rec(pb.OP_COUNTER_ADD, "b", amount="0.5"))
+    # A snapshot keeps them as they were held.
+    again = PartitionState(0)
+    again.load_snapshot(s.to_snapshot())
+    assert {c.name: (c.kind, c.value, c.expire_at_ms) for c in again.all_counters()} == {
+        "a": (Kind.INT, 7, 0), "b": (Kind.INT, 2, 0), "c": (Kind.INT, 0, 0), "d": (Kind.DECIMAL, Decimal("0.5"), 0)}
+    assert again.counters["a"] == 7 and again.counters["d"].__class__ is not int

@@ -51,7 +51,7 @@ def run(body: Callable[[], Awaitable[None]], timeout_s: float = 30) -> None:
 
 def counter(node: fero.Node, name: str) -> Any:
     """The owner's value of counter `name`, read straight from its state (no await)."""
-    c = node.engine.partitions[node.engine.partition_for(name)].counters.get(name)
+    c = node.engine.partitions[node.engine.partition_for(name)].peek(name)
     return 0 if c is None else c.value
 
 
