@@ -439,14 +439,12 @@ class Node:
         for p, state in enumerate(self.engine.partitions):
             if self.ownership is not None and not self.ownership.is_serving(p):
                 continue
-            for c in state.all_counters():
-                if c.name.startswith(prefix) and not c.expired(now):
-                    found.append(c)
-        found.sort(key=lambda c: c.name)
+            found.extend(state.counters_named(prefix, now))
+        found.sort(key=lambda c: c[0])
         out = []
-        for c in found[:limit]:
-            e = counters_pb2.CounterEntry(name=c.name, kind=int(c.kind), expire_at_ms=c.expire_at_ms)
-            values.to_number(c.value, e.value)
+        for name, value, kind, expire_at_ms in found[:limit]:
+            e = counters_pb2.CounterEntry(name=name, kind=int(kind), expire_at_ms=expire_at_ms)
+            values.to_number(value, e.value)
             out.append(e)
         return out, len(found) > limit
 

@@ -74,9 +74,10 @@ class PartitionState:
         self.next_offset = 0
         self.log_start_offset = 0
         #: name -> counter. An int counter without expiry (nearly all of them) is held as
-        #: its plain int value, not as a Counter: ints are not tracked by the garbage
-        #: collector, and a full collection of a node holding a million Counter objects
-        #: took 115 ms (12 ms as ints). Read them through peek() and all_counters().
+        #: its plain int value, not as a Counter: the garbage collector never walks an
+        #: int, and a full collection over 256 partitions holding a million counters
+        #: took 58-60 ms as Counters, 0.3 ms as ints. Read them through peek(),
+        #: all_counters() or counters_named().
         self.counters: dict[str, int | Counter] = {}
         self.documents = Documents()
         self.tickets = TicketTable(ticket_window_ms, ticket_window_max)
@@ -328,6 +329,14 @@ class PartitionState:
         for name, c in self.counters.items():
             yield Counter(name, INT, c, 0) if c.__class__ is int else c
 
+    def counters_named(self, prefix: str, at_ms: int) -> list[tuple[str, Value, Kind, int]]:
+        """(name, value, kind, expire_at_ms) of the counters open at `at_ms` whose names
+        start with `prefix`, in no order; no Counter is made for an int one."""
+        INT = Kind.INT
+        return [(name, c, INT, 0) if c.__class__ is int else (name, c.value, c.kind, c.expire_at_ms)
+                for name, c in self.counters.items()
+                if name.startswith(prefix) and (c.__class__ is int or not c.expired(at_ms))]
+
     def _live_counter(self, name: str, at_ms: int) -> int | Counter | None:
         """The counter as held (an int or a Counter), None if it does not exist or has
         expired past its grace period (it is dropped then)."""
@@ -377,9 +386,12 @@ class PartitionState:
         ps = out if out is not None else storage_pb2.PartitionSnapshot()
         ps.partition, ps.epoch, ps.next_offset = self.partition, self.epoch, self.next_offset
         ps.log_start_offset = self.log_start_offset
-        for c in self.all_counters():
-            cs = ps.counters.add(name=c.name, kind=int(c.kind), expire_at_ms=c.expire_at_ms)
-            values.to_number(c.value, cs.value)
+        for name, c in self.counters.items():
+            if c.__class__ is int:
+                values.to_number(c, ps.counters.add(name=name, kind=int(Kind.INT)).value)
+            else:
+                cs = ps.counters.add(name=name, kind=int(c.kind), expire_at_ms=c.expire_at_ms)
+                values.to_number(c.value, cs.value)
         if documents:
             self.documents.to_columns(ps.key_columns)
         for key, (hlc, origin) in self.documents.tombstones.items():

@@ -79,6 +79,7 @@ def test_same_records_same_state(seed: int) -> None:
     out_b = _apply_all(b, [pb.Record.FromString(r.SerializeToString()) for r in records])
     assert out_a == out_b
     assert _snapshot(a) == _snapshot(b)
+    assert a.counters == b.counters  # held alike too (an int, or a Counter), not only read alike
     # Something of every kind happened, so the comparison is not of two empty states.
     assert a.counters and a.documents.docs and len(a.tickets) > 0
     assert any(isinstance(o, type) and issubclass(o, FailedPrecondition) for o in out_a)
@@ -190,8 +191,6 @@ def test_compact_drops_by_grace_and_window() -> None:
 
 
 def test_int_counters_without_expiry_are_held_as_plain_ints_the_collector_skips() -> None:
-    import gc
-
     s = PartitionState(0)
     offset = 0
 
@@ -205,8 +204,8 @@ def test_int_counters_without_expiry_are_held_as_plain_ints_the_collector_skips(
                  hlc=hlcs.pack(T0, 0), origin="n/1", origin_seq=1)
     assert s.apply_batch(b, offset)[0] == [6, 2]
     apply(rec(pb.OP_COUNTER_SETUP, "c", kind=pb.VALUE_KIND_INT))
-    assert s.counters == {"a": 6, "b": 2, "c": 0}
-    assert not gc.is_tracked(s.counters), "a dict of names to ints is nothing the collector walks"
+    # Plain ints: the collector never tracks an int (nor, up to Python 3.13, a dict of them).
+    assert s.counters == {"a": 6, "b": 2, "c": 0} and all(type(v) is int for v in s.counters.values())
     # An int counter that gets an expiry, and a decimal one, are Counters ...
     apply(rec(pb.OP_COUNTER_SETUP, "a", expire_at_ms=T0 + 10_000))
     apply(rec(pb.OP_COUNTER_SETUP, "d", kind=pb.VALUE_KIND_DECIMAL))
@@ -225,3 +224,18 @@ def test_int_counters_without_expiry_are_held_as_plain_ints_the_collector_skips(
     assert {c.name: (c.kind, c.value, c.expire_at_ms) for c in again.all_counters()} == {
         "a": (Kind.INT, 7, 0), "b": (Kind.INT, 2, 0), "c": (Kind.INT, 0, 0), "d": (Kind.DECIMAL, Decimal("0.5"), 0)}
     assert again.counters["a"] == 7 and again.counters["d"].__class__ is not int
+
+
+def test_counters_named_lists_open_counters_under_a_prefix_as_held() -> None:
+    s = PartitionState(0)
+    for i, r in enumerate([
+        rec(pb.OP_COUNTER_ADD, "bill.a", amount=3),
+        rec(pb.OP_COUNTER_SETUP, "bill.d", kind=pb.VALUE_KIND_DECIMAL, expire_at_ms=T0 + 500),
+        rec(pb.OP_COUNTER_ADD, "bill.d", amount="1.5"),
+        rec(pb.OP_COUNTER_SETUP, "bill.gone", expire_at_ms=T0 + 100),
+        rec(pb.OP_COUNTER_ADD, "other", amount=1),
+    ]):
+        s.apply(r, i)
+    assert sorted(s.counters_named("bill.", T0 + 200)) == [
+        ("bill.a", 3, Kind.INT, 0), ("bill.d", Decimal("1.5"), Kind.DECIMAL, T0 + 500)]
+    assert sorted(n for n, *_ in s.counters_named("", T0 + 600)) == ["bill.a", "other"]
