@@ -341,7 +341,9 @@ class PartitionState:
         """The counter as held (an int or a Counter), None if it does not exist or has
         expired past its grace period (it is dropped then)."""
         c = self.counters.get(name)
-        if c is not None and c.__class__ is not int and c.expire_at_ms and at_ms >= c.expire_at_ms + self.expired_grace_ms:
+        if c is None or c.__class__ is int:
+            return c
+        if c.expire_at_ms and at_ms >= c.expire_at_ms + self.expired_grace_ms:
             del self.counters[name]
             return None
         return c
@@ -354,7 +356,8 @@ class PartitionState:
         """Drops counters expired for longer than the grace period, and tickets older
         than their window; returns how many counters were dropped."""
         cutoff = now_ms - self.expired_grace_ms
-        dead = [n for n, c in self.counters.items() if c.__class__ is not int and c.expire_at_ms and c.expire_at_ms <= cutoff]
+        dead = [n for n, c in self.counters.items()
+                if c.__class__ is not int and c.expire_at_ms and c.expire_at_ms <= cutoff]
         for n in dead:
             del self.counters[n]
         self.tickets.expire(now_ms)

@@ -210,7 +210,8 @@ def test_int_counters_without_expiry_are_held_as_plain_ints_the_collector_skips(
     apply(rec(pb.OP_COUNTER_SETUP, "a", expire_at_ms=T0 + 10_000))
     apply(rec(pb.OP_COUNTER_SETUP, "d", kind=pb.VALUE_KIND_DECIMAL))
     assert (s.peek("a").value, s.peek("a").expire_at_ms) == (6, T0 + 10_000)
-    assert apply(rec(pb.OP_COUNTER_ADD, "a", amount=1)) == 7 and apply(rec(pb.OP_COUNTER_ADD, "d", amount="0.5")) == Decimal("0.5")
+    assert apply(rec(pb.OP_COUNTER_ADD, "a", amount=1)) == 7
+    assert apply(rec(pb.OP_COUNTER_ADD, "d", amount="0.5")) == Decimal("0.5")
     # ... and a setup that lifts the expiry makes it an int again; the kind still holds.
     apply(rec(pb.OP_COUNTER_SETUP, "a", expire_at_ms=0))
     assert s.counters["a"] == 7
