@@ -343,10 +343,7 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        refresh, self._ring_refresh = self._ring_refresh, None
-        if refresh is not None:
-            refresh.cancel()
-            await asyncio.wait([refresh])  # (raises nothing of the task's; a cancel of close() still raises)
+        await self._stop_refresh()
         conns, self._conns = self._conns, {}
         for c in conns.values():
             await c.close()
@@ -416,15 +413,22 @@ class Client:
             if self._ring_refresh is asyncio.current_task():
                 self._ring_refresh = None
 
+    async def _stop_refresh(self) -> bool:
+        """Cancels a background refresh still running and waits for it; True if there
+        was one."""
+        refresh, self._ring_refresh = self._ring_refresh, None
+        if refresh is None or refresh.done():
+            return False
+        refresh.cancel()
+        await asyncio.wait([refresh])  # (raises nothing of the task's; a cancel of the caller still raises)
+        return True
+
     async def _failed_over(self) -> None:
         self._current = (self._current + 1) % len(self.addresses)
-        refresh = self._ring_refresh
-        if refresh is not None and not refresh.done():
-            # It may be asking the node that just failed, and it started before this
-            # failure: the refresh below replaces it, now, and is not held off by the
-            # rate limit it set (no await between the reset and refresh_ring's start).
-            refresh.cancel()
-            await asyncio.wait([refresh])
+        if await self._stop_refresh():
+            # It may have been asking the node that just failed, and it started before
+            # this failure: the refresh below replaces it, now, and is not held off by
+            # the rate limit it set (no await between the reset and refresh_ring's start).
             self._ring_checked_at = -1e9
         await self.refresh_ring()
 
