@@ -24,7 +24,6 @@ from typing import Any, Callable, Iterable
 import grpc
 import structlog
 
-from fero import batch as batches
 from fero import exchange
 from fero.engine import Engine
 from fero.errors import Unavailable

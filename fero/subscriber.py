@@ -108,6 +108,8 @@ class ClusterSubscription:
                 log.debug("subscriber.regroup_failed", exc_info=True)
 
     async def _stream(self, address: str, parts: frozenset[int], started: asyncio.Event) -> None:
+        from fero.client import Change  # here: fero.client imports this module
+
         req = changelog_pb2.SubscribeRequest()
         req.CopyFrom(self._template)
         req.ClearField("partitions")
@@ -136,8 +138,6 @@ class ClusterSubscription:
                     if last is not None and c.offset <= last[0]:
                         continue  # already delivered through another stream
                     self._last[c.partition] = (c.offset, c.epoch, c.owner)
-                    from fero.client import Change
-
                     await self._queue.put(Change.from_commit(c))
         except grpc.aio.AioRpcError as exc:
             started.set()
