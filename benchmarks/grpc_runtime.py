@@ -1,8 +1,7 @@
 """grpc_runtime — what fero's gRPC runtime settings (fero/grpc_runtime.py) change, on
 bare grpc.aio with no fero code: round trips of a bidirectional-stream echo and a unary
 echo between two processes, one message in flight, under gRPC's defaults and under
-fero's GRPC_EXPERIMENTS. The stream is also timed with each message and its reply as
-one gRPC batch (`exchange`, fero/exchange.py, as replication links send Appends). Each run starts fresh processes, because gRPC reads the setting
+fero's GRPC_EXPERIMENTS. Each run starts fresh processes, because gRPC reads the setting
 once when it starts. The runs alternate between the two settings.
 
     python -m benchmarks.grpc_runtime --messages 5000 --repeat 3
@@ -53,8 +52,6 @@ async def _serve() -> None:
 async def _measure(port: int, server_pid: int, n: int) -> dict[str, dict[str, float]]:
     import grpc
 
-    from fero import exchange  # after grpc: the setting this run was started with stays
-
     payload = b"x" * 64  # about an AddRequest
     out: dict[str, dict[str, float]] = {}
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
@@ -65,16 +62,10 @@ async def _measure(port: int, server_pid: int, n: int) -> dict[str, dict[str, fl
             await call.write(payload)
             await call.read()
 
-        async def exchange_once() -> None:
-            await exchange.exchange(call, payload)
-
         async def unary_once() -> None:
             await unary(payload)
 
-        kinds = [("stream", stream_once), ("unary", unary_once)]
-        if exchange.available():  # after stream_once: the stream has sent its metadata
-            kinds.insert(1, ("exchange", exchange_once))
-        for kind, once in kinds:
+        for kind, once in (("stream", stream_once), ("unary", unary_once)):
             for _ in range(min(500, n)):
                 await once()
             lat: list[float] = []
@@ -148,8 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     medians = {s: {kind: {k: common.median([run[kind][k] for run in rs]) for k in rs[0][kind]} for kind in rs[0]}
                for s, rs in runs.items()}
     rows = []
-    kinds = [k for k in ("stream", "exchange", "unary") if k in medians["fero settings"]]
-    for kind in kinds:
+    for kind in ("stream", "unary"):
         d, f = medians["grpc defaults"][kind], medians["fero settings"][kind]
         for k in ("p50_ms", "p99_ms", "client_cpu_us", "server_cpu_us"):
             rows.append([kind, k, f"{d[k]:.3f}", f"{f[k]:.3f}", f"{f[k] / d[k]:.2f}x"])
@@ -158,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     common.write_json(args.out, {**meta, "params": vars(args), "per_run": runs, "median_of_runs": medians,
                                  "experiments": _environment("fero settings")["GRPC_EXPERIMENTS"], "table": table})
     common.plot_bars(common.RESULTS / f"{args.out}.png", "bare grpc.aio echo, one in flight: p50 round trip",
-                     kinds, {s: [medians[s][k]["p50_ms"] for k in kinds] for s in SETTINGS},
+                     ["stream", "unary"], {s: [medians[s][k]["p50_ms"] for k in ("stream", "unary")] for s in SETTINGS},
                      "ms", fmt=lambda v: f"{v:.3f}")
     return 0
 

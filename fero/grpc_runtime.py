@@ -42,19 +42,14 @@ def configure(environ: dict[str, str] | None = None) -> str | None:
         return env["GRPC_EXPERIMENTS"]
     if env.get("FERO_GRPC_DEFAULTS", "1") == "0" or "grpc" in sys.modules:
         return None
-    if not tested(TESTED):
-        return None
-    env["GRPC_EXPERIMENTS"] = EXPERIMENTS
-    return EXPERIMENTS
-
-
-def tested(versions: tuple[tuple[int, int], tuple[int, int]]) -> bool:
-    """Whether the installed grpcio's (major, minor) is within `versions` (inclusive)."""
     try:
         major, minor = (int(x) for x in metadata.version("grpcio").split(".")[:2])
     except (metadata.PackageNotFoundError, ValueError):
-        return False
-    return versions[0] <= (major, minor) <= versions[1]
+        return None
+    if not TESTED[0] <= (major, minor) <= TESTED[1]:
+        return None
+    env["GRPC_EXPERIMENTS"] = EXPERIMENTS
+    return EXPERIMENTS
 
 
 def current() -> str:

@@ -24,7 +24,6 @@ from typing import Any, Callable, Iterable
 import grpc
 import structlog
 
-from fero import exchange
 from fero.engine import Engine
 from fero.errors import Unavailable
 from fero.lineage import divergence, lineage_at
@@ -94,9 +93,6 @@ class Link:
         #: The Append stream to the replica and the address it goes to; None: closed.
         self._stream: Any = None
         self._stream_address = ""
-        #: The stream has carried an Append: its metadata is out, and later Appends
-        #: go as one send-and-receive batch (fero.exchange).
-        self._stream_primed = False
         self._unary = False  # the replica has no AppendStream: unary Append calls
         #: The last partition an Append carried frames of: the next one starts after it.
         self._last = -1
@@ -333,20 +329,13 @@ class Link:
                 APPEND_STREAM, request_serializer=None, response_deserializer=peer_pb2.AppendReply.FromString,
             )()
             self._stream_address = route
-            self._stream_primed = False
         stream = self._stream
 
         try:
             # asyncio.timeout, not wait_for: no task of its own on every Append.
             async with asyncio.timeout(APPEND_TIMEOUT_S):
-                raw = None
-                if self._stream_primed and exchange.available():
-                    raw = await exchange.exchange(stream, request)
-                else:
-                    await stream.write(request)
-                    self._stream_primed = True
-                # A failed exchange reads too: that raises the call's status.
-                reply = peer_pb2.AppendReply.FromString(raw) if raw is not None else await stream.read()
+                await stream.write(request)
+                reply = await stream.read()
             if reply is grpc.aio.EOF:
                 raise _StreamEnded(f"the replica {self.replica} closed the Append stream")
             return reply
