@@ -141,8 +141,7 @@ class PartitionState:
             if counter is None:
                 self._keep(Counter.new(record.key, Kind.parse(record.kind), record.expire_at_ms))
             else:
-                if counter.__class__ is int:
-                    counter = Counter(record.key, Kind.INT, counter, 0)
+                counter = _as_counter(record.key, counter)
                 # UNSPECIFIED (0) keeps the counter's kind: a setup that only moves expiry.
                 kind = Kind.parse(record.kind) if record.kind else counter.kind
                 counter.setup(kind, record.expire_at_ms, at_ms)
@@ -310,9 +309,7 @@ class PartitionState:
 
     def counter(self, name: str, at_ms: int) -> Counter | None:
         """The counter, or None if it does not exist; Expired if it is closed."""
-        c = self._live_counter(name, at_ms)
-        if c.__class__ is int:
-            return Counter(name, Kind.INT, c, 0)
+        c = _as_counter(name, self._live_counter(name, at_ms))
         if c is not None:
             c.check_open(at_ms)
         return c
@@ -320,14 +317,12 @@ class PartitionState:
     def peek(self, name: str) -> Counter | None:
         """The counter as held, expired or not (None if there is none). An int counter
         comes as a new Counter: changing it changes nothing here."""
-        c = self.counters.get(name)
-        return Counter(name, Kind.INT, c, 0) if c.__class__ is int else c
+        return _as_counter(name, self.counters.get(name))
 
     def all_counters(self) -> Iterator[Counter]:
         """Every counter as held, expired or not, as peek() gives it."""
-        INT = Kind.INT
         for name, c in self.counters.items():
-            yield Counter(name, INT, c, 0) if c.__class__ is int else c
+            yield _as_counter(name, c)  # type: ignore[misc]
 
     def counters_named(self, prefix: str, at_ms: int) -> list[tuple[str, Value, Kind, int]]:
         """(name, value, kind, expire_at_ms) of the counters open at `at_ms` whose names
@@ -442,3 +437,9 @@ class PartitionState:
                 ))
             else:
                 self.tickets.put(ts.ticket, Committed(ts.offset, value, ts.committed_ms))
+
+
+def _as_counter(name: str, held: int | Counter | None) -> Counter | None:
+    """A counter as PartitionState.counters holds it, as a Counter: an int one comes as a
+    new Counter (changing it changes nothing held)."""
+    return Counter(name, Kind.INT, held, 0) if held.__class__ is int else held  # type: ignore[arg-type]
