@@ -253,6 +253,11 @@ def test_the_snapshot_loop_outlives_a_failed_snapshot(tmp_path, monkeypatch):
                 deadline = asyncio.get_running_loop().time() + 10
                 while len(calls) <= i and asyncio.get_running_loop().time() < deadline:
                     await asyncio.sleep(0.01)
+            # The second write has started (calls counts it), in its thread: wait for it to
+            # finish before counting snapshots, or the count races the write.
+            deadline = asyncio.get_running_loop().time() + 10
+            while e.statistics().snapshots < 1 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
             return e.statistics().snapshots
         finally:
             await e.close()
