@@ -2,11 +2,21 @@
 
     python -m benchmarks.latency --messages 10000 --repeat 3
 
-Measures, in one run, the round trip of `Client.add(name, 1, acks=...)` (the Counters
-Add RPC through fero's Python client) with one request in flight, for acks LEADER and
-ALL, and the floor: a bare grpc.aio unary echo server (benchmarks/grpc_echo.py, a
-generic handler, no protobuf, its own process like a node) called with a payload the
-size of an AddRequest. Reported: p50/p90/p99/p99.9/p99.99 per level and fero/floor.
+Measures, in one run, the round trip of `Client.add(name, 1, acks=...)` through fero's
+Python client (a commit on the client's CommitStream to the owner) with one request in
+flight, for acks LEADER and ALL, and three floors, bare grpc.aio servers
+(benchmarks/grpc_echo.py: generic handlers, no protobuf, each its own process like a
+node) sent a payload the size of an AddRequest:
+
+  grpc floor                 unary calls to an echo server (the floor issue 5 names)
+  grpc fan-out floor         messages on a bidirectional stream to a server that
+                             answers each once two echo servers, over a stream each,
+                             have echoed it: the gRPC work of an acks=ALL write at RF 3,
+                             sent as fero's client sends it
+  grpc fan-out floor, unary  the same server, called with unary calls
+
+Reported: p50/p90/p99/p99.9/p99.99 of each, their ratios to the unary floor, and p50
+over the stream fan-out floor (what fero adds to the gRPC work an acks=ALL write needs).
 
 The cluster: --nodes (default 3, RF=3 as the config says) started with
 `--membership local`; the client sends to the counter's owner. If the cluster cannot
@@ -30,27 +40,46 @@ import grpc
 from benchmarks import common
 
 LEVELS = ("leader", "all")
+#: The bare-gRPC floors (benchmarks/grpc_echo.py): the unary echo the issue names, and
+#: an acks=ALL write's, a fan-out to two replicas, from a stream client (as fero's
+#: client sends commits) and from unary calls.
+FLOORS = ("grpc floor", "grpc fan-out floor", "grpc fan-out floor, unary")
 
 
-async def _time_floor(address: str, payload: bytes, n: int, budget: float, bar: common.Progress) -> list[float]:
-    from benchmarks.grpc_echo import METHOD
+async def _time_floor(address: str, payload: bytes, n: int, budget: float, bar: common.Progress,
+                      stream: bool = False) -> list[float]:
+    """Round trips to a bare server: unary calls, or (`stream`) messages on one
+    bidirectional stream, as fero's client sends commits."""
+    from benchmarks.grpc_echo import METHOD, STREAM
 
     async with grpc.aio.insecure_channel(address) as ch:
-        call = ch.unary_unary(METHOD)  # bytes in, bytes out
+        if stream:
+            call = ch.stream_stream(STREAM)()  # bytes in, bytes out
+
+            async def once() -> None:
+                await call.write(payload)
+                await call.read()
+        else:
+            unary = ch.unary_unary(METHOD)
+
+            async def once() -> None:
+                await unary(payload)
         for _ in range(min(500, n)):
-            await call(payload)
+            await once()
         out: list[float] = []
         deadline = time.perf_counter() + budget
         pc = time.perf_counter_ns
         for i in range(n):
             t0 = pc()
-            await call(payload)
+            await once()
             out.append((pc() - t0) / 1e6)
             if i % 500 == 0:
                 bar.update(i)
                 if time.perf_counter() > deadline:
                     break
         bar.done(len(out))
+        if stream:
+            await call.done_writing()
         return out
 
 
@@ -79,9 +108,15 @@ async def _time_fero(address: str, key: str, acks: str, n: int, budget: float, b
         return out, int(got) - total  # 0 if every increment counted once (key is fresh per run)
 
 
-def start_floor() -> common.Proc:
-    argv = [sys.executable, "-m", "benchmarks.grpc_echo"]
-    return common.Proc(argv, re.compile(r"grpc-echo: serving on (\S+)"), name="grpc echo").start()
+def start_floor(relay: list[str] | None = None) -> common.Proc:
+    argv = [sys.executable, "-m", "benchmarks.grpc_echo"] + (["--relay", ",".join(relay)] if relay else [])
+    return common.Proc(argv, re.compile(r"grpc-echo: serving on (\S+)"),
+                       name="grpc fan-out" if relay else "grpc echo").start()
+
+
+def _address(p: common.Proc) -> str:
+    assert p.match is not None
+    return p.match.group(1)
 
 
 def run(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
@@ -90,13 +125,16 @@ def run(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
     payload = counters_pb2.AddRequest(name="latency-0-r0", amount=types_pb2.Number(i64=1), ticket="0123456789abcdef-123",
                                       acks=types_pb2.ACKS_LEADER).SerializeToString()
     topology: dict[str, Any] = {"requested_nodes": args.nodes, "replication_factor": 3}
-    samples: dict[str, list[list[float]]] = {"grpc floor": [], "leader": [], "all": []}
+    samples: dict[str, list[list[float]]] = {name: [] for name in FLOORS} | {"leader": [], "all": []}
     drift: list[int] = []
-    floor = start_floor()
+    procs: list[common.Proc] = []
     nodes = common.Nodes(args.nodes, fsync=args.fsync, memory=args.memory, label="latency")
     try:
-        assert floor.match is not None
-        floor_addr = floor.match.group(1)
+        procs.append(start_floor())
+        procs += [start_floor(), start_floor()]  # the fan-out's two replicas
+        procs.append(start_floor(relay=[_address(p) for p in procs[1:3]]))
+        floor_at = {"grpc floor": (_address(procs[0]), False), "grpc fan-out floor": (_address(procs[3]), True),
+                    "grpc fan-out floor, unary": (_address(procs[3]), False)}
         nodes.__enter__()
         ok, why = asyncio.run(common.probe_forwarding(nodes.nodes))
         topology["cluster_serves"] = ok
@@ -121,8 +159,10 @@ def run(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
         for r in range(args.repeat):
             key = f"latency-{r}-{time.time_ns()}"
             target = by_id[owners[common.partition_of_key(key)]]
-            samples["grpc floor"].append(asyncio.run(_time_floor(
-                floor_addr, payload, args.messages, args.budget, common.Progress(f"run {r + 1} grpc floor", args.messages, "req"))))
+            for name, (address, stream) in floor_at.items():
+                samples[name].append(asyncio.run(_time_floor(
+                    address, payload, args.messages, args.budget,
+                    common.Progress(f"run {r + 1} {name}", args.messages, "req"), stream)))
             for acks in LEVELS:
                 s, d = asyncio.run(_time_fero(target, f"{key}-{acks}", acks, args.messages, args.budget,
                                               common.Progress(f"run {r + 1} fero acks={acks}", args.messages, "req")))
@@ -130,7 +170,8 @@ def run(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
                 drift.append(d)
     finally:
         nodes.__exit__()
-        floor.stop()
+        for p in procs:
+            p.stop()
     per_run = {k: [common.percentiles(s) for s in v] for k, v in samples.items()}
     medians = {k: {pk: common.median([p[pk] for p in runs]) for pk in runs[0] if pk != "count"}
                for k, runs in per_run.items() if runs}
@@ -155,21 +196,21 @@ def main(argv: list[str] | None = None) -> int:
     common.note(f"{args.messages:,} requests per level, one in flight, {args.repeat} runs, fsync {args.fsync}")
     res = run(args, meta)
     med = res["median_of_runs"]
-    floor = med["grpc floor"]
+    floor, fan_out = med["grpc floor"], med["grpc fan-out floor"]
     keys = [common.pct_key(p) for p in common.PERCENTILES]
     rows = []
-    for name in ("grpc floor", "leader", "all"):
+    for name in FLOORS + LEVELS:
         m = med[name]
-        label = name if name == "grpc floor" else f"fero acks={name.upper()}"
+        label = name if name in FLOORS else f"fero acks={name.upper()}"
         if name == "all" and not res["topology"]["acks_all_replicates"]:
             label += " (not replicated)"
         rows.append([label] + [f"{m[k]:.3f}" for k in keys]
-                    + [f"{m['p50'] / floor['p50']:.2f}x", f"{m['p99'] / floor['p99']:.2f}x"])
+                    + [f"{m['p50'] / floor['p50']:.2f}x", f"{m['p99'] / floor['p99']:.2f}x", f"{m['p50'] / fan_out['p50']:.2f}x"])
     print()
     topo = res["topology"]
     print(f"   topology: {topo['mode']} ({topo['measured_nodes']} node(s) measured; probe: {topo['probe']})")
     print(f"   acks=ALL replicates: {topo['acks_all_replicates']} ({topo['replication_probe']})")
-    table = common.print_table(["ms (median of runs)"] + keys + ["p50/floor", "p99/floor"], rows)
+    table = common.print_table(["ms (median of runs)"] + keys + ["p50/floor", "p99/floor", "p50/fan-out"], rows)
     lead, all_ = med["leader"], med["all"]
     checks = {
         "leader_p50_le_1.2x_floor": lead["p50"] <= 1.2 * floor["p50"],
@@ -184,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = (f"{meta['machine']['cores']} cores, 1 in flight, median of {args.repeat} runs, fsync {args.fsync}; "
            f"{topo['mode']} ({topo['measured_nodes']} node(s))")
     common.plot_percentiles(common.RESULTS / f"{args.out}.png", "round trip of one request, percentiles",
-                            {"bare grpc.aio echo (floor)": floor, "fero add, acks=LEADER": lead,
+                            {"bare grpc.aio echo (floor)": floor, "bare grpc.aio fan-out to 2 (stream)": fan_out,
+                             "fero add, acks=LEADER": lead,
                              "fero add, acks=ALL" + ("" if topo["acks_all_replicates"] else " (NOT replicated: = LEADER)"): all_},
                             subtitle=sub)
     return 0
