@@ -130,8 +130,8 @@ def run(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
     procs: list[common.Proc] = []
     nodes = common.Nodes(args.nodes, fsync=args.fsync, memory=args.memory, label="latency")
     try:
-        procs.append(start_floor())
-        procs += [start_floor(), start_floor()]  # the fan-out's two replicas
+        for _ in range(3):  # the unary floor, then the fan-out's two replicas
+            procs.append(start_floor())
         procs.append(start_floor(relay=[_address(p) for p in procs[1:3]]))
         floor_at = {"grpc floor": (_address(procs[0]), False), "grpc fan-out floor": (_address(procs[3]), True),
                     "grpc fan-out floor, unary": (_address(procs[3]), False)}
