@@ -22,7 +22,7 @@ import asyncio
 import collections
 import signal
 import sys
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
 
@@ -62,12 +62,24 @@ class _Relay:
             raise
 
 
+async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    return request
+
+
+async def _echo_stream(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    async for m in requests:
+        yield m
+
+
 def _handlers(relays: list[_Relay]) -> dict[str, Any]:
+    if not relays:  # the bare echo: nothing between a message and its reply
+        return {"Echo": grpc.unary_unary_rpc_method_handler(_echo),
+                "Stream": grpc.stream_stream_rpc_method_handler(_echo_stream)}
+
     async def answer(message: bytes) -> bytes:
-        if relays:
-            echoes = [await r.send(message) for r in relays]  # all written, then all awaited
-            for echo in echoes:
-                await echo
+        echoes = [await r.send(message) for r in relays]  # all written, then all awaited
+        for echo in echoes:
+            await echo
         return message
 
     async def unary(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
@@ -81,6 +93,25 @@ def _handlers(relays: list[_Relay]) -> dict[str, Any]:
         "Echo": grpc.unary_unary_rpc_method_handler(unary),
         "Stream": grpc.stream_stream_rpc_method_handler(stream),
     }
+
+
+def round_trip(channel: grpc.aio.Channel, payload: bytes, stream: bool) -> Callable[[], Awaitable[None]]:
+    """One round trip to a server here: a unary call, or (`stream`) a message on one
+    bidirectional stream, opened now and kept, and its reply."""
+    if stream:
+        call = channel.stream_stream(STREAM)()  # bytes in, bytes out
+
+        async def on_stream() -> None:
+            await call.write(payload)
+            await call.read()
+
+        return on_stream
+    unary = channel.unary_unary(METHOD)
+
+    async def once() -> None:
+        await unary(payload)
+
+    return once
 
 
 async def serve(host: str = "127.0.0.1", port: int = 0, relay: list[str] | None = None) -> None:

@@ -21,51 +21,22 @@ import resource
 import subprocess
 import sys
 import time
-from typing import Any
 
 from benchmarks import common
 
 SETTINGS = ("grpc defaults", "fero settings")
 
 
-async def _serve() -> None:
+async def _measure(address: str, server_pid: int, n: int) -> dict[str, dict[str, float]]:
     import grpc
 
-    async def unary(request: bytes, context: Any) -> bytes:
-        return request
-
-    async def stream(requests: Any, context: Any) -> Any:
-        async for m in requests:
-            yield m
-
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Echo", {
-        "Unary": grpc.unary_unary_rpc_method_handler(unary),
-        "Stream": grpc.stream_stream_rpc_method_handler(stream),
-    }),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    print(port, flush=True)
-    await server.wait_for_termination()
-
-
-async def _measure(port: int, server_pid: int, n: int) -> dict[str, dict[str, float]]:
-    import grpc
+    from benchmarks.grpc_echo import round_trip
 
     payload = b"x" * 64  # about an AddRequest
     out: dict[str, dict[str, float]] = {}
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-        unary = ch.unary_unary("/bench.Echo/Unary")
-        call = ch.stream_stream("/bench.Echo/Stream")()
-
-        async def stream_once() -> None:
-            await call.write(payload)
-            await call.read()
-
-        async def unary_once() -> None:
-            await unary(payload)
-
-        for kind, once in (("stream", stream_once), ("unary", unary_once)):
+    async with grpc.aio.insecure_channel(address) as ch:
+        for kind in ("stream", "unary"):
+            once = round_trip(ch, payload, kind == "stream")
             for _ in range(min(500, n)):
                 await once()
             lat: list[float] = []
@@ -82,18 +53,19 @@ async def _measure(port: int, server_pid: int, n: int) -> dict[str, dict[str, fl
                 "client_cpu_us": (c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime) / n * 1e6,
                 "server_cpu_us": (s1 - s0) / n * 1e6,
             }
-        await call.done_writing()
     return out
 
 
 def _pair(n: int) -> None:
-    """Child: starts an echo server (inheriting this environment) and measures it."""
-    server = subprocess.Popen([sys.executable, "-m", "benchmarks.grpc_runtime", "--serve"], stdout=subprocess.PIPE,
+    """Child: starts an echo server (benchmarks/grpc_echo.py, inheriting this
+    environment) and measures it."""
+    server = subprocess.Popen([sys.executable, "-m", "benchmarks.grpc_echo"], stdout=subprocess.PIPE,
                               text=True, cwd=common.ROOT.parent)
     try:
         assert server.stdout is not None
-        port = int(server.stdout.readline())
-        print(json.dumps(asyncio.run(_measure(port, server.pid, n))), flush=True)
+        line = server.stdout.readline()
+        address = line.rsplit(" ", 1)[-1].strip()  # "grpc-echo: serving on HOST:PORT"
+        print(json.dumps(asyncio.run(_measure(address, server.pid, n))), flush=True)
     finally:
         common.stop_process(server)
 
@@ -115,12 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--messages", type=int, default=5000, help="round trips per kind per run")
     ap.add_argument("--repeat", type=int, default=3, help="runs per setting; medians are reported")
     ap.add_argument("--out", default="grpc_runtime")
-    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--pair", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.serve:
-        asyncio.run(_serve())
-        return 0
     if args.pair:
         _pair(args.messages)
         return 0

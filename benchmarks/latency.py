@@ -50,20 +50,10 @@ async def _time_floor(address: str, payload: bytes, n: int, budget: float, bar: 
                       stream: bool = False) -> list[float]:
     """Round trips to a bare server: unary calls, or (`stream`) messages on one
     bidirectional stream, as fero's client sends commits."""
-    from benchmarks.grpc_echo import METHOD, STREAM
+    from benchmarks.grpc_echo import round_trip
 
     async with grpc.aio.insecure_channel(address) as ch:
-        if stream:
-            call = ch.stream_stream(STREAM)()  # bytes in, bytes out
-
-            async def once() -> None:
-                await call.write(payload)
-                await call.read()
-        else:
-            unary = ch.unary_unary(METHOD)
-
-            async def once() -> None:
-                await unary(payload)
+        once = round_trip(ch, payload, stream)
         for _ in range(min(500, n)):
             await once()
         out: list[float] = []
@@ -78,8 +68,6 @@ async def _time_floor(address: str, payload: bytes, n: int, budget: float, bar: 
                 if time.perf_counter() > deadline:
                     break
         bar.done(len(out))
-        if stream:
-            await call.done_writing()
         return out
 
 
