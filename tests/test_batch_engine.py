@@ -794,6 +794,18 @@ def test_an_action_batch_runs_the_handler_on_each_record_and_returns_the_replies
     assert dup.duplicate and len(seen) == 3
 
 
+@pytest.mark.parametrize("sizes", [[0, 1, 3], [5, 2, 9], [12, 4, 30]])
+def test_derived_tickets_match_derived_ticket_within_and_beyond_the_kept_positions(monkeypatch, sizes):
+    """derived_tickets makes a batch's tickets from positions formatted once and kept
+    (up to _POSITIONS_KEPT), and formats the rest each time: either way, the same
+    tickets as derived_ticket, whatever order batch sizes come in."""
+    monkeypatch.setattr(batches, "_positions", [])
+    monkeypatch.setattr(batches, "_POSITIONS_KEPT", 8)
+    for n in sizes:
+        assert batches.derived_tickets("t#1", n) == [batches.derived_ticket("t#1", k) for k in range(n)]
+    assert len(batches._positions) == min(max(sizes), 8)
+
+
 def test_handlers_nobody_waits_for_act_on_the_batch_as_committed_not_on_the_request(tmp_path):
     """With acks other than REPLY the handlers run after commit_batches returns; they
     get each ACTION batch copied out of the request (which they would otherwise keep
