@@ -22,6 +22,7 @@ import asyncio
 import bisect
 import functools
 import itertools
+import operator
 import os
 import time
 from dataclasses import dataclass
@@ -139,6 +140,10 @@ class _Frame:
     count: int
     segment: int
     position: int
+
+
+#: A frame's base offset, as bisect's key: C-level, no Python call per probe.
+_base_offset = operator.attrgetter("base_offset")
 
 
 def _own(entry: storage_pb2.LogEntry) -> tuple[storage_pb2.LogEntry, bytes | None]:
@@ -686,8 +691,11 @@ class Engine:
         out: list[tuple[int, int, bytes]] = []
         n = size = 0
         frames = self.index[p]
-        # The frame holding `offset` (frames are in offset order): no scan of the whole log.
-        first = max(0, bisect.bisect_right(frames, offset, key=_base_offset) - 1)
+        # The frame holding `offset` (frames are in offset order): no scan of the whole
+        # log. A replica that keeps up asks for the newest frame: that one is tried first.
+        first = max(0, len(frames) - 1)
+        if first and frames[first].base_offset > offset:
+            first = max(0, bisect.bisect_right(frames, offset, key=_base_offset) - 1)
         for fr in itertools.islice(frames, first, None):
             if fr.base_offset + fr.count <= offset:
                 continue
@@ -1166,10 +1174,6 @@ class Engine:
         )
 
 
-
-
-def _base_offset(fr: _Frame) -> int:
-    return fr.base_offset
 
 
 def resume_point(epochs: list[tuple[int, str, int]], end: int, offset: int, lineage: tuple[int, str]) -> tuple[int, bool]:

@@ -1044,6 +1044,34 @@ def test_frame_bodies_stop_at_the_byte_budget_but_always_give_the_first_frame(tm
     assert [(base, n) for base, n, _ in by_records] == [(0, 4), (4, 4)]
 
 
+def test_frame_bodies_from_any_offset_cover_the_log_from_there_to_its_end(tmp_path):
+    """frame_bodies_from finds the frame holding the offset asked (the newest first, as a
+    replica that keeps up asks; else by bisection): from every offset, the frames come
+    in order and cover the rest of the log exactly, the first cut to start there."""
+    sizes = [3, 1, 4, 1, 5, 2]  # frames of these many records, at offsets 0, 3, 4, 8, 9, 14
+    keys = keys_in(31, sum(sizes), "fo")
+
+    async def main():
+        e = await opened(tmp_path)
+        empty = e.frame_bodies_from(31, 0, 1000)
+        at = 0
+        for i, n in enumerate(sizes):
+            await e.commit_batches([batch(pb.OP_UPDATE, keys[at:at + n], vals=[b"1"] * n, ticket=f"f{i}")], LEADER)
+            at += n
+        out = {o: e.frame_bodies_from(31, o, 1000) for o in range(at + 1)}
+        await e.close()
+        return empty, at, out
+
+    empty, end, out = run(main())
+    assert empty == []
+    for offset, frames in out.items():
+        spans = [(base, n) for base, n, _ in frames]
+        covered = [o for base, n in spans for o in range(base, base + n)]
+        assert covered == list(range(offset, end)), (offset, spans)
+        for base, n, body in frames:
+            assert batches.count(storage_pb2.LogEntry.FromString(body)) == n, (offset, base, n)
+
+
 @pytest.mark.parametrize("partitions", [256, 128, 2, 1, 100, 1024, 65536])
 def test_partitions_of_is_the_rings_partition_of_every_key(partitions: int) -> None:
     """batches.partitions_of takes shortcuts (the digest's low byte up to 256, C-level
