@@ -415,9 +415,13 @@ class Engine:
                 if self.handler is None:
                     raise Unimplemented(f"{where}: this node has no handler for custom actions (action {rec.action!r})")
 
-    async def commit(self, records: Sequence[types_pb2.Record], acks: int) -> list[types_pb2.Result]:
-        """Commits `records`; one Result each, in order. See the module docstring."""
-        self.validate(records)
+    async def commit(
+        self, records: Sequence[types_pb2.Record], acks: int, checked: bool = False,
+    ) -> list[types_pb2.Result]:
+        """Commits `records`; one Result each, in order. See the module docstring.
+        `checked`: the caller ran validate() on them already (Node.commit does)."""
+        if not checked:
+            self.validate(records)
         if self._pending_records + len(records) > self.config.limits.max_pending_records:
             raise ResourceExhausted(
                 f"{self._pending_records} records are waiting for the disk; retry with backoff"

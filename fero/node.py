@@ -386,7 +386,7 @@ class Node:
         owner catches up first), and for acks=ALL once the in-sync replicas have them."""
         assert self.ownership is not None
         await self.ownership.wait_serving(partitions)
-        results = await self.engine.commit(records, acks)
+        results = await self.engine.commit(records, acks, checked=True)  # commit() checked them
         if acks == types_pb2.ACKS_ALL and self.replicator.assignment:
             needs: dict[int, int] = {}
             for r in results:
