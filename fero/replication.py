@@ -17,6 +17,7 @@ most that long, and it rejoins the set when it has caught up.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -45,7 +46,8 @@ LAG_TIMEOUT_S = 5.0
 APPEND_TIMEOUT_S = 10.0
 #: Frames up to this size are built once for all the replicas of a partition.
 FRAME_PART_CACHE_BYTES = 4096
-#: An idle link looks at all its partitions this often, in case a notice was missed.
+#: Every link looks at all its partitions this often, in case a notice was missed; an
+#: Append out longer than APPEND_TIMEOUT_S is given up then (see Replicator._watch).
 LOOK_EVERY_S = 1.0
 #: How often waiting acks=ALL calls are looked at without any message (lag, deadline).
 RECHECK_S = 0.5
@@ -98,6 +100,8 @@ class Link:
         self._last = -1
         #: Partition → the log end the Append now on its way carries it to.
         self._sending: dict[int, int] = {}
+        #: When the Append on the stream now was written (None: none is out).
+        self._append_since: float | None = None
 
     def assign(self, partitions: set[int]) -> None:
         for p in list(self.progress):
@@ -118,9 +122,14 @@ class Link:
         self._wakeup.set()
 
     def covers(self, p: int, end: int) -> bool:
-        """Whether the replica has p's log up to `end`, or an Append on its way does."""
+        """Whether the replica has p's log up to `end`, or an Append on its way does, or
+        the link's next step sends it (p is pending and the link woken: it sends up to
+        the log's end, and `end` is in the log already)."""
         prog = self.progress.get(p)
-        return prog is not None and ((prog.acked or 0) >= end or self._sending.get(p, 0) >= end)
+        return prog is not None and (
+            (prog.acked or 0) >= end or self._sending.get(p, 0) >= end
+            or (p in self._pending and self._wakeup.is_set())
+        )
 
     def in_sync(self, p: int) -> bool:
         prog = self.progress.get(p)
@@ -182,17 +191,19 @@ class Link:
                 # would find nothing to send; it also ran before the acks=ALL call
                 # this reply released could answer (about 20 µs each time). New
                 # frames that came meanwhile set the event, so this wait returns at once.
-                # A timer rather than wait_for, which costs a task on every wait.
-                tick = asyncio.get_running_loop().call_later(LOOK_EVERY_S, self._look)
-                try:
-                    await self._wakeup.wait()
-                finally:
-                    tick.cancel()
+                # No timer of its own: the replicator's watch looks now and then.
+                await self._wakeup.wait()
 
-    def _look(self) -> None:
-        """Now and then, a look at every partition (but what is gathering waits)."""
+    def _look(self, now: float) -> None:
+        """Now and then, a look at every partition (but what is gathering waits); and
+        an Append out too long is given up: its stream is closed, which fails the
+        step waiting on it, and the link starts again (see _run)."""
         self._pending = {p for p in self.progress if not self.r.lingering(p)}
         self._wakeup.set()
+        since = self._append_since
+        if since is not None and now - since > APPEND_TIMEOUT_S:
+            log.info("replication.append_timed_out", replica=self.replica, after_s=round(now - since, 1))
+            self._close_stream()
 
     async def _step(self) -> bool:
         address = self.r.address_of(self.replica)
@@ -284,7 +295,7 @@ class Link:
                 # for it.)
                 self.last_ok = time.monotonic()
             return False
-        request = peer_pb2.AppendRequest(owner=engine.node_id).SerializeToString() + b"".join(parts)
+        request = b"".join([self.r.append_head, *parts])
         self._sending = sent_to
         try:
             reply = await self._append(address, stub, request)
@@ -331,11 +342,12 @@ class Link:
             self._stream_address = route
         stream = self._stream
 
+        # The deadline is kept by Replicator._watch, which closes a stream whose Append
+        # is late: no timer per Append (asyncio.timeout costs 6 µs of each).
+        self._append_since = time.monotonic()
         try:
-            # asyncio.timeout, not wait_for: no task of its own on every Append.
-            async with asyncio.timeout(APPEND_TIMEOUT_S):
-                await stream.write(request)
-                reply = await stream.read()
+            await stream.write(request)
+            reply = await stream.read()
             if reply is grpc.aio.EOF:
                 raise _StreamEnded(f"the replica {self.replica} closed the Append stream")
             return reply
@@ -345,7 +357,14 @@ class Link:
                 self._unary = True
                 return await stub.Append(peer_pb2.AppendRequest.FromString(request), timeout=APPEND_TIMEOUT_S)
             raise
-        except (asyncio.CancelledError, asyncio.TimeoutError, _StreamEnded):
+        except asyncio.CancelledError:
+            self._close_stream()
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the link is stopping
+            # The stream was cancelled, not the link's task: the watch gave it up.
+            raise asyncio.TimeoutError(f"no answer from {self.replica} to an Append in {APPEND_TIMEOUT_S} s") from None
+        except _StreamEnded:
             self._close_stream()
             raise
         except Exception as exc:
@@ -354,6 +373,8 @@ class Link:
             # next step opens a new stream. (Left as is, every later step failed.)
             self._close_stream()
             raise _StreamEnded(f"the Append stream to {self.replica} broke: {type(exc).__name__}: {exc}") from exc
+        finally:
+            self._append_since = None
 
     def _close_stream(self) -> None:
         if self._stream is not None:
@@ -424,6 +445,7 @@ class Replicator:
         #: acks=ALL calls waiting: what each needs, the future to resolve, its deadline.
         self._waiters: list[tuple[dict[int, int], asyncio.Future[None], float]] = []
         self._recheck_handle: asyncio.TimerHandle | None = None
+        self._watch_handle: asyncio.TimerHandle | None = None
         self._stopped = False
         #: How long new frames nobody waits for gather before the links send them.
         self.linger_s = linger_s
@@ -434,6 +456,11 @@ class Replicator:
         #: partition -> (frame body, epoch, AppendRequest field): the last frame a link
         #: sent, kept by identity of the body (frames_from hands out the same object).
         self._frame_parts: dict[int, tuple[bytes, int, bytes]] = {}
+
+    @functools.cached_property
+    def append_head(self) -> bytes:
+        """The fields of every AppendRequest this node sends but its frames."""
+        return peer_pb2.AppendRequest(owner=self.engine.node_id).SerializeToString()
 
     def assign(self, assignment: dict[int, list[str]]) -> None:
         self.assignment = assignment
@@ -446,6 +473,8 @@ class Replicator:
             if link is None:
                 link = self.links[r] = Link(self, r)
                 link.start()
+                if self._watch_handle is None:
+                    self._watch_handle = asyncio.get_running_loop().call_later(LOOK_EVERY_S, self._watch)
             link.assign(parts)
         for r, link in self.links.items():
             if r not in by_replica:
@@ -534,6 +563,15 @@ class Replicator:
         if self._waiters:
             self._recheck_handle = asyncio.get_running_loop().call_later(RECHECK_S, self._recheck)
 
+    def _watch(self) -> None:
+        """Every LOOK_EVERY_S: each link looks at all its partitions, and gives up an
+        Append that is late (Link._look). One timer for all links, rather than one per
+        wait and per Append."""
+        now = time.monotonic()
+        for link in self.links.values():
+            link._look(now)
+        self._watch_handle = asyncio.get_running_loop().call_later(LOOK_EVERY_S, self._watch)
+
     def in_sync(self, p: int) -> list[str]:
         return [r for r in self.assignment.get(p, ()) if r in self.links and self.links[r].in_sync(p)]
 
@@ -614,9 +652,10 @@ class Replicator:
         return False
 
     async def close(self) -> None:
-        if self._recheck_handle is not None:
-            self._recheck_handle.cancel()
-            self._recheck_handle = None
+        for handle in (self._recheck_handle, self._watch_handle):
+            if handle is not None:
+                handle.cancel()
+        self._recheck_handle = self._watch_handle = None
         # Calls still waiting for replicas would wait without a deadline now.
         for _, fut, _ in self._waiters:
             if not fut.done():

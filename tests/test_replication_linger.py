@@ -1,6 +1,7 @@
 """Replication timing: writes nobody waits for (acks LEADER) gather for
 `dht.replication_linger_ms` and reach the replicas in one Append; acks=ALL never waits
-for the linger, takes whatever is gathering with it, and waits for an idle replica."""
+for the linger, takes whatever is gathering with it, and waits for an idle replica; an
+Append the replica does not answer is given up after APPEND_TIMEOUT_S."""
 
 import asyncio
 import contextlib
@@ -180,5 +181,50 @@ def test_an_acks_all_write_costs_its_link_one_step(tmp_path, fsync, monkeypatch)
             # Each write: the step that sends it (a few more for the cluster's own notices,
             # e.g. a ring change, while the writes run).
             assert steps <= appends + 3, f"{steps} steps for {appends} Appends"
+
+    asyncio.run(main())
+
+
+def test_an_append_the_replica_does_not_answer_is_given_up_and_the_link_recovers(tmp_path, monkeypatch):
+    # No timer per Append: the replicator's watch closes a stream whose Append is late.
+    # The link fails like on any broken stream (its task lives on) and opens a new one.
+    from fero import replication
+
+    monkeypatch.setattr(replication, "APPEND_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(replication, "LOOK_EVERY_S", 0.1)
+
+    async def main():
+        async with pair(tmp_path, 2, "interval") as (a, b):
+            link = a.replicator.links["b"]
+            answer = asyncio.Event()
+            hung = 0
+            append = b.append_replicated
+
+            async def hanging(request):
+                nonlocal hung
+                if not answer.is_set():
+                    hung += 1
+                    await answer.wait()
+                return await append(request)
+
+            b.append_replicated = hanging
+            name = owned_by(a, 1, "late")[0]
+            async with fero.connect([a.address]) as c:
+                failures = link.failures
+                await c.add(name, 1, acks="leader")
+                t0 = asyncio.get_running_loop().time()
+                await eventually(lambda: hung > 0, 10, "the Append to reach b and hang")
+                await eventually(lambda: link.failures > failures, 10, "the late Append to be given up")
+                took = asyncio.get_running_loop().time() - t0
+                assert took >= 0.4, f"given up after {took:.2f} s, before APPEND_TIMEOUT_S"
+                assert not link._task.done(), "the link's task ended with its Append"
+                answer.set()
+                # Out of the in-sync set since it failed: acks=ALL does not wait for b
+                # now, but the link brings it up to date over a new stream.
+                assert (await c.add(name, 2, acks="all")).value == 3
+                async def caught_up() -> bool:
+                    return await replica_value(c, b, name) == 3
+
+                await eventually(caught_up, 10, "b's copy after the late Append")
 
     asyncio.run(main())
