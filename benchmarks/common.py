@@ -415,6 +415,8 @@ class Proc:
     argv: list[str]
     ready: re.Pattern[str]
     name: str = ""
+    #: Where it runs (`python -m` imports from there): this checkout unless told.
+    cwd: Path | None = None
     proc: subprocess.Popen[str] | None = None
     match: re.Match[str] | None = None
     stderr_lines: list[str] = field(default_factory=list)
@@ -423,7 +425,7 @@ class Proc:
 
     def start(self, timeout_s: float = 30.0) -> "Proc":
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     cwd=ROOT.parent, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     cwd=self.cwd or ROOT.parent, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         _CHILDREN.append(self.proc)
         threading.Thread(target=self._drain, args=(self.proc.stderr, True), daemon=True).start()
         result: list[re.Match[str]] = []
@@ -488,9 +490,10 @@ class FeroNode:
 
 
 def start_fero_node(*, node_id: str, data_dir: Path | None, fsync: str, seeds: Sequence[str] = (),
-                    handler: str | None = None, extra: Sequence[str] = ()) -> FeroNode:
+                    handler: str | None = None, extra: Sequence[str] = (), source: Path | None = None) -> FeroNode:
     """`fero serve` on 127.0.0.1 port 0, or (with `handler`) benchmarks/echo_node.py, an
-    embedded fero.Node with a custom-action handler, started the same way."""
+    embedded fero.Node with a custom-action handler, started the same way; from the
+    fero source tree `source` (default: this checkout)."""
     if handler is None:
         argv = [sys.executable, "-m", "fero.cli.main", "serve"]
     else:
@@ -501,7 +504,7 @@ def start_fero_node(*, node_id: str, data_dir: Path | None, fsync: str, seeds: S
     if seeds:
         argv += ["--seeds", ",".join(seeds)]
     argv += list(extra)
-    p = Proc(argv, _FERO_READY, name=f"fero node {node_id}").start()
+    p = Proc(argv, _FERO_READY, name=f"fero node {node_id}", cwd=source).start()
     assert p.match is not None
     return FeroNode(p, p.match.group(1), p.match.group(2))
 
@@ -544,8 +547,9 @@ class Nodes:
     """N fero nodes on loopback (the first is every other's seed), stopped on exit."""
 
     def __init__(self, n: int, *, fsync: str, memory: bool = False, handler: str | None = None,
-                 extra: Sequence[str] = (), label: str = "fero") -> None:
+                 extra: Sequence[str] = (), label: str = "fero", source: Path | None = None) -> None:
         self.n = n
+        self.source = source
         self.fsync = fsync
         self.memory = memory
         self.handler = handler
@@ -561,7 +565,7 @@ class Nodes:
                 seeds = [self.nodes[0].address] if self.nodes else []
                 d = None if self.root is None else self.root / f"n{i}"
                 self.nodes.append(start_fero_node(node_id=f"n{i}", data_dir=d, fsync=self.fsync, seeds=seeds,
-                                                  handler=self.handler, extra=self.extra))
+                                                  handler=self.handler, extra=self.extra, source=self.source))
             if self.n > 1 and not asyncio.run(wait_converged(self.nodes)):
                 raise RuntimeError(f"{self.n} fero nodes did not converge in 30 s")
         except BaseException:
