@@ -27,7 +27,7 @@ from benchmarks import common
 TREES = ("base", "new")
 
 
-async def _alternate(clusters: dict[str, common.Nodes], acks: str, rounds: int, burst: int,
+async def _alternate(clusters: dict[str, common.Nodes], acks: str, rounds: int, burst: int, budget_s: float,
                      bar: common.Progress) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     import fero
 
@@ -43,7 +43,11 @@ async def _alternate(clusters: dict[str, common.Nodes], acks: str, rounds: int, 
                 await c.add(key, 1, acks=acks)
             targets[tree] = (c, key, [n.pid for n in nodes.nodes])
         pc = time.perf_counter_ns
+        deadline = time.monotonic() + budget_s
         for r in range(rounds):
+            if time.monotonic() > deadline:
+                common.note(f"--budget {budget_s:g} s reached after {r} rounds of {rounds}")
+                break
             for tree in (TREES if r % 2 == 0 else TREES[::-1]):
                 c, key, pids = targets[tree]
                 cpu0 = sum(map(common.process_cpu_s, pids))
@@ -53,7 +57,7 @@ async def _alternate(clusters: dict[str, common.Nodes], acks: str, rounds: int, 
                     rtt[tree].append((pc() - t0) / 1e6)
                 cpu[tree].append((sum(map(common.process_cpu_s, pids)) - cpu0) / burst * 1e6)
             bar.update((r + 1) * 2 * burst)
-        bar.done(rounds * 2 * burst)
+        bar.done(sum(map(len, rtt.values())))
     return rtt, cpu
 
 
@@ -66,14 +70,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for tree, src in sources.items():
             clusters[tree] = common.Nodes(args.nodes, fsync=args.fsync, label=f"ab-{tree}", source=src).__enter__()
-        rtt, cpu = asyncio.run(_alternate(clusters, args.acks, args.rounds, args.burst,
+        rtt, cpu = asyncio.run(_alternate(clusters, args.acks, args.rounds, args.burst, args.budget,
                                           common.Progress(f"ab acks={args.acks}", args.rounds * 2 * args.burst, "req")))
     finally:
         for nodes in clusters.values():
             nodes.__exit__()
     return {"sources": {t: str(s) for t, s in sources.items()},
             "latency_ms": {t: common.percentiles(rtt[t]) for t in TREES},
-            "nodes_cpu_us_per_request": {t: common.median(cpu[t]) for t in TREES}}
+            "nodes_cpu_us_per_request": {t: common.median(cpu[t]) for t in TREES},
+            "bursts_per_tree": len(cpu["base"])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--acks", choices=("leader", "all"), default="all")
     ap.add_argument("--rounds", type=int, default=20, help="bursts per tree, alternating")
     ap.add_argument("--burst", type=int, default=500, help="requests per burst")
+    ap.add_argument("--budget", type=float, default=300.0, help="seconds; no new round starts after that")
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--fsync", default="interval")
     args = ap.parse_args(argv)
@@ -93,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             for t in TREES]
     rows.append(["new/base", ""] + [f"{lat['new'][k] / lat['base'][k]:.3f}" for k in ("p50", "p90", "p99")]
                 + [f"{cpu['new'] / cpu['base']:.3f}"])
-    print(f"\nacks={args.acks}, {args.rounds} alternating bursts of {args.burst} per tree, 1 in flight")
+    print(f"\nacks={args.acks}, {res['bursts_per_tree']} alternating bursts of {args.burst} per tree, 1 in flight")
     common.print_table(["tree", "source", "p50 ms", "p90 ms", "p99 ms", "nodes CPU µs/req"], rows)
     common.write_json(f"ab-{args.acks}", {**meta, "args": vars(args), "results": res})
     return 0
