@@ -222,6 +222,7 @@ def test_an_append_the_replica_does_not_answer_is_given_up_and_the_link_recovers
                 # Out of the in-sync set since it failed: acks=ALL does not wait for b
                 # now, but the link brings it up to date over a new stream.
                 assert (await c.add(name, 2, acks="all")).value == 3
+
                 async def caught_up() -> bool:
                     return await replica_value(c, b, name) == 3
 
