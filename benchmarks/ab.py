@@ -37,8 +37,7 @@ async def _alternate(clusters: dict[str, common.Nodes], acks: str, rounds: int, 
     async with contextlib.AsyncExitStack() as stack:
         for tree, nodes in clusters.items():
             key = f"ab-{tree}-{time.time_ns()}"
-            owner = dict(zip(nodes.ids, nodes.addresses))[common.owner_table(nodes.ids)[common.partition_of_key(key)]]
-            c = await stack.enter_async_context(fero.connect(owner, timeout_s=10.0))
+            c = await stack.enter_async_context(fero.connect(nodes.owner_address(key), timeout_s=10.0))
             for _ in range(300):  # warm: channels, caches, the owner's first frames
                 await c.add(key, 1, acks=acks)
             targets[tree] = (c, key, [n.pid for n in nodes.nodes])

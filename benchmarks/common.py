@@ -588,6 +588,11 @@ class Nodes:
     def ids(self) -> list[str]:
         return [n.node_id for n in self.nodes]
 
+    def owner_address(self, key: str) -> str:
+        """The address of the node that owns `key`'s partition, by the ring every node
+        computes: a client sent there commits without a forward."""
+        return dict(zip(self.ids, self.addresses))[owner_table(self.ids)[partition_of_key(key)]]
+
 
 def owner_table(node_ids: Sequence[str], partitions: int = 256, vnodes: int = 200) -> list[str]:
     """partition → owner id, from the same ring every node computes (fero.ring)."""

@@ -142,11 +142,9 @@ def run(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
         topology["replication_probe"] = rwhy
         if not rep:
             common.note(f"acks=ALL is NOT replicated here: {rwhy}")
-        owners = common.owner_table(nodes.ids)
-        by_id = dict(zip(nodes.ids, nodes.addresses))
         for r in range(args.repeat):
             key = f"latency-{r}-{time.time_ns()}"
-            target = by_id[owners[common.partition_of_key(key)]]
+            target = nodes.owner_address(key)
             for name, (address, stream) in floor_at.items():
                 samples[name].append(asyncio.run(_time_floor(
                     address, payload, args.messages, args.budget,
