@@ -258,16 +258,18 @@ class Node:
     # -- the API the servicers call -------------------------------------------------
 
     async def commit(
-        self, records: Sequence[types_pb2.Record], acks: int, forwarded: bool = False
+        self, records: Sequence[types_pb2.Record], acks: int, forwarded: bool = False, checked: bool = False,
     ) -> list[types_pb2.Result]:
         """Commits records, each at the owner of its partition: locally, or forwarded
         once to the owner. A record whose owner cannot be reached, or that reached this
         node by forward although it is not the owner, gets an UNAVAILABLE result (retry;
         its ticket makes that safe). acks=ALL waits for the in-sync replicas; alone, the
-        owner is the whole in-sync set (as with Kafka's acks=all)."""
+        owner is the whole in-sync set (as with Kafka's acks=all). `checked`: the
+        caller ran engine.validate() on them already."""
         self._check_serving()
         self._check_split_policy()
-        self.engine.validate(records)
+        if not checked:
+            self.engine.validate(records)
         parts = [self.engine.partition_for(r.key) for r in records]
         groups = self.router.group(parts)
         if len(groups) == 1 and self.node_id in groups:

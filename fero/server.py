@@ -257,7 +257,7 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
                 request.batches, len(self.node.engine.partitions), self.node.config.limits, len(request.records), raw,
             )
             results, batch_results = await asyncio.gather(
-                self.node.commit(request.records, request.acks, forwarded),
+                self.node.commit(request.records, request.acks, forwarded, checked=True),
                 self.node.commit_batches(request.batches, request.acks, forwarded, raw, columns),
             )
         else:
