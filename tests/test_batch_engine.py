@@ -28,7 +28,7 @@ from fero.clock import ManualClock
 from fero.config import Config, StorageConfig
 from fero.documents import partition_key
 from fero.engine import Action, Engine, Handler
-from fero.errors import InvalidArgument
+from fero.errors import FailedPrecondition, InvalidArgument
 from fero.log import segment
 from fero.ring import partition_of
 from fero.subscriptions import Subscription
@@ -765,13 +765,15 @@ def test_an_action_batch_runs_the_handler_on_each_record_and_returns_the_replies
         seen.append(action)
         if action.payload == b"boom":
             raise RuntimeError("the handler broke")
+        if action.payload == b"no":
+            raise FailedPrecondition("the handler refused")
         return action.key.encode() + b":" + action.payload
 
     async def main():
         e = await opened(tmp_path, handler=handler)
         try:
-            ks = keys_in(12, 3, "act")
-            b = batch(pb.OP_ACTION, ks, ticket="a1", vals=[b"x", b"boom", b"z"])
+            ks = keys_in(12, 4, "act")
+            b = batch(pb.OP_ACTION, ks, ticket="a1", vals=[b"x", b"boom", b"z", b"no"])
             b.action = "echo"
             (r,) = await e.commit_batches([b], pb.ACKS_REPLY)
             again = pb.Batch()
@@ -783,15 +785,19 @@ def test_an_action_batch_runs_the_handler_on_each_record_and_returns_the_replies
 
     ks, r, dup = run(main())
     # Every action committed (the failed handler too), at consecutive offsets, in order.
-    assert not r.errors and [a.offset for a in seen] == [r.base_offset, r.base_offset + 1, r.base_offset + 2]
-    assert [(a.key, a.action, a.payload) for a in seen] == [(ks[0], "echo", b"x"), (ks[1], "echo", b"boom"), (ks[2], "echo", b"z")]
+    assert not r.errors and [a.offset for a in seen] == [r.base_offset + k for k in range(4)]
+    assert [(a.key, a.action, a.payload) for a in seen] == [
+        (ks[0], "echo", b"x"), (ks[1], "echo", b"boom"), (ks[2], "echo", b"z"), (ks[3], "echo", b"no")]
     # The ticket each record has in the log (fero.batch.records), the handler's Action.
-    assert [a.ticket for a in seen] == ["@@a1#0", "@@a1#1", "@@a1#2"]
+    assert [a.ticket for a in seen] == ["@@a1#0", "@@a1#1", "@@a1#2", "@@a1#3"]
     assert all(type(a) is Action and a.partition == 12 for a in seen)
-    assert list(r.replies) == [ks[0].encode() + b":x", b"", ks[2].encode() + b":z"]
-    assert [(x.index, x.code) for x in r.handler_errors] == [(1, 13)] and "the handler broke" in r.handler_errors[0].message
+    assert list(r.replies) == [ks[0].encode() + b":x", b"", ks[2].encode() + b":z", b""]
+    # Each failure at its action's index: an unexpected exception is INTERNAL, a
+    # FeroError keeps its own code.
+    assert [(x.index, x.code) for x in r.handler_errors] == [(1, 13), (3, 9)]
+    assert "the handler broke" in r.handler_errors[0].message and r.handler_errors[1].message == "the handler refused"
     # A retry is a duplicate: the handler does not run again.
-    assert dup.duplicate and len(seen) == 3
+    assert dup.duplicate and len(seen) == 4
 
 
 @pytest.mark.parametrize("sizes", [[0, 1, 3], [5, 2, 9], [12, 4, 30]])
