@@ -295,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--in-flight", type=int, default=8, help="requests in flight per client")
     ap.add_argument("--budget", type=float, default=20.0, help="seconds per measurement at most")
     ap.add_argument("--repeat", type=int, default=1, help="runs per measurement; the median is reported")
+    ap.add_argument("--bar-repeat", type=int, default=1,
+                    help="runs of each measurement that has a bar (100 B yacks and sacks, 1 client, 1 server), "
+                         "if more than --repeat")
     ap.add_argument("--fsync", choices=("always", "interval", "never"), default="interval")
     ap.add_argument("--memory", action="store_true", help="in-memory log instead of a data directory")
     ap.add_argument("--profile", action="store_true",
@@ -332,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
                 for servers in servers_l:
                     for mode in modes:
                         runs = []
-                        for k in range(args.repeat):
+                        bar = BAR.get((mode, size)) if clients == 1 and servers == 1 else None
+                        for k in range(max(args.repeat, args.bar_repeat) if bar else args.repeat):
                             prof_to = None
                             if args.profile and profile is None and mode == "yacks" and k == 0:
                                 prof_to = profile_path
@@ -348,7 +352,6 @@ def main(argv: list[str] | None = None) -> int:
                                                                         "server_cpu_us", "client_cpu_us")}
                         row = {"mode": mode, "acks": MODES[mode][0], "size": size, "clients": clients,
                                "servers": servers, **med, "runs": runs}
-                        bar = BAR.get((mode, size)) if clients == 1 and servers == 1 else None
                         if bar:
                             row["bar_records_per_s"] = bar
                             row["reference"] = REFERENCE[(mode, size)]
@@ -356,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
                         fails = sum(r["failed"] for r in runs)
                         extra = f"  ({fails} failed: {runs[0]['first_error']})" if fails else ""
                         extra += "  [time budget hit]" if any(r["budget_hit"] for r in runs) else ""
+                        if len(runs) > 1:
+                            extra += f"  (median of {len(runs)}: " + ", ".join(
+                                common.fmt_rate(r["records_per_s"]) for r in runs) + ")"
                         print(f"   {mode:5} {size:5}B l{clients} c{servers}: {med['ms']:9.0f} ms "
                               f"{common.fmt_rate(med['records_per_s']):>7} rec/s {med['mb_per_s']:8.1f} MB/s"
                               f"  cpu/rec server {med['server_cpu_us']:.2f} µs client {med['client_cpu_us']:.2f} µs"
