@@ -446,7 +446,6 @@ class Replicator:
         self._waiters: list[tuple[dict[int, int], asyncio.Future[None], float]] = []
         self._recheck_handle: asyncio.TimerHandle | None = None
         self._watch_handle: asyncio.TimerHandle | None = None
-        self._stopped = False
         #: How long new frames nobody waits for gather before the links send them.
         self.linger_s = linger_s
         #: Partitions with frames gathering (None: none), or all of them.
