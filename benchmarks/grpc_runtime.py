@@ -57,17 +57,16 @@ async def _measure(address: str, server_pid: int, n: int) -> dict[str, dict[str,
 
 
 def _pair(n: int) -> None:
-    """Child: starts an echo server (benchmarks/grpc_echo.py, inheriting this
+    """Child: starts an echo server (the latency benchmark's floor, inheriting this
     environment) and measures it."""
-    server = subprocess.Popen([sys.executable, "-m", "benchmarks.grpc_echo"], stdout=subprocess.PIPE,
-                              text=True, cwd=common.ROOT.parent)
+    from benchmarks.latency import floor_address, start_floor
+
+    server = start_floor()
     try:
-        assert server.stdout is not None
-        line = server.stdout.readline()
-        address = line.rsplit(" ", 1)[-1].strip()  # "grpc-echo: serving on HOST:PORT"
-        print(json.dumps(asyncio.run(_measure(address, server.pid, n))), flush=True)
+        assert server.proc is not None
+        print(json.dumps(asyncio.run(_measure(floor_address(server), server.proc.pid, n))), flush=True)
     finally:
-        common.stop_process(server)
+        server.stop()
 
 
 def _environment(setting: str) -> dict[str, str]:

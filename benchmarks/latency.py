@@ -102,7 +102,8 @@ def start_floor(relay: list[str] | None = None) -> common.Proc:
                        name="grpc fan-out" if relay else "grpc echo").start()
 
 
-def _address(p: common.Proc) -> str:
+def floor_address(p: common.Proc) -> str:
+    """The address a server start_floor started serves on."""
     assert p.match is not None
     return p.match.group(1)
 
@@ -120,9 +121,10 @@ def run(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
     try:
         for _ in range(3):  # the unary floor, then the fan-out's two replicas
             procs.append(start_floor())
-        procs.append(start_floor(relay=[_address(p) for p in procs[1:3]]))
-        floor_at = {"grpc floor": (_address(procs[0]), False), "grpc fan-out floor": (_address(procs[3]), True),
-                    "grpc fan-out floor, unary": (_address(procs[3]), False)}
+        procs.append(start_floor(relay=[floor_address(p) for p in procs[1:3]]))
+        floor_at = {"grpc floor": (floor_address(procs[0]), False),
+                    "grpc fan-out floor": (floor_address(procs[3]), True),
+                    "grpc fan-out floor, unary": (floor_address(procs[3]), False)}
         nodes.__enter__()
         ok, why = asyncio.run(common.probe_forwarding(nodes.nodes))
         topology["cluster_serves"] = ok
