@@ -17,6 +17,12 @@ Protocol, as in memberlist unless noted:
   expiry declares the member dead.
 - Lifeguard: failed probes without the expected nacks and refutations raise the
   health score (`awareness.py`), successful probes lower it.
+- Buddy system (Lifeguard; memberlist only on probes): every packet to a member we
+  hold suspect carries that Suspect, and a packet's updates are applied before it is
+  answered, so a suspect told in a Ping refutes in the Ack itself.
+- Stale accusations (not in memberlist): a Suspect or Dead about us at an incarnation
+  we already refuted makes us gossip our Alive again, since the refutation's few
+  retransmits (2 in a small local cluster) can all miss one accuser.
 - Gossip: updates ride on every packet; a gossip round also sends them to a few
   random members, including recently dead ones (so they can refute).
 - Push-pull: full state exchange on join and periodically. Unlike memberlist the
@@ -64,6 +70,7 @@ from fero.membership.messages import (
     PushPullResponse,
     Suspect,
     Update,
+    encoded_size,
 )
 from fero.membership.suspicion import (
     Suspicion,
@@ -72,6 +79,8 @@ from fero.membership.suspicion import (
 )
 
 _INF = math.inf
+#: The messages that piggyback updates; push-pull carries whole tables instead.
+_PACKETS = (Ping, Ack, Nack, PingReq, Gossip)
 
 
 class _State:
@@ -228,6 +237,25 @@ class Swim:
         self._stat_handled += 1
         self._now = max(self._now, now)
         kind = type(msg)
+        if kind is PushPullRequest:
+            if msg.source != self.id:
+                self._merge(msg.members, now)
+                self._stat_push_pulls += 1
+                out.append(Outgoing(sender_address, PushPullResponse(self.id, self._local_state())))
+            return out
+        if kind is PushPullResponse:
+            if msg.source != self.id:
+                # A member that knows only itself is joining: the responder's table is
+                # the cluster's view already, and echoing it back as N updates would
+                # cost N * retransmit limit packets per joiner. Refutations still go.
+                self._merge(msg.members, now, gossip=len(self._members) > 1)
+            return out
+        if kind not in _PACKETS:
+            raise TypeError(f"not a membership message: {kind.__name__}")
+        # Before answering, so an Ack carries what the updates set off: a member told
+        # of its own suspicion in a Ping refutes in the Ack itself.
+        for update in msg.updates:
+            self._apply(update, now)
         if kind is Ping:
             self._on_ping(sender_address, msg, out)
         elif kind is Ack:
@@ -237,25 +265,6 @@ class Swim:
                 self._probe.nacks += 1
         elif kind is PingReq:
             self._on_ping_req(sender_address, msg, now, out)
-        elif kind is Gossip:
-            pass
-        elif kind is PushPullRequest:
-            if msg.source != self.id:
-                self._merge(msg.members, now)
-                self._stat_push_pulls += 1
-                out.append(Outgoing(sender_address, PushPullResponse(self.id, self._local_state())))
-            return out
-        elif kind is PushPullResponse:
-            if msg.source != self.id:
-                # A member that knows only itself is joining: the responder's table is
-                # the cluster's view already, and echoing it back as N updates would
-                # cost N * retransmit limit packets per joiner. Refutations still go.
-                self._merge(msg.members, now, gossip=len(self._members) > 1)
-            return out
-        else:
-            raise TypeError(f"not a membership message: {kind.__name__}")
-        for update in msg.updates:
-            self._apply(update, now)
         if kind is not Ack and kind is not Nack:
             self._sync_on_contact(sender_address, msg.source, now, out)
         return out
@@ -415,12 +424,23 @@ class Swim:
 
     # ------------------------------------------------------------------ messages
 
-    def _updates(self) -> tuple[Update, ...]:
+    def _updates(self, reserved_bytes: int = 0) -> tuple[Update, ...]:
         if not len(self._queue):
             return ()
-        budget = self.config.max_packet_bytes - PACKET_OVERHEAD_BYTES
+        budget = self.config.max_packet_bytes - PACKET_OVERHEAD_BYTES - reserved_bytes
         limit = retransmit_limit(self.config.retransmit_mult, len(self._members))
         return self._queue.take(budget, limit)
+
+    def _updates_to(self, address: str) -> tuple[Update, ...]:
+        """What a packet to `address` piggybacks. A member we suspect also hears of its
+        suspicion (Lifeguard's buddy system; memberlist does it in `probeNode`): the
+        gossip that carried it may never have arrived, since a paused process drops
+        every message whose deadline passed, and unheard it cannot refute in time."""
+        state = self._members.get(self._by_address.get(address, ""))
+        if state is None or state.status != SUSPECT:
+            return self._updates()
+        buddy = Suspect(state.id, state.incarnation, self.id)
+        return (buddy, *self._updates(encoded_size(buddy)))
 
     def _on_ping(self, sender_address: str, ping: Ping, out: list[Outgoing]) -> None:
         # A ping for a previous owner of our address must not vouch for us.
@@ -429,7 +449,8 @@ class Swim:
         source = self._members.get(ping.source)
         if source is not None:
             source.ring_checksum = ping.ring_checksum
-        out.append(Outgoing(sender_address, Ack(ping.seq, self.id, self._ring_checksum, self._updates())))
+        updates = self._updates_to(sender_address)
+        out.append(Outgoing(sender_address, Ack(ping.seq, self.id, self._ring_checksum, updates)))
 
     def _on_ack(self, ack: Ack, now: float, out: list[Outgoing]) -> None:
         probe = self._probe
@@ -443,20 +464,23 @@ class Swim:
             return
         relay = self._relays.pop(ack.seq, None)
         if relay is not None:
-            out.append(Outgoing(relay.origin_address, Ack(relay.origin_seq, self.id, self._ring_checksum, self._updates())))
+            updates = self._updates_to(relay.origin_address)
+            out.append(Outgoing(relay.origin_address, Ack(relay.origin_seq, self.id, self._ring_checksum, updates)))
 
     def _on_ping_req(self, sender_address: str, req: PingReq, now: float, out: list[Outgoing]) -> None:
         self._seq += 1
         cfg = self.config
         nack_at = now + cfg.nack_timeout_fraction * cfg.probe_timeout_s if req.nack else _INF
         self._relays[self._seq] = _Relay(sender_address, req.seq, nack_at, now + cfg.probe_interval_s)
-        out.append(Outgoing(req.target_address, Ping(self._seq, self.id, req.target, self._ring_checksum, self._updates())))
+        updates = self._updates_to(req.target_address)
+        out.append(Outgoing(req.target_address, Ping(self._seq, self.id, req.target, self._ring_checksum, updates)))
 
     def _run_relays(self, now: float, out: list[Outgoing]) -> None:
         for seq, relay in list(self._relays.items()):
             if now >= relay.nack_at:
                 relay.nack_at = _INF
-                out.append(Outgoing(relay.origin_address, Nack(relay.origin_seq, self.id, self._updates())))
+                updates = self._updates_to(relay.origin_address)
+                out.append(Outgoing(relay.origin_address, Nack(relay.origin_seq, self.id, updates)))
             if now >= relay.expires_at:
                 del self._relays[seq]
 
@@ -494,7 +518,8 @@ class Swim:
             timeout_at=now + self._awareness.scale(cfg.probe_timeout_s),
             deadline_at=self._next_probe_at,
         )
-        out.append(Outgoing(target.address, Ping(self._seq, self.id, target.id, self._ring_checksum, self._updates())))
+        updates = self._updates_to(target.address)
+        out.append(Outgoing(target.address, Ping(self._seq, self.id, target.id, self._ring_checksum, updates)))
 
     def _send_indirect(self, probe: _Probe, out: list[Outgoing]) -> None:
         probe.indirect_sent = True
@@ -505,7 +530,8 @@ class Swim:
             self.config.indirect_checks, lambda s: s.status == ALIVE and s.id != probe.target
         )
         for peer in peers:
-            out.append(Outgoing(peer.address, PingReq(probe.seq, self.id, target.id, target.address, True, self._updates())))
+            updates = self._updates_to(peer.address)
+            out.append(Outgoing(peer.address, PingReq(probe.seq, self.id, target.id, target.address, True, updates)))
         probe.expected_nacks = len(peers)
 
     def _fail_probe(self, probe: _Probe, now: float) -> None:
@@ -528,10 +554,9 @@ class Swim:
             return s.status == DEAD and s.state_change_s > horizon
 
         for peer in self._random_members(self.config.gossip_nodes, reachable):
-            updates = self._updates()
-            if not updates:
+            if not len(self._queue):
                 return
-            out.append(Outgoing(peer.address, Gossip(self.id, updates)))
+            out.append(Outgoing(peer.address, Gossip(self.id, self._updates_to(peer.address))))
 
     def _local_state(self) -> tuple[MemberState, ...]:
         return tuple(MemberState(s.id, s.address, s.incarnation, s.status) for s in self._members.values())
@@ -635,6 +660,8 @@ class Swim:
     def _suspect(self, s: Suspect, now: float, gossip: bool = True) -> None:
         state = self._members.get(s.node)
         if state is None or s.incarnation < state.incarnation:
+            if s.node == self.id:
+                self._gossip_alive()
             return
         suspicion = self._suspicions.get(s.node)
         if suspicion is not None:
@@ -664,6 +691,9 @@ class Swim:
 
     def _dead(self, d: Dead, now: float, gossip: bool = True) -> None:
         state = self._members.get(d.node)
+        if d.node == self.id and d.incarnation < state.incarnation:
+            self._gossip_alive()
+            return
         if state is None or d.incarnation < state.incarnation or state.status in (DEAD, LEFT):
             return
         if d.node == self.id and not self._leaving:
@@ -686,7 +716,15 @@ class Swim:
         # Being accused suggests we are the slow one (Lifeguard).
         self._awareness.apply_delta(1)
         self._stat_refutations += 1
-        self._queue.put(self.id, Alive(self.id, self.address, me.incarnation))
+        self._gossip_alive()
+
+    def _gossip_alive(self) -> None:
+        """Queue our current Alive: a refutation, or the same again for a member still
+        accusing an incarnation we refuted. In a small cluster a refutation's few
+        retransmits can all miss one member, whose suspicion would then run out."""
+        if not self._leaving:
+            me = self._members[self.id]
+            self._queue.put(self.id, Alive(self.id, self.address, me.incarnation))
 
     def _expire_suspicions(self, now: float) -> None:
         heap = self._suspicion_heap

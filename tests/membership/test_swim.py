@@ -9,6 +9,7 @@ import pytest
 
 from fero.membership import EventKind, MembershipConfig, Swim
 from fero.membership.messages import (
+    PACKET_OVERHEAD_BYTES,
     Ack,
     Alive,
     Dead,
@@ -21,6 +22,7 @@ from fero.membership.messages import (
     PushPullResponse,
     Suspect,
     Update,
+    encoded_size,
 )
 
 LAN = MembershipConfig.lan()
@@ -143,6 +145,66 @@ def test_stale_accusations_are_not_refuted() -> None:
     assert a.incarnation == 2
     tell(a, Suspect("a", 1, "b"), Dead("a", 1, "c"), Alive("a", "a:1", 2))
     assert a.incarnation == 2 and a.statistics().refutations == 1
+
+
+def drain_broadcasts(swim: Swim, sender: str = "b") -> None:
+    """Answer pings from `sender` until our acks carry nothing: every queued update has
+    used its retransmits. Bounded."""
+    for seq in range(100):
+        [(_, ack)] = swim.handle(f"{sender}:1", Ping(seq, sender, swim.id), 1.0)
+        if not ack.updates:
+            return
+    raise AssertionError("the broadcast queue never drained")
+
+
+@pytest.mark.parametrize("stale", [Suspect("a", 1, "b"), Dead("a", 1, "b")])
+def test_stale_accusation_sends_our_alive_again(stale: Update) -> None:
+    # Its sender missed our refutation; left alone, its suspicion would run out.
+    a = make()
+    know(a, "b")
+    tell(a, Suspect("a", 1, "c"))
+    drain_broadcasts(a)
+    [(_, ack)] = a.handle("b:1", Ping(200, "b", "a", 0, (stale,)), 2.0)
+    assert ack.updates == (Alive("a", "a:1", 2),)
+    assert a.incarnation == 2 and a.statistics().refutations == 1
+
+
+def test_stale_accusation_while_leaving_does_not_undo_the_leave() -> None:
+    a = make()
+    know(a, "b")
+    tell(a, Suspect("a", 1, "c"))
+    a.leave(1.0)
+    [(_, ack)] = a.handle("b:1", Ping(1, "b", "a", 0, (Suspect("a", 1, "b"),)), 2.0)
+    assert [u for u in ack.updates if u.node == "a"] == [Dead("a", 2, "a")]
+
+
+def test_ping_that_tells_us_of_our_suspicion_is_answered_with_the_refutation() -> None:
+    a = make()
+    know(a, "b")
+    drain_broadcasts(a)
+    [(_, ack)] = a.handle("b:1", Ping(200, "b", "a", 0, (Suspect("a", 1, "b"),)), 2.0)
+    assert ack.updates == (Alive("a", "a:1", 2),)
+
+
+def test_every_packet_to_a_suspect_tells_it_of_its_suspicion() -> None:
+    # Lifeguard's buddy system: the gossip that spread the suspicion may have been lost
+    # while the suspect was paused.
+    a = make()
+    suspect = "a-suspect-with-a-long-id"
+    know(a, suspect, "c", "d")
+    tell(a, Suspect(suspect, 1, "c"))
+    buddy = Suspect(suspect, 1, "a")
+    now, out = run_answering(a, lambda out: any(isinstance(m.msg, Ping) and m.msg.target == suspect for m in out))
+    [ping] = [m.msg for m in out if isinstance(m.msg, Ping)]
+    assert ping.updates[0] == buddy
+    # A full queue of updates smaller than the buddy must neither push it out nor
+    # overflow the packet with it.
+    know(a, *(f"m{i:02d}" for i in range(100)))
+    [(_, ack)] = a.handle(f"{suspect}:1", Ping(900, suspect, "a"), now)
+    assert ack.updates[0] == buddy and len(ack.updates) > 1
+    assert sum(encoded_size(u) for u in ack.updates) <= LAN.max_packet_bytes - PACKET_OVERHEAD_BYTES
+    [(_, ack)] = a.handle("c:1", Ping(901, "c", "a"), now)
+    assert buddy not in ack.updates
 
 
 def test_refuted_suspicion_reaches_the_accuser() -> None:
