@@ -55,7 +55,7 @@ class SimStatistics:
     now_s: float
     sent: int
     delivered: int
-    dropped: int  # by the fault model
+    dropped: int  # by the fault model, or past their deadline at a resume
     blocked: int  # by a partition or a dead receiver
     duplicated: int
     ticks: int
@@ -84,7 +84,8 @@ class SimNet:
         self._seq = 0
         self._scheduled: dict[str, float] = {}  # address -> time of its live tick entry
         self._dead: set[str] = set()
-        self._paused: dict[str, list[tuple[str, Any]]] = {}
+        # address -> (deadline_s or None, [(arrived at, sender, message)])
+        self._paused: dict[str, tuple[float | None, list[tuple[float, str, Any]]]] = {}
         self._slow: dict[str, float] = {}
         self._group: dict[str, int] = {}
         self._sent = self._delivered = self._dropped = self._blocked = 0
@@ -116,13 +117,20 @@ class SimNet:
     def is_alive(self, address: str) -> bool:
         return address in self.nodes and address not in self._dead
 
-    def pause(self, address: str) -> None:
-        """Stop processing: messages queue up and ticks are skipped until resume."""
-        self._paused.setdefault(address, [])
+    def pause(self, address: str, deadline_s: float | None = None) -> None:
+        """Stop processing (SIGSTOP): messages queue up and ticks are skipped until resume.
+
+        With `deadline_s`, a message that waited longer than that is lost at resume, as
+        a gRPC call whose deadline passed while the process was stopped is never served.
+        """
+        self._paused.setdefault(address, (deadline_s, []))
 
     def resume(self, address: str) -> None:
-        backlog = self._paused.pop(address, [])
-        for sender, msg in backlog:
+        deadline_s, backlog = self._paused.pop(address, (None, []))
+        for arrived_at, sender, msg in backlog:
+            if deadline_s is not None and self.now - arrived_at > deadline_s:
+                self._dropped += 1
+                continue
             self._push(self.now, _DELIVER, (address, sender, msg))
         self._scheduled.pop(address, None)
         self._schedule(address)
@@ -225,7 +233,7 @@ class SimNet:
             self._blocked += 1
             return
         if to in self._paused:
-            self._paused[to].append((sender, msg))
+            self._paused[to][1].append((self.now, sender, msg))
             return
         extra = self._slow.get(to)
         if extra and not slowed:

@@ -112,6 +112,21 @@ def test_pause_holds_messages_and_ticks_until_resume() -> None:
     assert node.ticks == [5.0, 6.0]  # overdue tick runs at resume, then on period
 
 
+def test_pause_with_a_deadline_loses_what_waited_longer() -> None:
+    net = SimNet(seed=4, faults=NetworkFaults(min_delay_s=0.0, max_delay_s=0.0))
+    node = Recorder(period_s=1.0)
+    net.add("n", node)
+    net.pause("n", deadline_s=1.0)
+    net.send("m", "n", "expired")
+    net.run_until(4.5)
+    net.send("m", "n", "fresh")
+    net.run_until(5.0)
+    net.resume("n")
+    net.run_until(5.0)
+    assert [msg for _, _, msg in node.received] == ["fresh"]
+    assert net.statistics().dropped == 1
+
+
 def test_slow_node_processes_late_but_keeps_its_timers() -> None:
     net = SimNet(seed=5, faults=NetworkFaults(min_delay_s=0.01, max_delay_s=0.01))
     node = Recorder(period_s=1.0)
