@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from fero.membership.messages import Update, encoded_size
+from fero.membership.messages import Alive, Update, encoded_size
 
 
 def retransmit_limit(retransmit_mult: int, members: int) -> int:
@@ -73,12 +73,14 @@ class BroadcastQueue:
         self._tiers[0][key] = entry
         self._enqueued += 1
 
-    def take(self, budget_bytes: int, limit: int) -> tuple[Update, ...]:
+    def take(self, budget_bytes: int, limit: int, receiver: str = "") -> tuple[Update, ...]:
         """Updates fitting `budget_bytes`, each counted as transmitted once more.
 
         Least-transmitted first (see the module docstring). An update reaching
         `limit` transmissions is removed. Returns () when the budget fits nothing.
-        Raises ValueError if `limit` < 1.
+        The Alive of member `receiver` is left for others: a member knows it is alive,
+        and a transmission spent on it is one fewer for a member that may not (in a
+        small cluster a refutation has 2). Raises ValueError if `limit` < 1.
         """
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
@@ -93,7 +95,7 @@ class BroadcastQueue:
             # Fresh news newest first; retransmissions round-robin in promotion order.
             entries = reversed(tier.values()) if index == 0 else tier.values()
             for entry in entries:
-                if entry.size <= free:
+                if entry.size <= free and (entry.key != receiver or entry.update.__class__ is not Alive):
                     chosen.append(entry)
                     free -= entry.size
                     if free < smallest:

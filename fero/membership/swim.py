@@ -24,7 +24,8 @@ Protocol, as in memberlist unless noted:
   we already refuted makes us gossip our Alive again, since the refutation's few
   retransmits (2 in a small local cluster) can all miss one accuser.
 - Gossip: updates ride on every packet; a gossip round also sends them to a few
-  random members, including recently dead ones (so they can refute).
+  random members, including recently dead ones (so they can refute). A member's own
+  Alive is never sent to it (not in memberlist): that transmission goes to another.
 - Push-pull: full state exchange on join and periodically. Unlike memberlist the
   responder replies with its state *after* merging the request, so the requester
   learns the responder's refutations in the same round trip (this is what lets a
@@ -424,23 +425,24 @@ class Swim:
 
     # ------------------------------------------------------------------ messages
 
-    def _updates(self, reserved_bytes: int = 0) -> tuple[Update, ...]:
+    def _updates(self, receiver: str = "", reserved_bytes: int = 0) -> tuple[Update, ...]:
         if not len(self._queue):
             return ()
         budget = self.config.max_packet_bytes - PACKET_OVERHEAD_BYTES - reserved_bytes
         limit = retransmit_limit(self.config.retransmit_mult, len(self._members))
-        return self._queue.take(budget, limit)
+        return self._queue.take(budget, limit, receiver)
 
     def _updates_to(self, address: str) -> tuple[Update, ...]:
         """What a packet to `address` piggybacks. A member we suspect also hears of its
         suspicion (Lifeguard's buddy system; memberlist does it in `probeNode`): the
         gossip that carried it may never have arrived, since a paused process drops
         every message whose deadline passed, and unheard it cannot refute in time."""
-        state = self._members.get(self._by_address.get(address, ""))
+        receiver = self._by_address.get(address, "")
+        state = self._members.get(receiver)
         if state is None or state.status != SUSPECT:
-            return self._updates()
+            return self._updates(receiver)
         buddy = Suspect(state.id, state.incarnation, self.id)
-        return (buddy, *self._updates(encoded_size(buddy)))
+        return (buddy, *self._updates(receiver, encoded_size(buddy)))
 
     def _on_ping(self, sender_address: str, ping: Ping, out: list[Outgoing]) -> None:
         # A ping for a previous owner of our address must not vouch for us.
@@ -556,7 +558,9 @@ class Swim:
         for peer in self._random_members(self.config.gossip_nodes, reachable):
             if not len(self._queue):
                 return
-            out.append(Outgoing(peer.address, Gossip(self.id, self._updates_to(peer.address))))
+            updates = self._updates_to(peer.address)
+            if updates:
+                out.append(Outgoing(peer.address, Gossip(self.id, updates)))
 
     def _local_state(self) -> tuple[MemberState, ...]:
         return tuple(MemberState(s.id, s.address, s.incarnation, s.status) for s in self._members.values())

@@ -42,6 +42,17 @@ def test_updates_retire_after_the_limit() -> None:
     assert len(queue) == 0 and queue.statistics().retired_total == 1
 
 
+def test_a_members_own_alive_is_not_spent_on_it_but_accusations_are() -> None:
+    queue = BroadcastQueue()
+    queue.put("b", Alive("b", "b:1", 2))
+    queue.put("c", Suspect("c", 1, "a"))
+    assert queue.take(10_000, limit=2, receiver="b") == (Suspect("c", 1, "a"),)
+    assert queue.take(10_000, limit=2, receiver="c") == (Alive("b", "b:1", 2), Suspect("c", 1, "a"))
+    # b's Alive was sent once, to c; the Suspect twice, so it retired.
+    assert queue.take(10_000, limit=2, receiver="d") == (Alive("b", "b:1", 2),)
+    assert len(queue) == 0
+
+
 def test_least_transmitted_first_newest_news_first_then_round_robin() -> None:
     queue = BroadcastQueue()
     queue.put("o", Alive("o", "o:1", 1))

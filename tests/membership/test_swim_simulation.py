@@ -185,10 +185,10 @@ def test_paused_member_hears_of_its_suspicion_and_refutes_in_time() -> None:
     before their timers (5 s at least) run out.
 
     Resumed 2 s after some member is seen suspecting it, the member was declared dead
-    in 91 of 1,000 seeds before the buddy system, and 3 of 1,000 after: the rest are
-    a refutation whose 2 retransmits (local preset, N = 5) all missed the suspector
-    that accused first. The bound, 4 of 200, fails the former and passes the latter
-    with a wide margin either way.
+    in 91 of 1,000 seeds before the buddy system; in 3 of 1,000 with it, when the
+    refutation's 2 retransmits (local preset, N = 5) all missed the first accuser;
+    and in none since a member's own Alive is no longer spent on it. The bound, 4 of
+    200, fails the first with a wide margin and leaves room for other seeds.
     """
     config = MembershipConfig.local().with_(suspicion_mult=5)
     victim, seeds = 1, range(SEED + 100, SEED + 300)
