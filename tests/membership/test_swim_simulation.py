@@ -14,6 +14,8 @@ Bounds asserted here, all from the config (lan preset, N = 200):
 - The same detection bound at 1,000 members (86.2 s), about 8 s of CPU.
 - Under 5 % loss, and with one member processing everything 1.5 s late (Lifeguard),
   no healthy member is ever declared dead.
+- 5 members (local preset, suspicion_mult 5): one paused until it is suspected, 2 s
+  more, then resumed, is declared dead in at most 4 of 200 seeds (none of 1,000 now).
 
 Figures are printed (`pytest -s`); `benchmarks/membership_sim.py` measures the same
 at 1,000 members. Runs are deterministic; FERO_SIM_SEED=<int> shifts every seed to
@@ -173,7 +175,6 @@ def test_thousand_members_detect_a_crash_within_bound() -> None:
     last = max(seen.values()) - killed_at
     print(f"\ndetection N={n}: everyone {last:.2f} s, bound {bound:.2f} s")
     assert last <= bound
-
 
 
 def test_paused_member_hears_of_its_suspicion_and_refutes_in_time() -> None:
