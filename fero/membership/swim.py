@@ -425,13 +425,6 @@ class Swim:
 
     # ------------------------------------------------------------------ messages
 
-    def _updates(self, receiver: str = "", reserved_bytes: int = 0) -> tuple[Update, ...]:
-        if not len(self._queue):
-            return ()
-        budget = self.config.max_packet_bytes - PACKET_OVERHEAD_BYTES - reserved_bytes
-        limit = retransmit_limit(self.config.retransmit_mult, len(self._members))
-        return self._queue.take(budget, limit, receiver)
-
     def _updates_to(self, address: str) -> tuple[Update, ...]:
         """What a packet to `address` piggybacks. A member we suspect also hears of its
         suspicion (Lifeguard's buddy system; memberlist does it in `probeNode`): the
@@ -439,10 +432,16 @@ class Swim:
         every message whose deadline passed, and unheard it cannot refute in time."""
         receiver = self._by_address.get(address, "")
         state = self._members.get(receiver)
-        if state is None or state.status != SUSPECT:
-            return self._updates(receiver)
-        buddy = Suspect(state.id, state.incarnation, self.id)
-        return (buddy, *self._updates(receiver, encoded_size(buddy)))
+        updates: tuple[Update, ...] = ()
+        budget = self.config.max_packet_bytes - PACKET_OVERHEAD_BYTES
+        if state is not None and state.status == SUSPECT:
+            buddy = Suspect(state.id, state.incarnation, self.id)
+            updates = (buddy,)
+            budget -= encoded_size(buddy)
+        if len(self._queue):
+            limit = retransmit_limit(self.config.retransmit_mult, len(self._members))
+            updates += self._queue.take(budget, limit, receiver)
+        return updates
 
     def _on_ping(self, sender_address: str, ping: Ping, out: list[Outgoing]) -> None:
         # A ping for a previous owner of our address must not vouch for us.
