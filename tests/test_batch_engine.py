@@ -1078,6 +1078,52 @@ def test_frame_bodies_from_any_offset_cover_the_log_from_there_to_its_end(tmp_pa
             assert batches.count(storage_pb2.LogEntry.FromString(body)) == n, (offset, base, n)
 
 
+class _CountingFrames(list):
+    """A partition's index that counts the frames read from it and refuses to be
+    iterated from its start."""
+
+    reads = 0
+
+    def __getitem__(self, i):
+        self.reads += 1
+        return super().__getitem__(i)
+
+    def __iter__(self):
+        raise AssertionError("the whole index was walked")
+
+
+def test_reading_from_an_offset_reads_a_few_frames_however_long_the_log(tmp_path):
+    """Each replication step (frame_bodies_from) and each subscriber's catch-up (_history)
+    starts at the frame holding its offset: it reads about log2(frames) frames to find
+    it, not every frame before it (an islice over the index, or a scan, made a step
+    of a hot partition cost time in proportion to its log)."""
+    frames = 3000
+    key = keys_in(32, 1, "hot")[0]
+
+    async def main():
+        e = await opened(tmp_path)
+        for i in range(frames):
+            await e.commit_batches([adds([key], [1], f"h{i}")], LEADER)
+        counting = e.index[32] = _CountingFrames(e.index[32])
+        reads = {}
+        for offset in (frames - 1, frames // 2, 5):
+            counting.reads = 0
+            (base, n, _), *_ = e.frame_bodies_from(32, offset, 1)
+            assert (base, n) == (offset, 1)
+            reads[f"replicate from {offset}"] = counting.reads
+            counting.reads = 0
+            end = min(offset + 2, frames)
+            history = list(e._history(32, offset, end))
+            assert [c.offset for c in history] == list(range(offset, end))
+            reads[f"history from {offset}"] = counting.reads
+        await e.close()
+        return reads
+
+    reads = run(main())
+    # Bisection over 3,000 frames is 12 reads, then the frames given and the one after.
+    assert all(r <= 20 for r in reads.values()), reads
+
+
 @pytest.mark.parametrize("partitions", [256, 128, 2, 1, 100, 1024, 65536])
 def test_partitions_of_is_the_rings_partition_of_every_key(partitions: int) -> None:
     """batches.partitions_of takes shortcuts (the digest's low byte up to 256, C-level
