@@ -12,7 +12,7 @@ a table rebuilt by replaying the log equals the one that was lost.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import deque
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -37,7 +37,11 @@ class TicketTable:
     def __init__(self, window_ms: int, max_entries: int) -> None:
         self.window_ms = window_ms
         self.max_entries = max_entries
-        self._entries: OrderedDict[str, Committed] = OrderedDict()
+        # A plain dict, and the commit order in a deque for eviction: an OrderedDict
+        # took 0.6-1 s to copy a million entries, a dict 20 ms (a snapshot copies the
+        # table on the event loop, see copy()).
+        self._entries: dict[str, Committed] = {}
+        self._order: deque[str] = deque()
         self._weight = 0
 
     def __len__(self) -> int:
@@ -55,25 +59,33 @@ class TicketTable:
         entries = self._entries
         old = entries.get(ticket)
         if old is not None:
-            self._weight -= old.weight
+            self._weight -= old.weight  # it keeps its place in the order
+        else:
+            self._order.append(ticket)
         entries[ticket] = committed
         self._weight += committed.weight
         while self._weight > self.max_entries and len(entries) > 1:
-            self._weight -= entries.popitem(last=False)[1].weight
+            self._weight -= entries.pop(self._order.popleft()).weight
 
     def expire(self, now_ms: int) -> int:
         """Drops entries older than the window; returns how many."""
         cutoff = now_ms - self.window_ms
-        entries = self._entries
+        entries, order = self._entries, self._order
         dropped = 0
-        while entries:
-            ticket, first = next(iter(entries.items()))
+        while order:
+            first = entries[order[0]]
             if first.committed_ms >= cutoff:
                 break
-            del entries[ticket]
+            del entries[order.popleft()]
             self._weight -= first.weight
             dropped += 1
         return dropped
 
     def items(self) -> Iterator[tuple[str, Committed]]:
+        """In commit order (a dict keeps insertion order, and only the oldest go)."""
         return iter(self._entries.items())
+
+    def copy(self) -> dict[str, Committed]:
+        """Every entry, in commit order, as a dict later puts do not change (entries
+        are immutable)."""
+        return dict(self._entries)

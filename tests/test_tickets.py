@@ -62,3 +62,32 @@ def test_replayed_table_equals_the_lost_one() -> None:
         b.put(t, c)
     assert list(a.items()) == list(b.items())
     assert [t for t, _ in a.items()] == ["k6", "k7", "k8", "k9"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_table_keeps_what_an_ordered_dict_of_the_window_keeps(seed: int) -> None:
+    """Random puts (new tickets, tickets put again, batch weights) and expiries, against
+    the window written the plain way: an OrderedDict evicted from its front."""
+    from collections import OrderedDict
+    import random
+
+    rng = random.Random(seed)
+    table = TicketTable(window_ms=500, max_entries=40)
+    want: OrderedDict[str, Committed] = OrderedDict()
+    now = 0
+    for i in range(3000):
+        now += rng.randrange(3)
+        if rng.random() < 0.02:
+            table.expire(now)
+            while want and next(iter(want.values())).committed_ms < now - 500:
+                want.popitem(last=False)
+        else:
+            ticket = f"t{rng.randrange(200)}"
+            c = Committed(offset=i, value=None, committed_ms=now, weight=rng.choice([1, 1, 1, 5]))
+            table.put(ticket, c)
+            want[ticket] = c
+            while sum(x.weight for x in want.values()) > 40 and len(want) > 1:
+                want.popitem(last=False)
+        assert list(table.items()) == list(want.items())
+        assert table.weight == sum(x.weight for x in want.values())
+    assert table.copy() == dict(want) and list(table.copy()) == list(want)
