@@ -41,7 +41,7 @@ from fero.hlc import HybridClock
 from fero.log import snapshot as snapshots
 from fero.log.memory import MemoryWal
 from fero.log.wal import Wal
-from fero.partition import PartitionState
+from fero.partition import PartitionState, StateCut
 from fero.ring import partition_of
 from fero.subscriptions import Subscription
 from fero.lineage import lineage_at
@@ -175,13 +175,14 @@ _RUNS = storage_pb2.PartitionSnapshot.DESCRIPTOR.fields_by_name["runs"].number
 
 
 def _filled(
-    parts: list[tuple[storage_pb2.PartitionSnapshot, Columns]],
+    parts: list[tuple[StateCut, Columns]],
 ) -> Iterator[tuple[storage_pb2.PartitionSnapshot, list[bytes]]]:
-    """Each partition's state with its documents put in, and its runs as serialised
-    `runs` fields to append to it (a run copied into the message would be parsed
-    again); lets go of each once given."""
-    for i, (ps, columns) in enumerate(parts):
+    """Each partition's state as a message with its documents put in, and its runs as
+    serialised `runs` fields to append to it (a run copied into the message would be
+    parsed again); lets go of each once given."""
+    for i, (cut, columns) in enumerate(parts):
         parts[i] = None  # type: ignore[call-overload]
+        ps = cut.message()
         fill_columns(ps.key_columns, columns)
         tail: list[bytes] = []
         for run in columns[4]:
@@ -1124,15 +1125,15 @@ class Engine:
 
     def _build_snapshot(
         self, seg: int, pos: int
-    ) -> tuple[storage_pb2.Snapshot, list[tuple[storage_pb2.PartitionSnapshot, Columns]]]:
-        """The snapshot's head, and each partition's state with its documents still as
-        columns: the consistent cut is taken here, on the event loop, and the columns
-        (most of a large state) go into the messages in the writer's thread."""
+    ) -> tuple[storage_pb2.Snapshot, list[tuple[StateCut, Columns]]]:
+        """The snapshot's head, and each partition's state as a cut, with its documents
+        as columns: the consistent cut is taken here, on the event loop, and the
+        messages are built in the writer's thread (StateCut)."""
         head = storage_pb2.Snapshot(partitions=len(self.partitions), segment=seg, position=pos, hlc=self.hlc.last)
         parts = []
         for state in self.partitions:
             if state.next_offset or state.origins or state.counters or state.documents.docs:
-                parts.append((state.to_snapshot(documents=False), state.documents.columns(runs=True)))
+                parts.append((state.cut(), state.documents.columns(runs=True)))
         head.partition_frames = len(parts)
         return head, parts
 

@@ -3,6 +3,7 @@ compaction, subscriptions."""
 
 import asyncio
 import dataclasses
+import threading
 from decimal import Decimal
 
 import pytest
@@ -119,6 +120,57 @@ def test_snapshot_bounds_replay_and_keeps_state(tmp_path):
     assert doc == b'{"a":{"v":1}}'
     assert stats.replayed_records == 1, "only the record after the snapshot is replayed"
     assert dup[0].duplicate, "tickets survive through the snapshot"
+
+
+def test_a_snapshot_builds_its_messages_off_the_event_loop_from_the_cut(tmp_path, monkeypatch):
+    """The loop takes only the cut (copies); the partition messages, most of a large
+    state's cost, are built in the writer's thread. Writes that land meanwhile are not
+    in this snapshot: a restart replays them from the log, once."""
+    from fero.partition import PartitionState, StateCut
+
+    cut_on: list[int] = []
+    built_on: list[int] = []
+    written = threading.Event()
+    cut, message = PartitionState.cut, StateCut.message
+
+    def cutting(self):
+        cut_on.append(threading.get_ident())
+        return cut(self)
+
+    def building(self, out=None):
+        built_on.append(threading.get_ident())
+        written.wait(10)  # built after the write below: only a cut leaves it out
+        return message(self, out)
+
+    monkeypatch.setattr(PartitionState, "cut", cutting)
+    monkeypatch.setattr(StateCut, "message", building)
+
+    async def before():
+        e = await opened(tmp_path)
+        await e.commit([add(f"c{i}", i + 1, f"t{i}") for i in range(300)], LEADER)
+        await e.commit([types_pb2.Record(key="d", op=types_pb2.OP_COUNTER_SETUP, kind=types_pb2.VALUE_KIND_DECIMAL),
+                        add("d", Decimal("0.5"))], LEADER)
+        snapshot = asyncio.create_task(e.take_snapshot())
+        while not built_on:  # the writer's thread has started on the cut
+            await asyncio.sleep(0.001)
+        await e.commit([add("c0", 100, "during"), add("d", Decimal("0.25"))], LEADER)
+        written.set()
+        await snapshot
+        await e.close()
+        return threading.get_ident()
+
+    loop_thread = run(before())
+    assert set(cut_on) == {loop_thread}, "the cut is taken on the loop, at the snapshot's log position"
+    assert built_on and loop_thread not in built_on
+    monkeypatch.undo()
+
+    async def after():
+        e = await opened(tmp_path)
+        got = (e.get_counter("c0")[0], e.get_counter("c299")[0], e.get_counter("d")[0], e.statistics().replayed_records)
+        await e.close()
+        return got
+
+    assert run(after()) == (101, 300, Decimal("0.75"), 2)
 
 
 def test_retention_drops_segments_a_snapshot_covers_and_moves_the_log_start(tmp_path):

@@ -240,3 +240,22 @@ def test_counters_named_lists_open_counters_under_a_prefix_as_held() -> None:
     assert sorted(s.counters_named("bill.", T0 + 200)) == [
         ("bill.a", 3, Kind.INT, 0), ("bill.d", Decimal("1.5"), Kind.DECIMAL, T0 + 500)]
     assert sorted(n for n, *_ in s.counters_named("", T0 + 600)) == ["bill.a", "other"]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_cut_is_the_state_when_it_was_taken_whatever_comes_after(seed: int) -> None:
+    """A node snapshot takes the cut on the event loop and makes it a message in its
+    writer's thread while writes go on: the message must be the state at the cut.
+    Counter objects (decimal, rational, expiring) change in place when added to, and
+    tickets, tombstones and origins grow, so the cut must hold copies."""
+    records = _random_records(seed, 400)
+    s = PartitionState(0, ticket_window_max=150)
+    _apply_all(s, records[:200])
+    assert any(c.__class__ is not int for c in s.counters.values())  # the in-place case is there
+    want = s.to_snapshot(documents=False).SerializeToString()  # documents: Documents.columns
+    cut = s.cut()
+    later = [rec(pb.OP_COUNTER_ADD, name, at_ms=T0 + 2_000 + i, amount="7", ticket=f"later{i}")
+             for i, name in enumerate(sorted(s.counters))]
+    _apply_all(s, later + records[200:])
+    assert s.to_snapshot(documents=False).SerializeToString() != want
+    assert cut.message().SerializeToString() == want
