@@ -227,6 +227,9 @@ class Engine:
         self.published = [0] * P
         self.hlc = HybridClock(clock)
         self.subscriptions: set[Subscription] = set()
+        #: Per partition: the subscriptions that read it. A frame goes only to these: a
+        #: subscriber handed every frame was woken (~3 µs) for each one it then dropped.
+        self._readers: list[set[Subscription]] = [set() for _ in range(P)]
         #: Called after a commit appended frames (the replicator sends them on).
         #: Called with the partitions of new frames, and whether a caller waits for the
         #: replicas (acks=ALL): the replicator sends urgent ones at once.
@@ -888,7 +891,7 @@ class Engine:
         entry = storage_pb2.LogEntry(partition=p, epoch=ps.epoch, base_offset=ps.next_offset, owner=self.node_id, install=ps)
         self._append_frame(entry)
         self.published[p] = state.next_offset
-        for sub in list(self.subscriptions):
+        for sub in list(self._readers[p]):
             sub.deliver_reset(p, state.epoch, state.next_offset)
         log.info("engine.installed", node=self.node_id, partition=p, next_offset=state.next_offset)
         return self.wal.appended
@@ -908,7 +911,7 @@ class Engine:
         state.truncate_log(offset)
         if self.published[p] > offset:
             self.published[p] = offset
-        for sub in list(self.subscriptions):
+        for sub in list(self._readers[p]):
             sub.deliver_reset(p, state.epoch, offset)
         log.info("engine.truncated", partition=p, offset=offset)
 
@@ -1016,10 +1019,17 @@ class Engine:
             else:
                 sub.next_offset[p] = self.published[p]
         self.subscriptions.add(sub)
-        sub.on_close = self.subscriptions.discard
+        for p in sub.next_offset:
+            self._readers[p].add(sub)
+        sub.on_close = self._unsubscribe
         for p, off in sub.next_offset.items():
             if off < self.published[p]:
                 sub.deliver_history(self._history(p, off, self.published[p]))
+
+    def _unsubscribe(self, sub: Subscription) -> None:
+        self.subscriptions.discard(sub)
+        for p in sub.next_offset:
+            self._readers[p].discard(sub)
 
     def _history(self, p: int, start: int, end: int) -> Iterable[types_pb2.Commit]:
         frames = self.index[p]
@@ -1072,9 +1082,16 @@ class Engine:
             for a in appended:
                 self.published[a.partition] = a.base_offset + a.count
             if self.subscriptions:
-                entries = [a.entry() for a in appended]
-                for sub in list(self.subscriptions):
-                    sub.deliver_live(entries)
+                self._deliver(appended)
+
+    def _deliver(self, appended: list[Appended]) -> None:
+        """Hands one commit's frames to the subscriptions that read their partitions, once
+        each: only these wake, and only their queues grow (max_queued is a subscriber's
+        lag, not the node's)."""
+        readers = self._readers
+        entries = [a.entry() for a in appended]
+        for sub in set().union(*(readers[a.partition] for a in appended)):
+            sub.deliver_live(entries)
 
     # -- snapshots, compaction, retention -------------------------------------------
 

@@ -29,6 +29,8 @@ class Subscription:
     def __init__(self, partition: int | None = None, prefix: str | None = None, max_queued: int = 4096) -> None:
         self.partition = partition
         self.prefix = prefix if partition is None else None
+        #: Per partition read, the next offset to hand on. Its keys are the partitions
+        #: read, set by Engine.subscribe and fixed after: the engine indexes them.
         self.next_offset: dict[int, int] = {}
         self.on_close: Callable[["Subscription"], None] | None = None
         self._history: collections.deque[Iterator[types_pb2.Commit]] = collections.deque()
