@@ -1087,10 +1087,10 @@ class Engine:
     def _deliver(self, appended: list[Appended]) -> None:
         """Hands one commit's frames to the subscriptions that read their partitions, once
         each: only these wake, and only their queues grow (max_queued is a subscriber's
-        lag, not the node's)."""
+        lag, not the node's). A frame no one reads is never parsed."""
         readers = self._readers
-        entries = [a.entry() for a in appended]
-        for sub in set().union(*(readers[a.partition] for a in appended)):
+        entries = [a.entry() for a in appended if readers[a.partition]]
+        for sub in set().union(*(readers[e.partition] for e in entries)):
             sub.deliver_live(entries)
 
     # -- snapshots, compaction, retention -------------------------------------------

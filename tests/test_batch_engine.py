@@ -27,7 +27,7 @@ from fero import values
 from fero.clock import ManualClock
 from fero.config import Config, StorageConfig
 from fero.documents import partition_key
-from fero.engine import Action, Engine, Handler
+from fero.engine import Action, Appended, Engine, Handler
 from fero.errors import FailedPrecondition, InvalidArgument
 from fero.log import segment
 from fero.ring import partition_of
@@ -519,6 +519,34 @@ def test_subscribers_skip_failed_records_and_see_consecutive_offsets(tmp_path, a
     assert [x.index for x in r.errors] == [0, 2]
     assert [(c.offset, c.record.key, c.record.amount.i64) for c in got] == [
         (r.base_offset, live, 2), (r.base_offset + 1, live, 4)]
+
+
+def test_a_frame_is_parsed_only_if_a_subscriber_reads_its_partition(tmp_path, monkeypatch):
+    """The owner logs a bulk write's bytes as sent; it reads them back into a message to
+    hand them to a subscriber of their partition, not because the node has one."""
+    parsed: list[int] = []
+    entry = Appended.entry
+
+    def counted(self: Appended) -> storage_pb2.LogEntry:
+        parsed.append(self.partition)
+        return entry(self)
+
+    monkeypatch.setattr(Appended, "entry", counted)
+    (read,), (unread,) = keys_in(62, 1, "read"), keys_in(63, 1, "unread")
+
+    async def main():
+        e = await opened(tmp_path)
+        sub = Subscription(partition=62)
+        e.subscribe(sub, {}, earliest=False)
+        bs = [adds([unread], [1], "U1"), adds([read], [2], "R1"), adds([unread], [3], "U2")]
+        await e.commit_batches(bs, LEADER, **_raw(bs, True))
+        got = await asyncio.wait_for(sub.__anext__(), 10)
+        await e.close()
+        return got
+
+    got = run(main())
+    assert parsed == [62]
+    assert [(c.record.key, c.record.amount.i64) for c in got] == [(read, 2)]
 
 
 # -- malformed batches ----------------------------------------------------------------
