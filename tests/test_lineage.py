@@ -67,3 +67,61 @@ def test_divergence_equals_a_record_by_record_comparison(data):
     while simple < min(len(ra), len(rb)) and ra[simple] == rb[simple] and ra[simple] is not None:
         simple += 1
     assert divergence(a, a_end, b, b_end) == simple
+
+
+def _lineage_at_by_scan(epochs, offset):
+    """lineage_at as it was, a scan from the oldest: the reference it must agree with."""
+    found = None
+    for epoch, owner, start in epochs:
+        if start > offset:
+            break
+        found = (epoch, owner)
+    return found
+
+
+@st.composite
+def lineages_and_offsets(draw):
+    """Lineages with start offsets that never decrease, several often at the same offset
+    (an owner that committed nothing before the next took over), and offsets around
+    them: before the first, at and between starts, past the last."""
+    epochs, start = [], draw(st.integers(0, 3))
+    for epoch in range(draw(st.integers(0, 12))):
+        start += draw(st.sampled_from([0, 0, 1, 2, 5]))
+        epochs.append((epoch + draw(st.integers(0, 1)), draw(st.sampled_from("ABC")), start))
+    end = start + 3
+    offsets = draw(st.lists(st.integers(-2, end), max_size=30))
+    return epochs, sorted(set(offsets) | {-1, 0, end} | {s for *_, s in epochs} | {s - 1 for *_, s in epochs})
+
+
+@given(lineages_and_offsets())
+def test_lineage_at_agrees_with_a_scan_from_the_oldest(data):
+    epochs, offsets = data
+    for offset in offsets:
+        assert lineage_at(epochs, offset) == _lineage_at_by_scan(epochs, offset), (epochs, offset)
+
+
+class _CountingLineages(list):
+    """A partition's lineages that counts the ones read and refuses to be walked."""
+
+    reads = 0
+
+    def __getitem__(self, i):
+        self.reads += 1
+        return super().__getitem__(i)
+
+    def __iter__(self):
+        raise AssertionError("every lineage was walked")
+
+
+def test_lineage_at_reads_a_few_lineages_however_many_there_are():
+    """It runs once per replicated frame, on the owner and on each replica: it reads the
+    newest lineage, or about log2(lineages) of them, not all from the oldest."""
+    n = 1000
+    epochs = _CountingLineages((i // 2, "AB"[i % 2], (i // 3) * 10) for i in range(n))
+    reads = {}
+    for offset in (-1, 0, 15, 5000, epochs[-1][2] - 1, epochs[-1][2], 10**9):
+        epochs.reads = 0
+        assert lineage_at(epochs, offset) == _lineage_at_by_scan(list.__iter__(epochs), offset)
+        reads[offset] = epochs.reads
+    assert reads[10**9] <= 2, reads  # an appended frame: the newest lineage
+    assert all(r <= 15 for r in reads.values()), reads  # log2(1000) is 10
