@@ -1152,6 +1152,41 @@ def test_reading_from_an_offset_reads_a_few_frames_however_long_the_log(tmp_path
     assert all(r <= 20 for r in reads.values()), reads
 
 
+def test_retention_finds_the_frames_it_drops_in_a_few_reads_however_many(tmp_path):
+    """Retention cuts each partition's index at the first frame of the oldest segment
+    kept: it reads about log2(frames) frames to find it, not each frame it drops (a
+    scan, on the event loop), and keeps exactly the frames of the segments kept, the
+    log starting at the first of them."""
+    frames = 2000
+    cfg = config(segment_bytes=4096, retention_s=0, retention_bytes=0)
+    key = keys_in(32, 1, "hot")[0]
+
+    async def main():
+        e = await opened(tmp_path, cfg)
+        for i in range(frames):
+            await e.commit_batches([adds([key], [1], f"h{i}")], LEADER)
+        index = list(e.index[32])
+        counting = e.index[32] = _CountingFrames(index)
+        await e.take_snapshot()
+        reads = counting.reads
+        first_kept = min(e.wal.segments())
+        kept = list(list.__iter__(e.index[32]))
+        state = e.partitions[32]
+        (base, _, _), *_ = e.frame_bodies_from(32, state.log_start_offset, 1)
+        await e.close()
+        return index, first_kept, kept, reads, state.log_start_offset, state.next_offset, base
+
+    index, first_kept, kept, reads, log_start, next_offset, base = run(main())
+    assert index[0].segment < first_kept, "retention dropped segments"
+    dropped = [f for f in index if f.segment < first_kept]
+    assert len(dropped) > frames // 2
+    assert kept == [f for f in index if f.segment >= first_kept] and kept
+    assert log_start == kept[0].base_offset == dropped[-1].base_offset + 1 == base
+    assert kept[-1].base_offset + kept[-1].count == next_offset == frames
+    # Bisection over 2,000 frames is 11 reads, then the first frame kept.
+    assert reads <= 20, reads
+
+
 @pytest.mark.parametrize("partitions", [256, 128, 2, 1, 100, 1024, 65536])
 def test_partitions_of_is_the_rings_partition_of_every_key(partitions: int) -> None:
     """batches.partitions_of takes shortcuts (the digest's low byte up to 256, C-level
