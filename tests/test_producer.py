@@ -11,6 +11,7 @@ import contextlib
 import random
 import signal
 import time
+import types
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
@@ -398,6 +399,38 @@ def test_max_in_flight_one_never_has_two_requests_out_and_everything_arrives() -
             assert acked_at_flush == len(sent), (
                 f"max_in_flight=1: flush() returned with {acked_at_flush} of {len(sent)} records acknowledged ({state})")
             assert {n: counter(node, n) for n in expected} == {n: 2 * v for n, v in expected.items()}
+
+    run(body)
+
+
+def test_request_seconds_keeps_only_the_most_recent_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long-lived producer keeps the last REQUEST_SECONDS_KEPT round trips: keeping
+    every one, it grew by a float a request for as long as it lived (115 MB an hour at
+    1000 requests a second). The producer's clock here is one the owner moves on by k
+    seconds while it answers the k-th request, so each round trip kept names its request."""
+    kept = 5
+    clock = [0.0]
+    monkeypatch.setattr(fero.producer, "REQUEST_SECONDS_KEPT", kept)
+    monkeypatch.setattr(fero.producer, "time", types.SimpleNamespace(perf_counter=lambda: clock[0], monotonic=time.monotonic))
+
+    async def body() -> None:
+        async with node_and_client() as (node, client):
+            answered = 0
+            commit = node.commit_batches
+
+            async def timed(batch_list, *args, **kwargs):
+                nonlocal answered
+                answered += 1
+                clock[0] += answered
+                return await commit(batch_list, *args, **kwargs)
+
+            node.commit_batches = timed  # type: ignore[method-assign]
+            # A record a request, a request at a time: the k-th round trip is k seconds.
+            async with client.producer(batch_size=1, request_records=1, max_in_flight=1, linger_ms=0) as prod:
+                for _ in range(3 * kept):
+                    await prod.add("rt", 1)
+            assert answered == prod.acked == 3 * kept
+            assert list(prod.request_seconds) == [float(k) for k in range(2 * kept + 1, 3 * kept + 1)]
 
     run(body)
 
