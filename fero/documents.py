@@ -80,10 +80,6 @@ class Doc:
                 ) from None
         return self._value
 
-    def set_value(self, value: Any) -> None:
-        self._value = value
-        self._raw = None
-
     def raw(self) -> bytes:
         if self._raw is None:
             self._raw = encode(self._value)
@@ -105,6 +101,50 @@ def fill_columns(out: Any, columns: Columns) -> None:
         out.values.extend(chunk)
     out.hlcs.extend(hlcs)
     out.origins.extend(origins)
+
+
+def columns_of(docs: dict[str, Any], runs: bool = False) -> Columns:
+    """Every document as four columns (keys, raws in chunks, hlcs, origins), built in
+    bulk: the columns of a run whose documents are all still there go in whole,
+    with no Python step per key. With `runs`, such a run that is a Batch goes in the
+    fifth element instead, as that Batch (a message, or its bytes). Chunks and runs
+    are the runs' own sequences, messages and bytes, not copies, which is sound
+    because an applied batch is never changed (see batch.cut and batch.drop). Without
+    `runs`, a run kept as bytes is parsed here (_Run.raws). A node snapshot calls this
+    in its writer's thread, on a Documents.cut()."""
+    keys: list[str] = []
+    raws: list[Sequence[bytes]] = []
+    hlcs: list[int] = []
+    origins: list[str] = []
+    whole: list[Any] = []
+    entry = _entry
+    single: list[bytes] = []  # the current chunk of values taken one by one
+    # Consecutive documents that share a value: a run's keys sit together, in its
+    # order, as one dict update put them there.
+    for d, group in groupby(docs.items(), _value):
+        ks = list(map(_key, group))
+        if d.__class__ is _Run and len(ks) == len(d.keys) and ks == d.keys:  # type: ignore[union-attr]
+            if runs and d.batch is not None:  # type: ignore[union-attr]
+                whole.append(d.batch)  # type: ignore[union-attr]
+                continue
+            keys += ks
+            # Its values as one chunk, the run's own sequence: no step per value.
+            if single:
+                raws.append(single)
+                single = []
+            raws.append(d.raws)  # type: ignore[union-attr]
+            hlcs += range(d.hlc, d.hlc + len(ks))  # type: ignore[union-attr]
+            origins += repeat(d.origin, len(ks))  # type: ignore[union-attr]
+            continue
+        keys += ks
+        for k in ks:
+            raw, hlc, origin = entry(k, d)
+            single.append(raw)
+            hlcs.append(hlc)
+            origins.append(origin)
+    if single:
+        raws.append(single)
+    return keys, raws, hlcs, origins, whole
 
 
 class _Run:
@@ -138,9 +178,12 @@ class _Run:
     def raws(self) -> Sequence[bytes]:
         raws = self._raws
         if raws is None:
-            # The message replaces its bytes, so the run never holds both.
-            self.batch = types_pb2.Batch.FromString(self.batch)
-            raws = self._raws = self.batch.values
+            # The message replaces its bytes, so the run never holds both. Read into
+            # locals: a snapshot's thread may ask at the same time as the event loop.
+            batch = self.batch
+            if batch.__class__ is not types_pb2.Batch:
+                batch = self.batch = types_pb2.Batch.FromString(batch)
+            raws = self._raws = batch.values
         return raws
 
     def entry(self, key: str) -> tuple[bytes, int, str]:
@@ -150,6 +193,16 @@ class _Run:
             at = self._at = dict(zip(self.keys, range(len(self.keys))))
         k = at[key]
         return self.raws[k], self.hlc + k, self.origin
+
+
+def _entry(key: str, doc: Doc | tuple[bytes, int, str] | _Run) -> tuple[bytes, int, str]:
+    """(raw, hlc, origin) of a document as Documents.docs holds it."""
+    cls = doc.__class__
+    if cls is tuple:
+        return doc  # type: ignore[return-value]
+    if cls is _Run:
+        return doc.entry(key)  # type: ignore[union-attr]
+    return doc.raw(), doc.hlc, doc.origin  # type: ignore[union-attr]
 
 
 class Documents:
@@ -170,12 +223,14 @@ class Documents:
         #: Removed documents: key -> (hlc, origin) of the REMOVE, kept for a while so an
         #: older UPDATE arriving late (from the other side of a split) cannot revive them.
         self.tombstones: dict[str, tuple[int, str]] = {}
+        #: Documents changed at a path whose Doc has no bytes yet (see cut).
+        self._unencoded: set[str] = set()
 
     def _get(self, name: str) -> Doc | None:
         doc = self.docs.get(name)
         if doc is None or doc.__class__ is Doc:
             return doc  # type: ignore[return-value]
-        raw, hlc, origin = self._entry(name, doc)
+        raw, hlc, origin = _entry(name, doc)
         if doc.__class__ is _Run:
             self._unlink(doc)  # type: ignore[arg-type]
         new = self.docs[name] = Doc(raw=raw, hlc=hlc, origin=origin)
@@ -197,17 +252,9 @@ class Documents:
                 docs[key] = run.entry(key)
         run.live = 0
 
-    def _entry(self, key: str, doc: Doc | tuple[bytes, int, str] | _Run) -> tuple[bytes, int, str]:
-        cls = doc.__class__
-        if cls is tuple:
-            return doc  # type: ignore[return-value]
-        if cls is _Run:
-            return doc.entry(key)  # type: ignore[union-attr]
-        return doc.raw(), doc.hlc, doc.origin  # type: ignore[union-attr]
-
     def items(self) -> Iterator[tuple[str, bytes, int, str]]:
         """(key, raw JSON, hlc, origin) of every document."""
-        entry = self._entry
+        entry = _entry
         for key, doc in self.docs.items():
             yield key, *entry(key, doc)
 
@@ -217,48 +264,24 @@ class Documents:
         fill_columns(out, self.columns())
 
     def columns(self, runs: bool = False) -> Columns:
-        """Every document as four columns (keys, raws in chunks, hlcs, origins), built in
-        bulk: the columns of a run whose documents are all still there go in whole,
-        with no Python step per key. With `runs`, such a run that is a Batch goes in the
-        fifth element instead, as that Batch (a message, or its bytes). Chunks and runs
-        are the runs' own sequences, messages and bytes, not copies: the snapshot
-        writer reads them in its thread after this returns, which is sound because an
-        applied batch is never changed (see batch.cut and batch.drop). Without `runs`,
-        a run kept as bytes is parsed here (Documents.raws), on the caller's thread."""
-        keys: list[str] = []
-        raws: list[Sequence[bytes]] = []
-        hlcs: list[int] = []
-        origins: list[str] = []
-        whole: list[Any] = []
+        """Every document as columns (see columns_of)."""
+        return columns_of(self.docs, runs)
+
+    def cut(self) -> dict[str, Any]:
+        """The documents as they are now, for columns_of in another thread (a node
+        snapshot's writer) while this partition takes writes: a copy of the dict, 20 ms
+        a million. It holds what it held: a document is never changed in place (a
+        change stores a new Doc, see _store), and each Doc's bytes are made here, on
+        the caller's thread, for those changed at a path since the last cut (a Doc's
+        value is changed in place by the next change at a path: it must not be
+        encoded later)."""
         docs = self.docs
-        entry = self._entry
-        single: list[bytes] = []  # the current chunk of values taken one by one
-        # Consecutive documents that share a value: a run's keys sit together, in its
-        # order, as one dict update put them there.
-        for d, group in groupby(docs.items(), _value):
-            ks = list(map(_key, group))
-            if d.__class__ is _Run and len(ks) == len(d.keys) and ks == d.keys:  # type: ignore[union-attr]
-                if runs and d.batch is not None:  # type: ignore[union-attr]
-                    whole.append(d.batch)  # type: ignore[union-attr]
-                    continue
-                keys += ks
-                # Its values as one chunk, not read here: the cut runs on the event loop.
-                if single:
-                    raws.append(single)
-                    single = []
-                raws.append(d.raws)  # type: ignore[union-attr]
-                hlcs += range(d.hlc, d.hlc + len(ks))  # type: ignore[union-attr]
-                origins += repeat(d.origin, len(ks))  # type: ignore[union-attr]
-                continue
-            keys += ks
-            for k in ks:
-                raw, hlc, origin = entry(k, d)
-                single.append(raw)
-                hlcs.append(hlc)
-                origins.append(origin)
-        if single:
-            raws.append(single)
-        return keys, raws, hlcs, origins, whole
+        for name in self._unencoded:
+            doc = docs.get(name)
+            if doc.__class__ is Doc:
+                doc.raw()  # type: ignore[union-attr]
+        self._unencoded.clear()
+        return dict(docs)
 
     def from_columns(self, cols: Any) -> None:
         """Loads documents from a fero.v1.KeyColumns, in bulk."""
@@ -372,9 +395,7 @@ class Documents:
             node = node[p]
         if isinstance(node, dict) and parts[-1] in node:
             del node[parts[-1]]
-            doc.set_value(doc.value)
-            if (hlc, origin) > (doc.hlc, doc.origin):
-                doc.hlc, doc.origin = hlc, origin
+            self._store(parts[0], doc, doc.value, hlc, origin)
 
     def add(self, key: str, amount: int, hlc: int, origin: str = "") -> int:
         result: list[int] = []
@@ -448,12 +469,14 @@ class Documents:
         self._store(parts[0], doc, new_root, hlc, origin)
 
     def _store(self, name: str, doc: Doc | None, value: Any, hlc: int, origin: str) -> None:
+        """`value` as document `name`, in a new Doc: one a cut holds never changes. Its
+        stamp is the newer of `doc`'s and (hlc, origin)."""
         if doc is None:
-            doc = self.docs[name] = Doc()
             self.tombstones.pop(name, None)
-        doc.set_value(value)
-        if (hlc, origin) > (doc.hlc, doc.origin):
-            doc.hlc, doc.origin = hlc, origin
+        elif (doc.hlc, doc.origin) > (hlc, origin):
+            hlc, origin = doc.hlc, doc.origin
+        self.docs[name] = Doc(value=value, hlc=hlc, origin=origin)
+        self._unencoded.add(name)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

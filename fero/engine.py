@@ -35,7 +35,7 @@ from fero import batch as batches
 from fero import values, wire
 from fero.clock import Clock
 from fero.config import Config
-from fero.documents import Columns, fill_columns, partition_key
+from fero.documents import columns_of, fill_columns, partition_key
 from fero.errors import FeroError, InvalidArgument, OutOfRange, ResourceExhausted, Unimplemented
 from fero.hlc import HybridClock
 from fero.log import snapshot as snapshots
@@ -177,14 +177,15 @@ _RUNS = storage_pb2.PartitionSnapshot.DESCRIPTOR.fields_by_name["runs"].number
 
 
 def _filled(
-    parts: list[tuple[StateCut, Columns]],
+    parts: list[tuple[StateCut, dict[str, Any]]],
 ) -> Iterator[tuple[storage_pb2.PartitionSnapshot, list[bytes]]]:
     """Each partition's state as a message with its documents put in, and its runs as
     serialised `runs` fields to append to it (a run copied into the message would be
     parsed again); lets go of each once given."""
-    for i, (cut, columns) in enumerate(parts):
+    for i, (cut, docs) in enumerate(parts):
         parts[i] = None  # type: ignore[call-overload]
         ps = cut.message()
+        columns = columns_of(docs, runs=True)
         fill_columns(ps.key_columns, columns)
         tail: list[bytes] = []
         for run in columns[4]:
@@ -1144,15 +1145,15 @@ class Engine:
 
     def _build_snapshot(
         self, seg: int, pos: int
-    ) -> tuple[storage_pb2.Snapshot, list[tuple[StateCut, Columns]]]:
-        """The snapshot's head, and each partition's state as a cut, with its documents
-        as columns: the consistent cut is taken here, on the event loop, and the
-        messages are built in the writer's thread (StateCut)."""
+    ) -> tuple[storage_pb2.Snapshot, list[tuple[StateCut, dict[str, Any]]]]:
+        """The snapshot's head, and each partition's state and documents as cuts: the
+        consistent cut is taken here, on the event loop, and the messages are built
+        in the writer's thread (StateCut, Documents.cut)."""
         head = storage_pb2.Snapshot(partitions=len(self.partitions), segment=seg, position=pos, hlc=self.hlc.last)
         parts = []
         for state in self.partitions:
             if state.next_offset or state.origins or state.counters or state.documents.docs:
-                parts.append((state.cut(), state.documents.columns(runs=True)))
+                parts.append((state.cut(), state.documents.cut()))
         head.partition_frames = len(parts)
         return head, parts
 

@@ -149,11 +149,15 @@ def test_a_snapshot_builds_its_messages_off_the_event_loop_from_the_cut(tmp_path
         e = await opened(tmp_path)
         await e.commit([add(f"c{i}", i + 1, f"t{i}") for i in range(300)], LEADER)
         await e.commit([types_pb2.Record(key="d", op=types_pb2.OP_COUNTER_SETUP, kind=types_pb2.VALUE_KIND_DECIMAL),
-                        add("d", Decimal("0.5"))], LEADER)
+                        add("d", Decimal("0.5")),
+                        types_pb2.Record(key="doc", op=types_pb2.OP_UPDATE, value=b'{"l":[1]}'),
+                        types_pb2.Record(key="doc.l", op=types_pb2.OP_PUSH, value=b"2")], LEADER)
         snapshot = asyncio.create_task(e.take_snapshot())
         while not built_on:  # the writer's thread has started on the cut
             await asyncio.sleep(0.001)
-        await e.commit([add("c0", 100, "during"), add("d", Decimal("0.25"))], LEADER)
+        # A push changes the document's value in place: the cut must not see it.
+        await e.commit([add("c0", 100, "during"), add("d", Decimal("0.25")),
+                        types_pb2.Record(key="doc.l", op=types_pb2.OP_PUSH, value=b"3")], LEADER)
         written.set()
         await snapshot
         await e.close()
@@ -166,11 +170,12 @@ def test_a_snapshot_builds_its_messages_off_the_event_loop_from_the_cut(tmp_path
 
     async def after():
         e = await opened(tmp_path)
-        got = (e.get_counter("c0")[0], e.get_counter("c299")[0], e.get_counter("d")[0], e.statistics().replayed_records)
+        got = (e.get_counter("c0")[0], e.get_counter("c299")[0], e.get_counter("d")[0], e.read("doc"),
+               e.statistics().replayed_records)
         await e.close()
         return got
 
-    assert run(after()) == (101, 300, Decimal("0.75"), 2)
+    assert run(after()) == (101, 300, Decimal("0.75"), b'{"l":[1,2,3]}', 3)
 
 
 def test_retention_drops_segments_a_snapshot_covers_and_moves_the_log_start(tmp_path):
