@@ -711,12 +711,23 @@ class Engine:
         """As frames_from, as (base offset, records, serialized LogEntry): the bytes as
         logged, unless the frame had to be cut (replication sends them as they are).
         Stops once `max_records` or `max_bytes` is reached; the first frame always comes."""
+        out: list[tuple[int, int, bytes]] = []
+        n = size = 0
+        for base, count, body in self._frame_bodies(p, offset):
+            out.append((base, count, body))
+            n += count
+            size += len(body)
+            if n >= max_records or size >= max_bytes:
+                break
+        return out
+
+    def _frame_bodies(self, p: int, offset: int) -> Iterator[tuple[int, int, bytes]]:
+        """frame_bodies_from without its limits, each frame read as it is reached. The
+        caller takes them without awaiting in between (the index could change)."""
         state = self.partitions[p]
         if offset < state.log_start_offset:
             raise OutOfRange(f"partition {p}: offset {offset} is older than the log keeps ({state.log_start_offset})")
         recent = self._recent[p]
-        out: list[tuple[int, int, bytes]] = []
-        n = size = 0
         frames = self.index[p]
         for i in range(_frame_at(frames, offset), len(frames)):
             fr = frames[i]
@@ -733,12 +744,7 @@ class Engine:
                 if start or batches.count(entry) != fr.count:
                     batches.cut(entry, start, fr.count)
                     body = entry.SerializeToString()
-            out.append((fr.base_offset + start, fr.count - start, body))
-            n += fr.count - start
-            size += len(body)
-            if n >= max_records or size >= max_bytes:
-                break
-        return out
+            yield fr.base_offset + start, fr.count - start, body
 
     def records_beyond(self, p: int, have: dict[str, int], max_records: int) -> tuple[list[types_pb2.Record], bool]:
         """Records of `p` whose origin_seq is above `have` (what the caller lacks), in log
@@ -747,9 +753,17 @@ class Engine:
         if all(seq <= have.get(o, 0) for o, seq in state.origins.items()):
             return [], False
         # Only whole runs: for each origin, the records from have+1 on without a hole
-        # (this log may miss part of a run its state holds, after a truncation).
+        # (this log may miss part of a run its state holds, after a truncation). The log
+        # is read a frame at a time (all of it at once held the partition's whole log
+        # in memory), and a batch frame's records are made only if the caller lacks
+        # some of them.
         found: dict[str, dict[int, types_pb2.Record]] = {}
-        for entry in self.frames_from(p, state.log_start_offset, 1 << 62):
+        for _, _, body in self._frame_bodies(p, state.log_start_offset):
+            entry = storage_pb2.LogEntry.FromString(body)
+            if entry.HasField("batch"):
+                b = entry.batch
+                if not b.origin or b.origin_seq + len(b.keys) - 1 <= have.get(b.origin, 0):
+                    continue
             for rec in batches.records(entry):
                 if rec.origin and rec.origin_seq > have.get(rec.origin, 0):
                     found.setdefault(rec.origin, {})[rec.origin_seq] = rec

@@ -1187,6 +1187,65 @@ def test_retention_finds_the_frames_it_drops_in_a_few_reads_however_many(tmp_pat
     assert reads <= 20, reads
 
 
+def _records_beyond_reference(e: Engine, p: int, have: dict[str, int], max_records: int):
+    """records_beyond as it was first written: every record of the log, then the runs."""
+    state = e.partitions[p]
+    found: dict[str, dict[int, pb.Record]] = {}
+    for entry in e.frames_from(p, state.log_start_offset, 1 << 62):
+        for rec in batches.records(entry):
+            if rec.origin and rec.origin_seq > have.get(rec.origin, 0):
+                found.setdefault(rec.origin, {})[rec.origin_seq] = rec
+    out = []
+    for origin, by_seq in found.items():
+        seq = have.get(origin, 0) + 1
+        while seq in by_seq:
+            if len(out) >= max_records:
+                return out, True
+            out.append(by_seq[seq])
+            seq += 1
+    return out, False
+
+
+def test_records_beyond_builds_only_the_batches_the_caller_lacks(tmp_path, monkeypatch):
+    """A pull (anti-entropy, a healed split) asks for the records beyond the origin
+    vector it has. The answer is what reading every record of the log gives; a batch
+    frame the caller holds whole is passed over without making its records."""
+    keys = keys_in(33, 120, "rb")
+
+    async def main():
+        e = await opened(tmp_path)
+        for i in range(40):  # batch frames of 3 records, and a record frame every 4th
+            await e.commit_batches([adds(keys[3 * i:3 * i + 3], [1, 2, 3], f"rb{i}")], LEADER)
+            if i % 4 == 3:
+                await e.commit([pb.Record(key=keys[i], op=pb.OP_COUNTER_ADD, amount=values.number_of(5))], LEADER)
+        (origin, last), = e.partitions[33].origins.items()
+        made = []
+        records = batches.records
+
+        def counting(entry):
+            if entry.HasField("batch"):
+                made.append(entry.base_offset)
+            return records(entry)
+
+        got = {}
+        for have, limit in ((0, 1000), (1, 1000), (last - 7, 1000), (last - 7, 4), (last, 1000), (last - 100, 50)):
+            monkeypatch.setattr(batches, "records", counting)
+            made.clear()
+            answer = e.records_beyond(33, {origin: have}, limit)
+            monkeypatch.setattr(batches, "records", records)
+            got[(have, limit)] = (answer, list(made))
+            assert answer == _records_beyond_reference(e, 33, {origin: have}, limit), (have, limit)
+        await e.close()
+        return last, got
+
+    last, got = run(main())
+    seqs = [[r.origin_seq for r in answer[0]] for answer, _ in got.values()]
+    assert seqs[2] == list(range(last - 6, last + 1)) and got[(last - 7, 4)][0][1] is True
+    assert got[(last, 1000)][0] == ([], False)
+    # The caller lacks the last 7 records: two batch frames and a record frame hold them.
+    assert len(got[(last - 7, 1000)][1]) == 2
+
+
 @pytest.mark.parametrize("partitions", [256, 128, 2, 1, 100, 1024, 65536])
 def test_partitions_of_is_the_rings_partition_of_every_key(partitions: int) -> None:
     """batches.partitions_of takes shortcuts (the digest's low byte up to 256, C-level
