@@ -1050,8 +1050,12 @@ class Engine:
 
     def _history(self, p: int, start: int, end: int) -> Iterable[types_pb2.Commit]:
         frames = self.index[p]
-        for i in range(_frame_at(frames, start), len(frames)):
+        # Read as the subscriber takes it, across awaits: the log may be cut back (or
+        # retention drop frames) meanwhile, so the end is the list's end at each step.
+        i = _frame_at(frames, start)
+        while i < len(frames):
             fr = frames[i]
+            i += 1
             if fr.base_offset + fr.count <= start:
                 continue
             if fr.base_offset >= end:

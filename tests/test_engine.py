@@ -351,6 +351,34 @@ def test_acks_none_returns_before_the_disk_and_still_commits(tmp_path):
     assert run(check()) == 4
 
 
+def test_a_log_cut_back_while_a_subscriber_reads_its_history_gives_a_reset(tmp_path):
+    """History goes out HISTORY_BATCH commits at a time, with awaits between: the log
+    may be cut back before the rest is read. The subscriber gets the reset, and the
+    rest of its history stops where the log now ends."""
+    from fero.subscriptions import HISTORY_BATCH
+    from fero.v1 import changelog_pb2
+
+    async def main():
+        e = await opened(tmp_path)
+        for i in range(HISTORY_BATCH + 100):  # a frame each
+            await e.commit([add("h", 1, f"h{i}")], LEADER)
+        p = e.partition_for("h")
+        sub = Subscription(partition=p)
+        e.subscribe(sub, {p: 0}, earliest=False)
+        first = await asyncio.wait_for(sub.__anext__(), 5)
+        e.truncate(p, 100)
+        rest = []
+        while not isinstance(rest[-1:] and rest[-1], changelog_pb2.SubscribeEvent.Reset):
+            rest.append(await asyncio.wait_for(sub.__anext__(), 5))
+        await e.close()
+        return first, rest
+
+    first, rest = run(main())
+    assert [c.offset for c in first] == list(range(HISTORY_BATCH))
+    # Nothing from the part of the log that is gone comes after the cut.
+    assert rest[-1].offset == 100 and not [c for batch in rest[:-1] for c in batch if c.offset >= 100], rest
+
+
 def test_a_subscriber_gets_an_explicit_reset_when_its_log_is_cut_back(tmp_path):
     """A replica whose log diverged cuts it back; its subscribers are told where."""
     from fero.v1 import changelog_pb2
