@@ -88,7 +88,7 @@ class Doc:
 
 #: Documents as columns: keys, raw JSON values (in chunks: a bulk UPDATE's values are
 #: one chunk, as the message holds them), hlcs, origins; and the fero.v1.Batch of each
-#: run kept whole (Documents.columns with runs=True), as a message or serialised, whose
+#: run kept whole (columns_of with runs=True), as a message or serialised, whose
 #: documents are not in the columns.
 Columns = tuple[list[str], list[Sequence[bytes]], list[int], list[str], list[Any]]
 
@@ -288,7 +288,7 @@ class Documents:
         self.docs.update(zip(cols.keys, zip(cols.values, cols.hlcs, cols.origins)))
 
     def load_runs(self, runs: Iterable[Any]) -> None:
-        """Loads documents from runs as columns(runs=True) gave them (fero.v1.Batch),
+        """Loads documents from runs as columns_of(runs=True) gave them (fero.v1.Batch),
         each a run again. A run keeps its own bytes, not the message: that is part of
         the whole snapshot frame it came in, and would keep all of it alive; its values
         are parsed again when one is first read."""
@@ -312,7 +312,7 @@ class Documents:
         that a value is copied out of it only when read. `batch`: the fero.v1.Batch
         whose keys, values, hlc and origin these are, if they are, as a message or
         serialised (`raws` may then be None: read from it when first needed); a
-        snapshot writes them as that batch (see columns). Bytes must not change
+        snapshot writes them as that batch (see columns_of). Bytes must not change
         after: they are kept, not copied."""
         docs = self.docs
         if (self.tombstones and not self.tombstones.keys().isdisjoint(keys)) or "." in "".join(keys):
@@ -384,6 +384,9 @@ class Documents:
                 return
             self.docs.pop(parts[0], None)
             self.tombstones[parts[0]] = (hlc, origin)
+            # Without snapshots (a node in memory) no cut ever empties the set: the
+            # names of removed documents would stay in it for good.
+            self._unencoded.discard(parts[0])
             return
         doc = self._get(parts[0])
         if doc is None:

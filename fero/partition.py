@@ -52,9 +52,10 @@ class StateCut:
     """A partition's state but its documents, at one instant (PartitionState.cut), made
     into a message later and elsewhere: a node snapshot takes the cut of every
     partition on the event loop, which costs C-level copies of dicts (about 20 ms a
-    million entries) and one pass over the counters, and builds the messages in its
-    writer's thread. Built on the loop, the messages of a million counters or tickets
-    held it for 1.4-1.5 s, long past the time peers wait for an answer."""
+    million entries), and a pass over the counters if it may hold Counter objects, and
+    builds the messages in its writer's thread. Built on the loop, the messages of a
+    million counters or tickets held it for 1.4-1.5 s, long past the time peers wait
+    for an answer."""
 
     partition: int
     epoch: int
@@ -66,9 +67,9 @@ class StateCut:
     epochs: list[tuple[int, str, int]]
     tickets: dict[str, Committed]
 
-    def message(self, out: storage_pb2.PartitionSnapshot | None = None) -> storage_pb2.PartitionSnapshot:
-        """As a PartitionSnapshot without documents; fills `out` in place if given."""
-        ps = out if out is not None else storage_pb2.PartitionSnapshot()
+    def message(self) -> storage_pb2.PartitionSnapshot:
+        """As a PartitionSnapshot without documents."""
+        ps = storage_pb2.PartitionSnapshot()
         ps.partition, ps.epoch, ps.next_offset = self.partition, self.epoch, self.next_offset
         ps.log_start_offset = self.log_start_offset
         for name, c in self.counters.items():
@@ -431,15 +432,11 @@ class PartitionState:
 
     # -- snapshots --------------------------------------------------------------------
 
-    def to_snapshot(
-        self, out: storage_pb2.PartitionSnapshot | None = None, documents: bool = True
-    ) -> storage_pb2.PartitionSnapshot:
-        """This partition's whole state, for a state transfer; fills `out` in place if
-        given (no copy of a large state). Without `documents`, the caller adds them
-        (Documents.columns)."""
-        ps = self.cut().message(out)
-        if documents:
-            self.documents.to_columns(ps.key_columns)
+    def to_snapshot(self) -> storage_pb2.PartitionSnapshot:
+        """This partition's whole state, for a state transfer (a node snapshot builds
+        the same message in its writer's thread, from cuts: Engine._build_snapshot)."""
+        ps = self.cut().message()
+        self.documents.to_columns(ps.key_columns)
         return ps
 
     def cut(self) -> "StateCut":
@@ -459,7 +456,7 @@ class PartitionState:
                         dict(self.documents.tombstones), dict(self.origins), list(self.epochs), self.tickets.copy())
 
     def load_snapshot(self, ps: storage_pb2.PartitionSnapshot) -> None:
-        """Replaces this partition's state with `ps` (from to_snapshot)."""
+        """Replaces this partition's state with `ps` (a snapshot's or a state transfer's)."""
         self.epoch, self.next_offset, self.log_start_offset = ps.epoch, ps.next_offset, ps.log_start_offset
         self.counters = {}
         for cs in ps.counters:

@@ -466,3 +466,14 @@ def test_a_cut_gives_the_documents_as_they_were_whatever_changes_after(seed: int
     assert sorted(d.items()) == sorted(model.items())
     for n, (cut, want) in enumerate(cuts):
         assert _items_of(documents.columns_of(cut, runs=True)) == want, f"cut {n}"
+
+
+def test_removed_documents_leave_nothing_to_encode_at_the_next_cut() -> None:
+    """Documents changed at a path are encoded at the next cut; a node in memory never
+    takes one, so a removed document must not stay on that list."""
+    d = Documents()
+    for i in range(100):
+        d.update(f"k{i}.a", b"1", hlc=10 + i)
+    for i in range(100):
+        d.remove(f"k{i}", hlc=1000 + i)
+    assert len(d) == 0 and not d._unencoded
