@@ -137,10 +137,10 @@ def test_a_snapshot_builds_its_messages_off_the_event_loop_from_the_cut(tmp_path
         cut_on.append(threading.get_ident())
         return cut(self)
 
-    def building(self, out=None):
+    def building(self):
         built_on.append(threading.get_ident())
         written.wait(10)  # built after the write below: only a cut leaves it out
-        return message(self, out)
+        return message(self)
 
     monkeypatch.setattr(PartitionState, "cut", cutting)
     monkeypatch.setattr(StateCut, "message", building)
