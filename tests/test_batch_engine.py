@@ -36,6 +36,7 @@ from fero.v1 import storage_pb2
 from fero.v1 import types_pb2 as pb
 
 from .batches import P, keys_in, malformed, part
+from .reads import CountingList
 
 LEADER = pb.ACKS_LEADER
 
@@ -1106,20 +1107,6 @@ def test_frame_bodies_from_any_offset_cover_the_log_from_there_to_its_end(tmp_pa
             assert batches.count(storage_pb2.LogEntry.FromString(body)) == n, (offset, base, n)
 
 
-class _CountingFrames(list):
-    """A partition's index that counts the frames read from it and refuses to be
-    iterated from its start."""
-
-    reads = 0
-
-    def __getitem__(self, i):
-        self.reads += 1
-        return super().__getitem__(i)
-
-    def __iter__(self):
-        raise AssertionError("the whole index was walked")
-
-
 def test_reading_from_an_offset_reads_a_few_frames_however_long_the_log(tmp_path):
     """Each replication step (frame_bodies_from) and each subscriber's catch-up (_history)
     starts at the frame holding its offset: it reads about log2(frames) frames to find
@@ -1132,7 +1119,7 @@ def test_reading_from_an_offset_reads_a_few_frames_however_long_the_log(tmp_path
         e = await opened(tmp_path)
         for i in range(frames):
             await e.commit_batches([adds([key], [1], f"h{i}")], LEADER)
-        counting = e.index[32] = _CountingFrames(e.index[32])
+        counting = e.index[32] = CountingList(e.index[32])
         reads = {}
         for offset in (frames - 1, frames // 2, 5):
             counting.reads = 0
@@ -1166,7 +1153,7 @@ def test_retention_finds_the_frames_it_drops_in_a_few_reads_however_many(tmp_pat
         for i in range(frames):
             await e.commit_batches([adds([key], [1], f"h{i}")], LEADER)
         index = list(e.index[32])
-        counting = e.index[32] = _CountingFrames(index)
+        counting = e.index[32] = CountingList(index)
         await e.take_snapshot()
         reads = counting.reads
         first_kept = min(e.wal.segments())

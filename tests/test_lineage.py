@@ -4,6 +4,8 @@ from hypothesis import strategies as st
 
 from fero.lineage import divergence, lineage_at
 
+from .reads import CountingList
+
 
 @pytest.mark.parametrize(
     "a, a_end, b, b_end, expected",
@@ -100,24 +102,11 @@ def test_lineage_at_agrees_with_a_scan_from_the_oldest(data):
         assert lineage_at(epochs, offset) == _lineage_at_by_scan(epochs, offset), (epochs, offset)
 
 
-class _CountingLineages(list):
-    """A partition's lineages that counts the ones read and refuses to be walked."""
-
-    reads = 0
-
-    def __getitem__(self, i):
-        self.reads += 1
-        return super().__getitem__(i)
-
-    def __iter__(self):
-        raise AssertionError("every lineage was walked")
-
-
 def test_lineage_at_reads_a_few_lineages_however_many_there_are():
     """It runs once per replicated frame, on the owner and on each replica: it reads the
     newest lineage, or about log2(lineages) of them, not all from the oldest."""
     n = 1000
-    epochs = _CountingLineages((i // 2, "AB"[i % 2], (i // 3) * 10) for i in range(n))
+    epochs = CountingList((i // 2, "AB"[i % 2], (i // 3) * 10) for i in range(n))
     reads = {}
     for offset in (-1, 0, 15, 5000, epochs[-1][2] - 1, epochs[-1][2], 10**9):
         epochs.reads = 0
