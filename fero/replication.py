@@ -254,7 +254,7 @@ class Link:
             if prog.acked >= state.next_offset and not prog.truncate:
                 if not prog.caught_up:
                     prog.caught_up = True
-                    self.r.changed()
+                    self.r.changed((p,))
                 done.append(p)
                 continue
             bodies = (engine.frame_bodies_from(p, prog.acked, budget, byte_budget)
@@ -322,7 +322,7 @@ class Link:
                 log.info("replication.mismatch", replica=self.replica, partition=res.partition, why=res.error)
                 self._place(res.digest)
                 self._pending.add(res.partition)
-        self.r.changed()
+        self.r.changed([res.partition for res in reply.results])
         return True
 
     async def _append(self, address: str, stub: Any, request: bytes) -> peer_pb2.AppendReply:
@@ -430,6 +430,21 @@ class Link:
         return LinkStatistics(self.replica, self.up, len(self.progress), lag, self.calls, self.failures)
 
 
+class _Wait:
+    """An acks=ALL call waiting: the end offset it needs of each partition, the future
+    that answers it, its deadline (time.monotonic)."""
+
+    __slots__ = ("needs", "fut", "deadline")
+
+    def __init__(self, needs: dict[int, int], fut: asyncio.Future[None], deadline: float) -> None:
+        self.needs = needs
+        self.fut = fut
+        self.deadline = deadline
+
+
+_GONE = object()
+
+
 class Replicator:
     """All links of this node, the in-sync sets, and acks=ALL waits."""
 
@@ -442,8 +457,10 @@ class Replicator:
         self.links: dict[str, Link] = {}
         #: partition -> replica ids, for the partitions this node owns and serves
         self.assignment: dict[int, list[str]] = {}
-        #: acks=ALL calls waiting: what each needs, the future to resolve, its deadline.
-        self._waiters: list[tuple[dict[int, int], asyncio.Future[None], float]] = []
+        #: acks=ALL calls waiting, in the order they came (dicts as ordered sets), and
+        #: the same by each partition they wait on.
+        self._waiters: dict[_Wait, None] = {}
+        self._waiting: dict[int, dict[_Wait, None]] = {}
         self._recheck_handle: asyncio.TimerHandle | None = None
         self._watch_handle: asyncio.TimerHandle | None = None
         #: How long new frames nobody waits for gather before the links send them.
@@ -533,21 +550,35 @@ class Replicator:
             if link.progress:
                 link.wake(parts)
 
-    def changed(self) -> None:
-        """Progress or the in-sync sets changed: releases the waits now satisfied (at
-        once, in the caller's step: no task or lock between an ack and its reply)."""
+    def changed(self, partitions: Iterable[int] | None = None) -> None:
+        """Progress or the in-sync sets changed (of `partitions` only, if given): releases
+        the waits now satisfied (at once, in the caller's step: no task or lock between
+        an ack and its reply). Only the waits on those partitions are looked at: each
+        Append reply looked at every waiting call, 0.4 ms a reply with a thousand
+        waiting."""
         if not self._waiters:
             return
-        still = []
-        for w in self._waiters:
-            needs, fut, _ = w
-            if fut.done():
-                continue
-            if self._satisfied(needs):
-                fut.set_result(None)
-            else:
-                still.append(w)
-        self._waiters = still
+        if partitions is None:
+            candidates = list(self._waiters)
+        else:
+            waiting = self._waiting
+            candidates = list(dict.fromkeys(w for p in partitions for w in waiting.get(p, ())))
+        for w in candidates:
+            if w.fut.done():
+                self._drop(w)
+            elif self._satisfied(w.needs):
+                w.fut.set_result(None)
+                self._drop(w)
+
+    def _drop(self, w: "_Wait") -> None:
+        if self._waiters.pop(w, _GONE) is _GONE:
+            return
+        for p in w.needs:
+            ws = self._waiting.get(p)
+            if ws is not None:
+                ws.pop(w, None)
+                if not ws:
+                    del self._waiting[p]
 
     def _recheck(self) -> None:
         """Now and then while calls wait: a replica that drops out of the in-sync set
@@ -555,10 +586,10 @@ class Replicator:
         self._recheck_handle = None
         self.changed()
         now = time.monotonic()
-        for needs, fut, deadline in self._waiters:
-            if not fut.done() and now >= deadline:
-                fut.set_exception(Unavailable("replicas did not acknowledge in time; retry"))
-        self._waiters = [w for w in self._waiters if not w[1].done()]
+        for w in list(self._waiters):
+            if now >= w.deadline:
+                w.fut.set_exception(Unavailable("replicas did not acknowledge in time; retry"))
+                self._drop(w)
         if self._waiters:
             self._recheck_handle = asyncio.get_running_loop().call_later(RECHECK_S, self._recheck)
 
@@ -597,14 +628,18 @@ class Replicator:
         if self._satisfied(needs):
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((needs, fut, time.monotonic() + timeout_s))
+        w = _Wait(needs, fut, time.monotonic() + timeout_s)
+        self._waiters[w] = None
+        for p in needs:
+            self._waiting.setdefault(p, {})[w] = None
         if self._recheck_handle is None:
             self._recheck_handle = asyncio.get_running_loop().call_later(RECHECK_S, self._recheck)
         try:
             await fut
         finally:
             if not fut.done():
-                fut.cancel()  # changed() drops it
+                fut.cancel()
+            self._drop(w)
 
     async def pull(self, p: int, stub) -> int:
         """Fetches from a peer what partition `p` lacks (by origin vector) and re-commits
@@ -656,10 +691,10 @@ class Replicator:
                 handle.cancel()
         self._recheck_handle = self._watch_handle = None
         # Calls still waiting for replicas would wait without a deadline now.
-        for _, fut, _ in self._waiters:
-            if not fut.done():
-                fut.set_exception(Unavailable("this node is stopping; retry"))
-        self._waiters = []
+        for w in self._waiters:
+            if not w.fut.done():
+                w.fut.set_exception(Unavailable("this node is stopping; retry"))
+        self._waiters, self._waiting = {}, {}
         if self._linger_handle is not None:
             self._linger_handle.cancel()
             self._linger_handle = None
