@@ -117,7 +117,7 @@ class Node:
         self.ownership: Ownership | None = None
         #: Members when the cluster was last coherent: the base of the majority test of
         #: split_policy "consistent".
-        self._stable_members: set[str] = set()
+        self._stable_members: frozenset[str] = frozenset()
         self._stable_task: asyncio.Task[None] | None = None
         self._reported_ready = False
         self._lock_fd = -1
@@ -510,7 +510,7 @@ class Node:
 
     def _note_stable(self) -> None:
         if self.membership is not None and self.coherent():
-            self._stable_members = {m.id for m in self.membership.members() if m.status in ("alive", "suspect")}
+            self._stable_members = self.membership.alive_set()
 
     def _on_ring_change(self, alive_ids: list[str]) -> None:
         self.ring = Ring(alive_ids, vnodes=self.config.dht.vnodes)
@@ -630,7 +630,7 @@ class Node:
         if self.config.cluster.split_policy != "consistent" or self.membership is None:
             return
         self._note_stable()
-        alive = {m.id for m in self.membership.members() if m.status in ("alive", "suspect")}
+        alive = self.membership.alive_set()
         stable = self._stable_members or alive
         seen = len(alive & stable)
         if seen * 2 <= len(stable):

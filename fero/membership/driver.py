@@ -158,5 +158,8 @@ class MembershipDriver:
     def members(self) -> list[Member]:
         return self.swim.members()
 
+    def alive_set(self) -> frozenset[str]:
+        return self.swim.alive_set()
+
     def statistics(self) -> SwimStatistics:
         return self.swim.statistics()

@@ -178,6 +178,8 @@ class Swim:
 
         self._members: dict[str, _State] = {}
         self._counts = {ALIVE: 0, SUSPECT: 0, DEAD: 0, LEFT: 0}
+        #: alive_set(), made when asked after a change (None: to be made again).
+        self._alive_ids: frozenset[str] | None = None
         self._ids: list[str] = []  # other members, for O(1) random sampling
         self._pos: dict[str, int] = {}
         self._by_address: dict[str, str] = {}
@@ -367,7 +369,15 @@ class Swim:
 
     def alive_ids(self) -> list[str]:
         """Ids of members in the ring (alive or suspect, self included), sorted."""
-        return sorted(k for k, s in self._members.items() if s.status in (ALIVE, SUSPECT))
+        return sorted(self.alive_set())
+
+    def alive_set(self) -> frozenset[str]:
+        """alive_ids() as a set, kept until a member changes: a node with split policy
+        "consistent" asks on every write (rebuilt each time from sorted snapshots of
+        every member, it cost 540 us a write with 300 members)."""
+        if self._alive_ids is None:
+            self._alive_ids = frozenset(k for k, s in self._members.items() if s.status in (ALIVE, SUSPECT))
+        return self._alive_ids
 
     def status_counts(self) -> dict[str, int]:
         """Members per status, self included; O(1). The caller owns the dict."""
@@ -757,6 +767,7 @@ class Swim:
     # ------------------------------------------------------------------ bookkeeping
 
     def _add_state(self, state: _State) -> None:
+        self._alive_ids = None
         self._members[state.id] = state
         self._counts[state.status] += 1
         self._by_address[state.address] = state.id
@@ -765,6 +776,7 @@ class Swim:
             self._ids.append(state.id)
 
     def _remove_state(self, state: _State) -> None:
+        self._alive_ids = None
         del self._members[state.id]
         self._counts[state.status] -= 1
         if self._by_address.get(state.address) == state.id:
@@ -776,6 +788,7 @@ class Swim:
             self._pos[last] = index
 
     def _set_status(self, state: _State, status: str, now: float) -> None:
+        self._alive_ids = None
         self._counts[state.status] -= 1
         self._counts[status] += 1
         state.status = status

@@ -223,3 +223,42 @@ def test_paused_member_hears_of_its_suspicion_and_refutes_in_time() -> None:
           f"otherwise cleared everywhere after resume in median {cleared_after[len(cleared_after) // 2]:.2f} s, "
           f"max {cleared_after[-1]:.2f} s")
     assert len(declared_dead) <= 4
+
+
+def test_the_alive_set_is_what_a_scan_of_the_members_gives_at_every_moment() -> None:
+    """alive_set() is kept between member changes (a node with split policy
+    "consistent" asks on every write). Through suspicions, a crash and its death and
+    reap, and a split and its heal, it must equal a scan of the
+    members at every check, on every node."""
+    config = MembershipConfig.local()
+    cluster = SwimCluster(6, config, seed=SEED + 7)
+    cluster.bootstrap()
+    checks: list[int] = []
+    wrong: list[tuple[float, str]] = []
+
+    def check() -> bool:
+        for address, swim in cluster.swims.items():
+            if not cluster.net.is_alive(address):
+                continue
+            scan = frozenset(m.id for m in swim.members() if m.status in ("alive", "suspect"))
+            if swim.alive_set() != scan:
+                wrong.append((cluster.net.now, address))
+        checks.append(1)
+        return False
+
+    def watch(seconds: float) -> None:
+        cluster.net.run_until_true(check, timeout_s=seconds, check_every_s=0.05)
+
+    watch(5)
+    cluster.net.kill(cluster.address(5))  # suspected, declared dead, reaped
+    watch(config.tombstone_reap_s + 60)
+    cluster.net.partition([cluster.address(i) for i in range(2)], [cluster.address(i) for i in range(2, 5)])
+    watch(60)
+    cluster.net.heal()
+    watch(60)
+    assert not wrong, wrong[:5]
+    statuses = {s.member(cluster.node_id(5)) for a, s in cluster.swims.items() if a != cluster.address(5)}
+    assert statuses == {None}, "the crashed member was reaped everywhere (the test went through it)"
+    assert all(s.alive_set() == frozenset(cluster.node_id(i) for i in range(5))
+               for a, s in cluster.swims.items() if a != cluster.address(5))
+    assert len(checks) > 1000
