@@ -225,11 +225,12 @@ def test_paused_member_hears_of_its_suspicion_and_refutes_in_time() -> None:
     assert len(declared_dead) <= 4
 
 
-def test_the_alive_set_is_what_a_scan_of_the_members_gives_at_every_moment() -> None:
-    """alive_set() is kept between member changes (a node with split policy
-    "consistent" asks on every write). Through suspicions, a crash and its death and
-    reap, and a split and its heal, it must equal a scan of the
-    members at every check, on every node."""
+def test_the_kept_alive_set_and_coherence_are_what_a_scan_gives_at_every_moment() -> None:
+    """alive_set() and whether the members' rings agree are kept between changes (a
+    node asks on every write, and says on every reply whether it is coherent).
+    Through suspicions, a crash and its death and reap, and a split and its heal,
+    they must equal what a scan of the members gives at every check, on every node.
+    Each node's ring checksum follows its view, as a node's ring does."""
     config = MembershipConfig.local()
     cluster = SwimCluster(6, config, seed=SEED + 7)
     cluster.bootstrap()
@@ -243,6 +244,11 @@ def test_the_alive_set_is_what_a_scan_of_the_members_gives_at_every_moment() -> 
             scan = frozenset(m.id for m in swim.members() if m.status in ("alive", "suspect"))
             if swim.alive_set() != scan:
                 wrong.append((cluster.net.now, address))
+            kept = swim.is_coherent_locally()
+            swim._rings_agree = None  # the same question, answered by a scan
+            if kept != swim.is_coherent_locally():
+                wrong.append((cluster.net.now, f"{address} coherent"))
+            swim.set_ring_checksum(hash(scan) & 0xFFFF_FFFF)
         checks.append(1)
         return False
 
