@@ -340,3 +340,16 @@ def test_a_write_that_makes_no_progress_fails_the_log_instead_of_spinning(tmp_pa
 
     run(main())
     assert _recovered(tmp_path) == [b"ok"]
+
+
+def test_the_memory_log_counts_its_bytes_as_frames_come():
+    """`fero serve --memory` keeps every frame; its statistics (each metrics scrape)
+    give their bytes without a pass over them, and the figure is theirs."""
+    from fero.log.memory import MemoryWal
+
+    wal = MemoryWal()
+    bodies = [bytes(range(n % 256)) * (1 + n % 3) for n in range(500)]
+    locations = [wal.append(b) for b in bodies]
+    stats = wal.statistics()
+    assert stats.bytes == sum(len(wal.read(loc.segment, loc.position)) for loc in locations) == sum(map(len, bodies))
+    assert (stats.appended_frames, wal.segment_size(0)) == (500, stats.bytes)
