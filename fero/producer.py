@@ -22,6 +22,13 @@ the key's partition and two list appends: no Record message, no coroutine, no fu
 no task. A batch's columns go into the request message as it is built, once: building
 a Batch first and setting it in the request would copy it whole.
 
+An application that has its records in lists hands them over in one call each:
+`await prod.update_many(keys, values)` (and add_many, action_many) does what as many
+update() calls would, batch for batch, but partitions the keys and appends them to
+their batches by C-level maps, with no Python step a record. (In a loop of single
+calls, the calls, their awaits and their steps a record were over half of the client's
+time: py-spy, a million 100-byte updates to one node.)
+
 A batch that fails retriably (its owner moved or is unreachable) is sent again whole,
 with the same ticket, to the partition's owner as the refreshed ring says, until the
 client's `retry_for_s`; the owner acknowledges a batch it already has as a duplicate
@@ -35,12 +42,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import math
+from collections import deque
 import time
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
 import grpc
 import mmh3
 
+from fero.batch import partitions_of
 from fero.documents import encode, partition_key
 from fero.errors import FeroError, InvalidArgument, from_status, status_code
 from fero.ring import partition_of
@@ -50,6 +59,7 @@ if TYPE_CHECKING:
     from fero.client import Acks, Client
 
 _hash_bytes = mmh3.hash_bytes
+_append = list.append
 _UPDATE = types_pb2.OP_UPDATE
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 OnResult = Callable[[types_pb2.Batch, types_pb2.BatchResult], None]
@@ -235,6 +245,98 @@ class Producer:
                 return self._due(buf)
         return self._put_any(op, key, item, action)
 
+    # -- records in bulk ---------------------------------------------------------------
+
+    async def update_many(self, keys: Sequence[str], values: Sequence[Any]) -> None:
+        """update(keys[k], values[k]) for every k, in that order, in one call: the keys
+        are hashed and put into their partitions' batches by C-level maps, with no
+        Python step a record (a loop of update() spends about 300 ns a record in its
+        own call and await). Waits while sends are due, as the single calls would."""
+        values = list(values)
+        if set(map(type, values)) != {bytes}:
+            values = [v if v.__class__ is bytes else encode(v) for v in values]
+        await self._put_many(_UPDATE, keys, values)
+
+    async def add_many(self, names: Sequence[str], amounts: Sequence[int]) -> None:
+        """add(names[k], amounts[k]) for every k, in that order, in one call (as update_many)."""
+        amounts = list(amounts)
+        if amounts and (set(map(type, amounts)) != {int} or min(amounts) < _I64_MIN or max(amounts) > _I64_MAX):
+            k, bad = next((k, a) for k, a in enumerate(amounts)
+                          if a.__class__ is not int or not _I64_MIN <= a <= _I64_MAX)
+            raise InvalidArgument(f"amount {k} ({bad!r}): a producer sends ints of 64 bits; use Client.add for others")
+        await self._put_many(types_pb2.OP_COUNTER_ADD, names, amounts)
+
+    async def action_many(self, keys: Sequence[str], action: str, payloads: Sequence[bytes]) -> None:
+        """action(keys[k], action, payloads[k]) for every k, in that order, in one call
+        (as update_many)."""
+        if not action:
+            raise InvalidArgument("action name is empty")
+        payloads = list(payloads)
+        if set(map(type, payloads)) != {bytes}:
+            payloads = [v if v.__class__ is bytes else bytes(v) for v in payloads]
+        await self._put_many(types_pb2.OP_ACTION, keys, payloads, action)
+
+    async def _put_many(self, op: int, keys: Sequence[str], column: list[Any], action: str = "") -> None:
+        """Buffers records keys[k] with column[k]; then seals the batches that are
+        full, and sends what is due, as that many _put calls would have."""
+        keys = list(keys)
+        if len(keys) != len(column):
+            raise InvalidArgument(f"{len(keys)} keys and {len(column)} values or amounts; one each")
+        if self._error is not None:
+            raise self._error
+        if not keys:
+            return
+        if set(map(type, keys)) != {str}:
+            k, bad = next((k, key) for k, key in enumerate(keys) if key.__class__ is not str)
+            raise InvalidArgument(f"key {k} ({bad!r}) is not a string")
+        if "" in keys:
+            raise InvalidArgument(f"key {keys.index('')} is empty")
+        if not self._partitions:
+            await self._start()
+        parts = partitions_of(keys, self._partitions)
+        touched = set(parts)
+        bufs = self._buffers
+        for p in touched:
+            buf = bufs.get(p)
+            if buf is None or buf.op != op or buf.action != action:
+                if buf is not None:
+                    self._seal(buf)  # the partition's records go in the order given
+                bufs[p] = _Buffer(p, op, action)
+        # Each record onto the end of its partition's open batch: one C-level pass for
+        # the keys and one for the column, each an append into the list the partition
+        # maps to.
+        deque(map(_append, map({p: bufs[p].keys for p in touched}.__getitem__, parts), keys), 0)
+        deque(map(_append, map({p: bufs[p].column for p in touched}.__getitem__, parts), column), 0)
+        self._buffered += len(keys)
+        size = self.batch_size
+        for p in [p for p in touched if len(bufs[p].keys) >= size]:
+            self._seal_full(bufs[p])
+        if (self._ready_records >= self.request_records or self._ready_bytes >= self.request_bytes
+                or (self._ready and self._linger is None)):
+            await self._send()
+        while self._buffered + self._ready_records >= self.max_buffered:
+            self._seal_oldest(self.request_records - self._ready_records, self.request_bytes)
+            await self._send()
+
+    def _seal_full(self, buf: _Buffer) -> None:
+        """Seals the records of open batch `buf` as batches of batch_size, in order,
+        while it has that many; the rest stays open."""
+        size = self.batch_size
+        keys, column = buf.keys, buf.column
+        n = len(keys)
+        if n == size:
+            self._seal(buf)
+            return
+        whole = n - n % size
+        for i in range(0, whole, size):
+            chunk = _Buffer(buf.partition, buf.op, buf.action)
+            chunk.keys, chunk.column, chunk.since = keys[i:i + size], column[i:i + size], buf.since
+            self._make_ready(chunk)
+        if whole == n:
+            del self._buffers[buf.partition]
+        else:
+            del keys[:whole], column[:whole]
+
     def _put_any(self, op: int, key: str, item: Any, action: str) -> Awaitable[None]:
         """_put, every case."""
         if self._error is not None:
@@ -291,8 +393,11 @@ class Producer:
             self._linger = asyncio.get_running_loop().create_task(self._linger_loop())
 
     def _seal(self, buf: _Buffer) -> None:
-        """Turns a buffer into a ready batch."""
+        """Turns a partition's open batch into a ready one."""
         del self._buffers[buf.partition]
+        self._make_ready(buf)
+
+    def _make_ready(self, buf: _Buffer) -> None:
         # The client's ticket sequence: unique across every producer of this client.
         buf.seal(self.client.ticket())
         n = len(buf.keys)
