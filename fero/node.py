@@ -5,7 +5,8 @@
     ...
     await node.stop()       # stops taking requests, flushes and fsyncs the log
 
-`handler(action)` runs custom actions on the owner; `restore(node)` runs once when the
+`handler(action)` runs custom actions on the owner (a coroutine function, or a plain
+function if it has nothing to wait for); `restore(node)` runs once when the
 node starts with an empty log, to load initial state. `data_dir=None` keeps everything
 in memory (for tests). The node takes an exclusive
 lock on its data directory, so two processes can never write one log.

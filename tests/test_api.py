@@ -132,17 +132,25 @@ def test_update_to_json_null_reads_back_as_null() -> None:
     run(body)
 
 
-def test_custom_action_reply_and_detached() -> None:
+@pytest.mark.parametrize("asynchronous", [True, False])
+def test_custom_action_reply_and_detached(asynchronous: bool) -> None:
+    """A handler is a coroutine function, or a plain function."""
     seen: list[fero.Action] = []
 
     async def body() -> None:
         done = asyncio.Event()
 
-        async def handler(action: fero.Action) -> bytes:
+        def plain(action: fero.Action) -> bytes:
             seen.append(action)
             if action.action == "later":
                 done.set()
             return b"shipped:" + action.payload
+
+        async def coroutine(action: fero.Action) -> bytes:
+            await asyncio.sleep(0)
+            return plain(action)
+
+        handler = coroutine if asynchronous else plain
 
         async with running_node(handler=handler) as node, fero.connect(node.address) as c:
             reply = await c.action("order.7", "ship", b"box", acks="reply")

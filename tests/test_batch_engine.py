@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import structlog.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -787,16 +788,34 @@ async def _property(path: Path, steps: list[tuple]) -> None:
 # -- custom actions in batches ------------------------------------------------------------
 
 
-def test_an_action_batch_runs_the_handler_on_each_record_and_returns_the_replies(tmp_path):
-    seen: list = []
+def either(asynchronous: bool, plain):
+    """`plain` as the handler, or a coroutine function doing what it does: a handler may
+    be either."""
+    if not asynchronous:
+        return plain
 
     async def handler(action):
+        await asyncio.sleep(0)
+        return plain(action)
+
+    return handler
+
+
+@pytest.mark.parametrize("asynchronous", [True, False])
+def test_an_action_batch_runs_the_handler_on_each_record_and_returns_the_replies(tmp_path, asynchronous):
+    seen: list = []
+
+    def plain(action):
         seen.append(action)
         if action.payload == b"boom":
             raise RuntimeError("the handler broke")
         if action.payload == b"no":
             raise FailedPrecondition("the handler refused")
+        if action.payload == b"z":
+            return None  # no reply
         return action.key.encode() + b":" + action.payload
+
+    handler = either(asynchronous, plain)
 
     async def main():
         e = await opened(tmp_path, handler=handler)
@@ -820,7 +839,7 @@ def test_an_action_batch_runs_the_handler_on_each_record_and_returns_the_replies
     # The ticket each record has in the log (fero.batch.records), the handler's Action.
     assert [a.ticket for a in seen] == ["@@a1#0", "@@a1#1", "@@a1#2", "@@a1#3"]
     assert all(type(a) is Action and a.partition == 12 for a in seen)
-    assert list(r.replies) == [ks[0].encode() + b":x", b"", ks[2].encode() + b":z", b""]
+    assert list(r.replies) == [ks[0].encode() + b":x", b"", b"", b""]
     # Each failure at its action's index: an unexpected exception is INTERNAL, a
     # FeroError keeps its own code.
     assert [(x.index, x.code) for x in r.handler_errors] == [(1, 13), (3, 9)]
@@ -841,18 +860,21 @@ def test_derived_tickets_match_derived_ticket_within_and_beyond_the_kept_positio
     assert len(batches._positions) == min(max(sizes), 8)
 
 
-def test_handlers_nobody_waits_for_act_on_the_batch_as_committed_not_on_the_request(tmp_path):
+@pytest.mark.parametrize("asynchronous", [True, False])
+def test_handlers_nobody_waits_for_act_on_the_batch_as_committed_not_on_the_request(tmp_path, asynchronous):
     """With acks other than REPLY the handlers run after commit_batches returns; they
     get each ACTION batch copied out of the request (which they would otherwise keep
     alive whole), so a request changed or reused after its commit changes nothing."""
     seen: list = []
     done = asyncio.Event()
 
-    async def handler(action):
+    def plain(action):
         seen.append((action.key, action.action, action.payload))
         if len(seen) == 3:
             done.set()
-        return None
+        return b"ignored"
+
+    handler = either(asynchronous, plain)
 
     async def main():
         e = await opened(tmp_path, handler=handler)
@@ -867,9 +889,11 @@ def test_handlers_nobody_waits_for_act_on_the_batch_as_committed_not_on_the_requ
         finally:
             await e.close()
 
-    ks, r = run(main())
+    with structlog.testing.capture_logs() as logged:
+        ks, r = run(main())
     assert not r.errors
     assert seen == [(ks[0], "echo", b"x"), (ks[1], "echo", b"y"), (ks[2], "echo", b"z")]
+    assert not [e for e in logged if e["event"] == "engine.handler_failed"]
 
 
 def test_an_action_batch_on_a_node_without_a_handler_is_unimplemented(tmp_path):
