@@ -22,11 +22,12 @@ from fero.membership.config import MembershipConfig
 from fero.node import Node
 
 
-async def echo(action: Action) -> bytes:
+# Plain functions, as a handler with nothing to wait for can be (fero.engine.Handler).
+def echo(action: Action) -> bytes:
     return action.payload
 
 
-async def ok(action: Action) -> bytes:
+def ok(action: Action) -> bytes:
     return b"ok"
 
 

@@ -15,6 +15,11 @@ key each (so they spread over all partitions), sent through fero's producer
 (`Client.producer`: columnar batches of up to --batch records per partition, up to
 --request-records and --request-bytes per message on the commit stream, --in-flight
 messages in flight).
+--api says how a client hands its records to the producer: `single`, one call a
+record (`await prod.update(key, value)`), or `bulk`, a call per 2000 records
+(`await prod.update_many(keys, values)`, action_many for sacks), the keys made by a
+list comprehension; the producer batches them alike either way. --bar-api measures the
+cells that have a bar with these APIs too.
 Each client is its own process; with several servers each client sends every batch
 straight to its partition's owner (the ring every node computes), so nothing is
 forwarded. -r is the total per measurement, split over the clients; every measurement
@@ -90,12 +95,21 @@ async def _client(idx: int, spec: dict[str, Any], ready: Any, start: Any, progre
         deadline = t0 + spec["budget"]
         n = 0
         budget_hit = False
-        # sacks: ACTION records with the payload; else UPDATEs of the value. Each record
-        # is one call, as an application makes it (written out: a call with *args costs
-        # 60 ns more a record, which is the benchmark's, not fero's).
+        # sacks: ACTION records with the payload; else UPDATEs of the value. With api
+        # single each record is one call, as an application makes it (written out: a
+        # call with *args costs 60 ns more a record, which is the benchmark's, not
+        # fero's); with bulk, each 2000 are one call, their keys made first.
+        values = [value] * 2000
+        bulk = spec["api"] == "bulk"
         for first in range(0, count, 2000):
             n = min(first + 2000, count)
-            if mode == "sacks":
+            if bulk:
+                keys = [f"{prefix}{i}" for i in range(first, n)]
+                if mode == "sacks":
+                    await sender.action_many(keys, action, values[:n - first])
+                else:
+                    await sender.update_many(keys, values[:n - first])
+            elif mode == "sacks":
                 for i in range(first, n):
                     await sender.action(f"{prefix}{i}", action, value)
             else:
@@ -240,14 +254,14 @@ def summarise_profile(raw: Path, top: int = 25) -> dict[str, Any]:
 
 
 def measure(mode: str, size: int, clients: int, servers: int, args: argparse.Namespace,
-            profile_to: Path | None = None) -> dict[str, Any]:
+            profile_to: Path | None = None, api: str = "single") -> dict[str, Any]:
     handler = "echo" if mode == "sacks" else None
-    label = f"{mode} {size}B l{clients} c{servers}"
+    label = f"{mode} {size}B l{clients} c{servers}{'' if api == 'single' else ' ' + api}"
     with common.Nodes(servers, fsync=args.fsync, memory=args.memory, handler=handler, label="speed") as nodes:
         spec = {
             "mode": mode, "size": size, "count": args.records, "batch": args.batch, "in_flight": args.in_flight,
             "request_records": args.request_records, "request_bytes": args.request_bytes,
-            "linger_ms": args.linger_ms, "budget": args.budget, "addresses": dict(zip(nodes.ids, nodes.addresses)),
+            "linger_ms": args.linger_ms, "budget": args.budget, "api": api, "addresses": dict(zip(nodes.ids, nodes.addresses)),
             "owners": common.owner_table(nodes.ids),
         }
         prof = start_profiler(nodes.nodes[0].pid, args.budget, profile_to) if profile_to else None
@@ -264,13 +278,56 @@ def measure(mode: str, size: int, clients: int, servers: int, args: argparse.Nam
     return summarise(results, size, server_cpu_s)
 
 
+def measure_cell(mode: str, api: str, size: int, clients: int, servers: int, bar: int | None,
+                 args: argparse.Namespace) -> dict[str, Any]:
+    """One cell of the table: its runs (--repeat, or --bar-repeat if it has a bar), the
+    median of each figure, printed; py-spies the node in the first yacks run if asked."""
+    global _profile
+    runs = []
+    for k in range(max(args.repeat, args.bar_repeat) if bar else args.repeat):
+        prof_to = None
+        if args.profile and _profile is None and mode == "yacks" and k == 0:
+            prof_to = common.RESULTS / f"{args.out}-profile-yacks.txt"
+        runs.append(measure(mode, size, clients, servers, args, prof_to, api))
+        if prof_to is not None:
+            if prof_to.exists():
+                _profile = summarise_profile(prof_to)
+                _profile["raw"] = common._rel(prof_to)
+                _profile["measurement"] = f"yacks {size}B l{clients} c{servers} {api}, node n0"
+            else:
+                _profile = {"error": "py-spy wrote no profile"}
+    med = {k2: common.median([r[k2] for r in runs]) for k2 in ("ms", "records_per_s", "mb_per_s",
+                                                            "server_cpu_us", "client_cpu_us")}
+    series = mode if api == "single" else f"{mode} {api}"
+    row = {"mode": mode, "api": api, "series": series, "acks": MODES[mode][0], "size": size, "clients": clients,
+           "servers": servers, **med, "runs": runs}
+    if bar:
+        row["bar_records_per_s"] = bar
+        row["reference"] = REFERENCE[(mode, size)]
+    fails = sum(r["failed"] for r in runs)
+    extra = f"  ({fails} failed: {runs[0]['first_error']})" if fails else ""
+    extra += "  [time budget hit]" if any(r["budget_hit"] for r in runs) else ""
+    if len(runs) > 1:
+        extra += f"  (median of {len(runs)}: " + ", ".join(common.fmt_rate(r["records_per_s"]) for r in runs) + ")"
+    print(f"   {series:10} {size:5}B l{clients} c{servers}: {med['ms']:9.0f} ms "
+          f"{common.fmt_rate(med['records_per_s']):>7} rec/s {med['mb_per_s']:8.1f} MB/s"
+          f"  cpu/rec server {med['server_cpu_us']:.2f} µs client {med['client_cpu_us']:.2f} µs"
+          f"  ({runs[0]['records']:,} records){extra}", flush=True)
+    return row
+
+
+#: The node's profile (--profile), taken in the first yacks run.
+_profile: dict[str, Any] | None = None
+
+
 def plot(rows: list[dict[str, Any]], modes: list[str], meta: dict[str, Any], batch: int, in_flight: int, fsync: str,
          out: str) -> None:
     if not rows:
         return
     groups = sorted({(r["size"], r["clients"], r["servers"]) for r in rows})
     labels = [f"{s}B l{l} c{c}" for s, l, c in groups]
-    series = {m: [next((r["records_per_s"] for r in rows if r["mode"] == m and (r["size"], r["clients"], r["servers"]) == g), 0.0)
+    series = {m: [next((r["records_per_s"] for r in rows if r.get("series", r["mode"]) == m
+                        and (r["size"], r["clients"], r["servers"]) == g), 0.0)
                   for g in groups] for m in modes}
     common.plot_bars(common.RESULTS / f"{out}.png", "fero speed: records/s (median)", labels, series,
                      "records/s (log)", log_y=True, subtitle=f"{meta['machine']['cores']} cores, batch {batch}, "
@@ -298,6 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bar-repeat", type=int, default=1,
                     help="runs of each measurement that has a bar (100 B yacks and sacks, 1 client, 1 server), "
                          "if more than --repeat")
+    ap.add_argument("--api", default="single",
+                    help="how clients hand records to the producer, comma separated: single (a call a record) "
+                         "or bulk (update_many/action_many, 2000 records a call)")
+    ap.add_argument("--bar-api", default="",
+                    help="more APIs, comma separated, for the measurements that have a bar")
     ap.add_argument("--fsync", choices=("always", "interval", "never"), default="interval")
     ap.add_argument("--memory", action="store_true", help="in-memory log instead of a data directory")
     ap.add_argument("--profile", action="store_true",
@@ -310,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
 
         d = json.loads((common.RESULTS / f"{args.out}.json").read_text())
         p = d["params"]
-        plot(d["results"], list(dict.fromkeys(r["mode"] for r in d["results"])), d, p["batch"], p["in_flight"],
+        plot(d["results"], list(dict.fromkeys(r.get("series", r["mode"]) for r in d["results"])), d, p["batch"], p["in_flight"],
              p["fsync"], args.out)
         return 0
     sizes = [int(x) for x in args.message_sizes.split(",") if x]
@@ -320,6 +382,11 @@ def main(argv: list[str] | None = None) -> int:
     for m in modes:
         if m not in MODES:
             ap.error(f"unknown mode {m!r}; one of {', '.join(MODES)}")
+    apis = [a.strip() for a in args.api.split(",") if a.strip()]
+    bar_apis = apis + [a.strip() for a in args.bar_api.split(",") if a.strip() and a.strip() not in apis]
+    for a in bar_apis:
+        if a not in ("single", "bulk"):
+            ap.error(f"unknown api {a!r}; single or bulk")
 
     common.install_signal_handlers()
     meta = common.header("speed")
@@ -327,55 +394,27 @@ def main(argv: list[str] | None = None) -> int:
                 f"budget {args.budget:g} s, fsync {args.fsync}, {'memory' if args.memory else 'data dir'} log, "
                 f"repeat {args.repeat}")
     rows: list[dict[str, Any]] = []
-    profile: dict[str, Any] | None = None
-    profile_path = common.RESULTS / f"{args.out}-profile-yacks.txt"
+    global _profile
+    _profile = None
     try:
         for size in sizes:
             for clients in clients_l:
                 for servers in servers_l:
                     for mode in modes:
-                        runs = []
                         bar = BAR.get((mode, size)) if clients == 1 and servers == 1 else None
-                        for k in range(max(args.repeat, args.bar_repeat) if bar else args.repeat):
-                            prof_to = None
-                            if args.profile and profile is None and mode == "yacks" and k == 0:
-                                prof_to = profile_path
-                            runs.append(measure(mode, size, clients, servers, args, prof_to))
-                            if prof_to is not None:
-                                if prof_to.exists():
-                                    profile = summarise_profile(prof_to)
-                                    profile["raw"] = common._rel(prof_to)
-                                    profile["measurement"] = f"yacks {size}B l{clients} c{servers}, node n0"
-                                else:
-                                    profile = {"error": "py-spy wrote no profile"}
-                        med = {k2: common.median([r[k2] for r in runs]) for k2 in ("ms", "records_per_s", "mb_per_s",
-                                                                        "server_cpu_us", "client_cpu_us")}
-                        row = {"mode": mode, "acks": MODES[mode][0], "size": size, "clients": clients,
-                               "servers": servers, **med, "runs": runs}
-                        if bar:
-                            row["bar_records_per_s"] = bar
-                            row["reference"] = REFERENCE[(mode, size)]
-                        rows.append(row)
-                        fails = sum(r["failed"] for r in runs)
-                        extra = f"  ({fails} failed: {runs[0]['first_error']})" if fails else ""
-                        extra += "  [time budget hit]" if any(r["budget_hit"] for r in runs) else ""
-                        if len(runs) > 1:
-                            extra += f"  (median of {len(runs)}: " + ", ".join(
-                                common.fmt_rate(r["records_per_s"]) for r in runs) + ")"
-                        print(f"   {mode:5} {size:5}B l{clients} c{servers}: {med['ms']:9.0f} ms "
-                              f"{common.fmt_rate(med['records_per_s']):>7} rec/s {med['mb_per_s']:8.1f} MB/s"
-                              f"  cpu/rec server {med['server_cpu_us']:.2f} µs client {med['client_cpu_us']:.2f} µs"
-                              f"  ({runs[0]['records']:,} records){extra}", flush=True)
+                        for api in bar_apis if bar else apis:
+                            rows.append(measure_cell(mode, api, size, clients, servers, bar, args))
     except KeyboardInterrupt:
         print("\n   interrupted: writing what was measured", flush=True)
     print()
     table = common.print_table(
         ["mode", "size", "clients", "servers", "records", "ms", "records/s", "MB/s", "server µs/rec",
          "client µs/rec", "bar"],
-        [[r["mode"], f"{r['size']}B", r["clients"], r["servers"], f"{r['runs'][0]['records']:,}", f"{r['ms']:.0f}",
+        [[r["series"], f"{r['size']}B", r["clients"], r["servers"], f"{r['runs'][0]['records']:,}", f"{r['ms']:.0f}",
           f"{r['records_per_s']:,.0f}", f"{r['mb_per_s']:.1f}", f"{r['server_cpu_us']:.2f}", f"{r['client_cpu_us']:.2f}",
           f"{r['bar_records_per_s']:,} ({r['records_per_s'] / r['bar_records_per_s']:.2f}x)" if "bar_records_per_s" in r else ""]
          for r in rows])
+    profile = _profile
     if profile and "self_pct" in profile:
         print(f"\n   server profile ({profile['measurement']}, {profile['samples']} samples), top self time:")
         for f, pct in profile["self_pct"][:12]:
@@ -383,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     data = {**meta, "params": {k: v for k, v in vars(args).items()}, "modes": {k: v[1] for k, v in MODES.items()},
             "results": rows, "table": table, "server_profile": profile}
     common.write_json(args.out, data)
-    plot(rows, modes, meta, args.batch, args.in_flight, args.fsync, args.out)
+    plot(rows, list(dict.fromkeys(r["series"] for r in rows)), meta, args.batch, args.in_flight, args.fsync, args.out)
     return 0
 
 
