@@ -286,8 +286,8 @@ class Producer:
             raise self._error
         if not keys:
             return
-        if set(map(type, keys)) != {str}:
-            k, bad = next((k, key) for k, key in enumerate(keys) if key.__class__ is not str)
+        if set(map(type, keys)) != {str} and not all(isinstance(key, str) for key in keys):
+            k, bad = next((k, key) for k, key in enumerate(keys) if not isinstance(key, str))
             raise InvalidArgument(f"key {k} ({bad!r}) is not a string")
         if "" in keys:
             raise InvalidArgument(f"key {keys.index('')} is empty")

@@ -115,10 +115,16 @@ def test_bad_bulk_calls_raise_invalid_argument_naming_the_record_and_buffer_noth
             with pytest.raises(InvalidArgument, match=words.replace("(", r"\(").replace(")", r"\)")):
                 await call
         assert prod._buffered == 0 and not prod._buffers and prod._error is None
-        # Empty calls are no-ops; the 64-bit bounds themselves are accepted.
+        # Empty calls are no-ops; the 64-bit bounds themselves are accepted, and keys of
+        # a subclass of str, as update() accepts them.
         await prod.update_many([], [])
         await prod.add_many(["lo", "hi"], [I64_MIN, I64_MAX])
-        assert prod._buffered == 2
+
+        class Name(str):
+            pass
+
+        await prod.update_many([Name("n1"), "n2"], [b"1", b"2"])
+        assert prod._buffered == 4
         prod._stop()
 
     run(body)
