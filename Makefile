@@ -46,7 +46,9 @@ proto-check: venv
 	done; \
 	rm -rf $$tmp; echo "proto-check: fero/v1 matches protos/"
 
+# matplotlib draws the PNGs; it is the benchmarks' own, not fero's, so it is not in pyproject.
 bench: venv
+	$(PY) -m pip install -q matplotlib
 	$(PY) -m benchmarks
 
 clean:
