@@ -25,6 +25,7 @@ import itertools
 import operator
 import os
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Iterator, NamedTuple, Sequence
@@ -119,6 +120,22 @@ class Appended:
 #: function when it has nothing to wait for: a coroutine made and awaited per action
 #: was about a third of what the owner's handler loop cost an action.
 Handler = Callable[[Action], Awaitable[bytes | None] | bytes | None]
+
+
+_Coroutine = types.CoroutineType
+
+
+async def _reply(got: Any) -> bytes | None:
+    """What a handler gave, other than bytes or None, as a reply: awaited if it is
+    awaitable (a coroutine function's), then bytes-like made bytes. TypeError for
+    anything else, in the handler's try: a handler failure, the action committed."""
+    if hasattr(got, "__await__"):
+        got = await got
+    if got is None or isinstance(got, bytes):
+        return got
+    if isinstance(got, (bytearray, memoryview)):
+        return bytes(got)
+    raise TypeError(f"the handler returned {type(got).__name__}; a reply is bytes or None")
 
 
 @dataclass(frozen=True)
@@ -533,8 +550,10 @@ class Engine:
             for a in actions:
                 try:
                     reply = handler(a)
-                    if reply.__class__ is not bytes and reply is not None:
+                    if reply.__class__ is _Coroutine:  # a coroutine function's: no second coroutine
                         reply = await reply
+                    if reply.__class__ is not bytes and reply is not None:
+                        reply = await _reply(reply)
                 except FeroError as exc:
                     r.handler_errors.add(index=len(replies), code=exc.code.value[0], message=exc.message)
                     reply = None
@@ -952,7 +971,7 @@ class Engine:
             try:
                 reply = self.handler(action)
                 if reply.__class__ is not bytes and reply is not None:
-                    reply = await reply
+                    reply = await _reply(reply)
             except FeroError as exc:
                 r.error_code, r.error_message = exc.code.value[0], exc.message
                 continue
@@ -981,7 +1000,7 @@ class Engine:
             try:
                 reply = self.handler(a)
                 if reply.__class__ is not bytes and reply is not None:
-                    await reply
+                    await _reply(reply)
             except Exception:
                 log.exception("engine.handler_failed", action=a.action, key=a.key)
 

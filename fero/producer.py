@@ -23,9 +23,10 @@ no task. A batch's columns go into the request message as it is built, once: bui
 a Batch first and setting it in the request would copy it whole.
 
 An application that has its records in lists hands them over in one call each:
-`await prod.update_many(keys, values)` (and add_many, action_many) does what as many
-update() calls would, batch for batch, but partitions the keys and appends them to
-their batches by C-level maps, with no Python step a record. (In a loop of single
+`await prod.update_many(keys, values)` (and add_many, action_many) puts the records
+into the batches that as many update() calls would (at max_buffered a batch may end a
+few records elsewhere), but partitions the keys and appends them to their batches by
+C-level maps, with no Python step a record. (In a loop of single
 calls, the calls, their awaits and their steps a record were over half of the client's
 time: py-spy, a million 100-byte updates to one node.)
 
@@ -277,8 +278,14 @@ class Producer:
         await self._put_many(types_pb2.OP_ACTION, keys, payloads, action)
 
     async def _put_many(self, op: int, keys: Sequence[str], column: list[Any], action: str = "") -> None:
-        """Buffers records keys[k] with column[k]; then seals the batches that are
-        full, and sends what is due, as that many _put calls would have."""
+        """Buffers records keys[k] with column[k], seals the batches that fill, and sends
+        what is due, as single calls would: each partition gets its records in the
+        order given, in the same batches, except that at max_buffered, which single
+        calls reach at a record and this at the end of a part of the call, a batch may
+        end elsewhere. A request may carry more batches than single calls would give
+        it (they send as each batch fills)."""
+        if isinstance(keys, (str, bytes)):
+            raise InvalidArgument("keys is one string; pass a sequence of keys")
         keys = list(keys)
         if len(keys) != len(column):
             raise InvalidArgument(f"{len(keys)} keys and {len(column)} values or amounts; one each")
@@ -294,7 +301,33 @@ class Producer:
         if not self._partitions:
             await self._start()
         parts = partitions_of(keys, self._partitions)
-        touched = set(parts)
+        # At most up to max_buffered at a time, as single calls reach it: there they
+        # seal the oldest batches and send.
+        start, n = 0, len(keys)
+        while start < n:
+            room = max(1, self.max_buffered - self._buffered - self._ready_records)
+            if start == 0 and room >= n:
+                end = n
+                filled = self._buffer_many(op, keys, parts, column, action)
+            else:
+                end = min(n, start + room)
+                filled = self._buffer_many(op, keys[start:end], parts[start:end], column[start:end], action)
+            start = end
+            # As _due: a batch that filled goes out if a request's worth is ready, or
+            # nothing else (no linger task) would send it.
+            if filled and (self._ready_records >= self.request_records or self._ready_bytes >= self.request_bytes
+                           or self._linger is None):
+                await self._send()
+            while self._buffered + self._ready_records >= self.max_buffered:
+                self._seal_oldest(self.request_records - self._ready_records, self.request_bytes)
+                await self._send()
+
+    def _buffer_many(self, op: int, keys: list[str], parts: list[int], column: list[Any], action: str) -> bool:
+        """_put_many's buffering: appends each record to its partition's open batch and
+        seals those that fill. Returns whether any did."""
+        # Partitions in the order they first appear, as single calls would open their
+        # batches: _buffers keeps that order, and _seal_oldest goes by it.
+        touched = dict.fromkeys(parts)
         bufs = self._buffers
         for p in touched:
             buf = bufs.get(p)
@@ -309,18 +342,15 @@ class Producer:
         deque(map(_append, map({p: bufs[p].column for p in touched}.__getitem__, parts), column), 0)
         self._buffered += len(keys)
         size = self.batch_size
-        for p in [p for p in touched if len(bufs[p].keys) >= size]:
+        full = [p for p in touched if len(bufs[p].keys) >= size]
+        for p in full:
             self._seal_full(bufs[p])
-        if (self._ready_records >= self.request_records or self._ready_bytes >= self.request_bytes
-                or (self._ready and self._linger is None)):
-            await self._send()
-        while self._buffered + self._ready_records >= self.max_buffered:
-            self._seal_oldest(self.request_records - self._ready_records, self.request_bytes)
-            await self._send()
+        return bool(full)
 
     def _seal_full(self, buf: _Buffer) -> None:
         """Seals the records of open batch `buf` as batches of batch_size, in order,
-        while it has that many; the rest stays open."""
+        while it has that many. The rest, if any, is the partition's new open batch,
+        opened now (as the record after a full batch opens one)."""
         size = self.batch_size
         keys, column = buf.keys, buf.column
         n = len(keys)
@@ -328,14 +358,14 @@ class Producer:
             self._seal(buf)
             return
         whole = n - n % size
+        del self._buffers[buf.partition]
         for i in range(0, whole, size):
             chunk = _Buffer(buf.partition, buf.op, buf.action)
-            chunk.keys, chunk.column, chunk.since = keys[i:i + size], column[i:i + size], buf.since
+            chunk.keys, chunk.column = keys[i:i + size], column[i:i + size]
             self._make_ready(chunk)
-        if whole == n:
-            del self._buffers[buf.partition]
-        else:
-            del keys[:whole], column[:whole]
+        if whole < n:
+            rest = self._buffers[buf.partition] = _Buffer(buf.partition, buf.op, buf.action)
+            rest.keys, rest.column = keys[whole:], column[whole:]
 
     def _put_any(self, op: int, key: str, item: Any, action: str) -> Awaitable[None]:
         """_put, every case."""

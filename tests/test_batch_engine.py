@@ -848,6 +848,37 @@ def test_an_action_batch_runs_the_handler_on_each_record_and_returns_the_replies
     assert dup.duplicate and len(seen) == 4
 
 
+@pytest.mark.parametrize("asynchronous", [True, False])
+def test_a_reply_is_bytes_a_bytes_like_one_is_made_bytes_and_anything_else_is_a_handler_failure(
+    tmp_path, asynchronous,
+):
+    """Whatever the handler returns, the commit succeeds and the actions stay
+    committed: a str is the action's handler failure, named, not the call's."""
+
+    class Reply(bytes):
+        pass
+
+    returns = {b"ba": bytearray(b"ba!"), b"sub": Reply(b"sub!"), b"str": "str!", b"mv": memoryview(b"mv!"),
+               b"int": 7, b"none": None}
+    handler = either(asynchronous, lambda action: returns[action.payload])
+
+    async def main():
+        e = await opened(tmp_path, handler=handler)
+        try:
+            b = batch(pb.OP_ACTION, keys_in(12, 6, "rk"), ticket="r1", vals=list(returns))
+            b.action = "kinds"
+            (r,) = await e.commit_batches([b], pb.ACKS_REPLY)
+            return r
+        finally:
+            await e.close()
+
+    r = run(main())
+    assert not r.errors and list(r.replies) == [b"ba!", b"sub!", b"", b"mv!", b"", b""]
+    assert [(x.index, x.code) for x in r.handler_errors] == [(2, 13), (4, 13)]
+    assert "returned str; a reply is bytes or None" in r.handler_errors[0].message
+    assert "returned int" in r.handler_errors[1].message
+
+
 @pytest.mark.parametrize("sizes", [[0, 1, 3], [5, 2, 9], [12, 4, 30]])
 def test_derived_tickets_match_derived_ticket_within_and_beyond_the_kept_positions(monkeypatch, sizes):
     """derived_tickets makes a batch's tickets from positions formatted once and kept

@@ -16,6 +16,7 @@ from fero.documents import partition_key
 from fero.engine import Action
 from fero.errors import InvalidArgument
 from fero.ring import partition_of
+from fero.v1 import changelog_pb2
 from fero.v1 import types_pb2 as pb
 
 from .test_producer import I64_MAX, I64_MIN, counter, node_and_client, run
@@ -33,6 +34,43 @@ class Unconnected:
     def ticket(self) -> str:
         self._tickets += 1
         return f"t{self._tickets}"
+
+
+class Recording(Unconnected):
+    """A client whose every request succeeds at once; it keeps each request's batches."""
+
+    timeout_s = 5.0
+
+    def __init__(self, partitions: int) -> None:
+        super().__init__(partitions)
+        self.requests: list[list[pb.Batch]] = []
+
+    async def _ensure_ring(self) -> None:
+        pass
+
+    def address_for_partition(self, p: int) -> str:
+        return "node"
+
+    def _conn(self, address: str) -> Any:
+        return self
+
+    async def commit(self, req: Any, timeout: float) -> changelog_pb2.CommitReply:
+        batches = [pb.Batch.FromString(b.SerializeToString()) for b in req.batches]
+        self.requests.append(batches)
+        return changelog_pb2.CommitReply(batch_results=[pb.BatchResult() for _ in batches])
+
+
+def sending(partitions: int, **kwargs: Any) -> fero.producer.Producer:
+    return fero.producer.Producer(Recording(partitions), pb.ACKS_LEADER, **kwargs)  # type: ignore[arg-type]
+
+
+def sent_by_partition(prod: fero.producer.Producer) -> dict[int, list[tuple[int, str, list, list]]]:
+    out: dict[int, list[tuple[int, str, list, list]]] = {}
+    for req in prod.client.requests:  # type: ignore[attr-defined]
+        for b in req:
+            column = list(b.values) if b.values else list(b.amounts)
+            out.setdefault(b.partition, []).append((b.op, b.action, list(b.keys), column))
+    return out
 
 
 def unsent(partitions: int, batch_size: int) -> fero.producer.Producer:
@@ -97,6 +135,120 @@ def test_bulk_calls_make_the_batches_that_one_call_per_record_makes(partitions: 
     run(body)
 
 
+@pytest.mark.parametrize("max_buffered, request_records, linger_ms", [(10, 10**9, 0), (37, 20, 0), (500, 64, 0), (64, 64, 60_000)])
+def test_while_sending_bulk_calls_send_each_partition_the_batches_single_calls_send(
+    max_buffered: int, request_records: int, linger_ms: float,
+) -> None:
+    """As above, with a producer that sends: max_buffered, request_records and a
+    linger task (one that never fires: its timing would change the batches) or none
+    at work. Each partition must get the same records in the same order, in batches of
+    at most batch_size. Where a batch ends may differ: at max_buffered single calls
+    seal the oldest batches at the record that reaches it, counting the sends made
+    meanwhile, and a bulk call once a part of it has."""
+    rng = random.Random(max_buffered * 7 + request_records)
+
+    async def body() -> None:
+        kwargs = dict(batch_size=9, max_buffered=max_buffered, request_records=request_records, linger_ms=linger_ms)
+        bulk, single = sending(16, **kwargs), sending(16, **kwargs)
+        for _ in range(40):
+            keys = [f"k{rng.randrange(200)}" for _ in range(rng.choice([1, 3, 30, 120]))]
+            if rng.random() < 0.5:
+                amounts = [rng.randrange(1, 9) for _ in keys]
+                await bulk.add_many(keys, amounts)
+                for k, a in zip(keys, amounts):
+                    await single.add(k, a)
+            else:
+                vals = [bytes([rng.randrange(256)]) for _ in keys]
+                await bulk.update_many(keys, vals)
+                for k, v in zip(keys, vals):
+                    await single.update(k, v)
+            for prod in (bulk, single):  # the bound single calls keep, bulk ones too
+                assert prod._buffered + prod._ready_records < max_buffered
+        for prod in (bulk, single):
+            await prod.close()
+
+        def records(prod: fero.producer.Producer) -> dict[int, list[tuple[int, str, Any]]]:
+            return {p: [(op, k, v) for op, _, ks, vs in bs for k, v in zip(ks, vs)]
+                    for p, bs in sent_by_partition(prod).items()}
+
+        assert records(bulk) == records(single)
+        assert max(len(b[2]) for bs in sent_by_partition(bulk).values() for b in bs) <= 9
+        assert bulk.acked == single.acked == sum(len(b.keys) for r in bulk.client.requests for b in r)
+
+    run(body)
+
+
+def test_at_max_buffered_a_bulk_call_sends_the_requests_single_calls_send() -> None:
+    """max_buffered 10, one partition, 25 records: single calls send the batch at the
+    10th and the 20th record, and flush sends the last 5; a bulk call too."""
+
+    async def body() -> None:
+        bulk, single = sending(1, max_buffered=10, linger_ms=0), sending(1, max_buffered=10, linger_ms=0)
+        keys = [f"k{i}" for i in range(25)]
+        await bulk.update_many(keys, [b"1"] * 25)
+        for k in keys:
+            await single.update(k, b"1")
+        for prod in (bulk, single):
+            await prod.flush()
+        sizes = [[len(b.keys) for b in r] for r in bulk.client.requests]
+        assert sizes == [[len(b.keys) for b in r] for r in single.client.requests] == [[10], [10], [5]]
+
+    run(body)
+
+
+def test_without_a_linger_task_a_batch_sealed_by_another_op_waits_as_with_single_calls() -> None:
+    """linger_ms=0: a batch goes out when one fills (nothing else would send it); one
+    sealed because another op came waits for that, or for flush."""
+
+    async def body() -> None:
+        bulk, single = sending(1, linger_ms=0, batch_size=3), sending(1, linger_ms=0, batch_size=3)
+        for prod in (bulk, single):
+            await prod.add("c", 1)
+        await bulk.update_many(["x"], [b"1"])
+        await single.update("x", b"1")
+        assert bulk.client.requests == single.client.requests == []
+        await bulk.update_many(["y", "z"], [b"2", b"3"])  # fills the batch: both go
+        for k in ("y", "z"):
+            await single.update(k, b"1")
+        ops = [[[(b.op, len(b.keys)) for b in r] for r in prod.client.requests] for prod in (bulk, single)]
+        assert ops[0] == ops[1] == [[(pb.OP_COUNTER_ADD, 1), (pb.OP_UPDATE, 3)]]
+        for prod in (bulk, single):
+            prod._stop()
+
+    run(body)
+
+
+def test_batches_open_in_the_order_their_partitions_first_appear_and_a_remainder_opens_anew() -> None:
+    """_buffers is in opening order (the linger and max_buffered seal the oldest
+    first): a bulk call opens batches in the order single calls would, and the part of
+    a partition's records left after its full batches is a batch opened now."""
+
+    async def body() -> None:
+        prod = unsent(16, batch_size=4)
+        keys = [keys_of(16)[p] for p in (9, 3, 12, 0, 7)]
+        await prod.update_many(keys, [b"1"] * 5)
+        assert list(prod._buffers) == [9, 3, 12, 0, 7]
+        opened = prod._buffers[3].since
+        await asyncio.sleep(0.02)
+        await prod.update_many([keys[1]] * 5 + [keys[0]], [b"2"] * 6)  # partition 3: 6 records, a batch of 4
+        assert [len(b.keys) for b in prod._ready] == [4]
+        assert list(prod._buffers) == [9, 12, 0, 7, 3] and len(prod._buffers[3].keys) == 2
+        assert prod._buffers[3].since > opened + 0.015
+        prod._stop()
+
+    run(body)
+
+
+def keys_of(partitions: int) -> dict[int, str]:
+    """A key of each partition."""
+    out: dict[int, str] = {}
+    i = 0
+    while len(out) < partitions:
+        out.setdefault(partition_of(f"key{i}", partitions), f"key{i}")
+        i += 1
+    return out
+
+
 def test_bad_bulk_calls_raise_invalid_argument_naming_the_record_and_buffer_nothing() -> None:
     async def body() -> None:
         prod = unsent(256, 10)
@@ -110,6 +262,7 @@ def test_bad_bulk_calls_raise_invalid_argument_naming_the_record_and_buffer_noth
             (prod.add_many(["a", "b"], [0, I64_MIN - 1]), "amount 1"),
             (prod.add_many(["a"], [Decimal(2)]), "amount 0"),
             (prod.action_many(["a"], "", [b""]), "action name is empty"),
+            (prod.update_many("abc", [1, 2, 3]), "keys is one string"),
         ]
         for call, words in cases:
             with pytest.raises(InvalidArgument, match=words.replace("(", r"\(").replace(")", r"\)")):
