@@ -16,7 +16,7 @@ from benchmarks import common, compare, counters, latency, speed
 
 STANDARD = {
     "speed": ["-m", "10,100,1000", "-r", "1000000", "-l", "1", "-c", "1,3", "--budget", "15", "--bar-repeat", "3",
-              "--bar-api", "bulk", "--profile"],
+              "--bar-api", "bulk", "--floor", "--profile"],
     "latency": ["--messages", "10000", "--repeat", "3"],
     "counters": ["--repeat", "3", "--increments", "1000000", "--budget", "10"],
     "compare": ["--repeat", "3", "--increments", "1000000", "--budget", "10"],

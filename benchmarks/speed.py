@@ -34,6 +34,7 @@ import asyncio
 import multiprocessing as mp
 import os
 import queue
+import re
 import subprocess
 import sys
 import time
@@ -48,6 +49,9 @@ MODES = {
     "yacks": ("leader", "all acknowledged by the owner: acks=LEADER"),
     "sacks": ("reply", "all handler replies received: acks=REPLY"),
 }
+#: Not a mode of --modes: the row --floor adds (benchmarks/speed_floor.py), the same
+#: records through grpc.aio and protobuf to a sink that parses them and answers.
+FLOOR = ("none", "the same records through grpc.aio and protobuf to a sink that only parses them (no fero)")
 BAR = {("yacks", 100): 1_000_000, ("sacks", 100): 600_000}
 REFERENCE = {("yacks", 100): "original fero 1.0.2: 436k rec/s; fero 1.7: 331k",
              ("sacks", 100): "original fero 1.0.2: 434k rec/s"}
@@ -73,6 +77,10 @@ async def _client(idx: int, spec: dict[str, Any], ready: Any, start: Any, progre
     from fero.v1 import cluster_pb2
 
     mode, size, count = spec["mode"], spec["size"], spec["count"]
+    if mode == "floor":
+        from benchmarks import speed_floor
+
+        return await speed_floor.run({**spec, "client": idx}, json_value(size), ready, start, progress)
     acks = MODES[mode][0]
     action = "echo" if mode == "sacks" else ""
     value = json_value(size)
@@ -257,6 +265,19 @@ def measure(mode: str, size: int, clients: int, servers: int, args: argparse.Nam
             profile_to: Path | None = None, api: str = "single") -> dict[str, Any]:
     handler = "echo" if mode == "sacks" else None
     label = f"{mode} {size}B l{clients} c{servers}{'' if api == 'single' else ' ' + api}"
+    if mode == "floor":
+        sink = common.Proc([sys.executable, "-m", "benchmarks.speed_floor"],
+                           re.compile(r"speed-floor: serving on (\S+)"), name="speed floor").start()
+        try:
+            assert sink.match is not None
+            spec = {"mode": mode, "size": size, "count": args.records, "batch": args.batch,
+                    "in_flight": args.in_flight, "request_records": args.request_records, "budget": args.budget,
+                    "floor_address": sink.match.group(1)}
+            results, server_cpu_s = run_clients(spec, clients, label, timeout_s=args.budget * 3 + 60,
+                                                server_pids=[sink.pid])
+        finally:
+            sink.stop()
+        return summarise(results, size, server_cpu_s)
     with common.Nodes(servers, fsync=args.fsync, memory=args.memory, handler=handler, label="speed") as nodes:
         spec = {
             "mode": mode, "size": size, "count": args.records, "batch": args.batch, "in_flight": args.in_flight,
@@ -279,12 +300,12 @@ def measure(mode: str, size: int, clients: int, servers: int, args: argparse.Nam
 
 
 def measure_cell(mode: str, api: str, size: int, clients: int, servers: int, bar: int | None,
-                 args: argparse.Namespace) -> dict[str, Any]:
+                 args: argparse.Namespace, repeat: int = 0) -> dict[str, Any]:
     """One cell of the table: its runs (--repeat, or --bar-repeat if it has a bar), the
     median of each figure, printed; py-spies the node in the first yacks run if asked."""
     global _profile
     runs = []
-    for k in range(max(args.repeat, args.bar_repeat) if bar else args.repeat):
+    for k in range(repeat or (max(args.repeat, args.bar_repeat) if bar else args.repeat)):
         prof_to = None
         if args.profile and _profile is None and mode == "yacks" and k == 0:
             prof_to = common.RESULTS / f"{args.out}-profile-yacks.txt"
@@ -298,8 +319,8 @@ def measure_cell(mode: str, api: str, size: int, clients: int, servers: int, bar
                 _profile = {"error": "py-spy wrote no profile"}
     med = {k2: common.median([r[k2] for r in runs]) for k2 in ("ms", "records_per_s", "mb_per_s",
                                                             "server_cpu_us", "client_cpu_us")}
-    series = mode if api == "single" else f"{mode} {api}"
-    row = {"mode": mode, "api": api, "series": series, "acks": MODES[mode][0], "size": size, "clients": clients,
+    series = mode if api == "single" or mode == "floor" else f"{mode} {api}"
+    row = {"mode": mode, "api": api, "series": series, "acks": (FLOOR if mode == "floor" else MODES[mode])[0], "size": size, "clients": clients,
            "servers": servers, **med, "runs": runs}
     if bar:
         row["bar_records_per_s"] = bar
@@ -360,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
                          "or bulk (update_many/action_many, 2000 records a call)")
     ap.add_argument("--bar-api", default="",
                     help="more APIs, comma separated, for the measurements that have a bar")
+    ap.add_argument("--floor", action="store_true",
+                    help="also measure, for each size with a bar cell, the floor: the same records through "
+                         "grpc.aio and protobuf to a sink that only parses them (benchmarks/speed_floor.py)")
     ap.add_argument("--fsync", choices=("always", "interval", "never"), default="interval")
     ap.add_argument("--memory", action="store_true", help="in-memory log instead of a data directory")
     ap.add_argument("--profile", action="store_true",
@@ -404,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
                         bar = BAR.get((mode, size)) if clients == 1 and servers == 1 else None
                         for api in bar_apis if bar else apis:
                             rows.append(measure_cell(mode, api, size, clients, servers, bar, args))
+                    if args.floor and clients == 1 and servers == 1 and any((m, size) in BAR for m in modes):
+                        rows.append(measure_cell("floor", "bulk", size, 1, 1, None, args,
+                                                 repeat=max(args.repeat, args.bar_repeat)))
     except KeyboardInterrupt:
         print("\n   interrupted: writing what was measured", flush=True)
     print()
@@ -419,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n   server profile ({profile['measurement']}, {profile['samples']} samples), top self time:")
         for f, pct in profile["self_pct"][:12]:
             print(f"     {pct:5.1f}%  {f}")
-    data = {**meta, "params": {k: v for k, v in vars(args).items()}, "modes": {k: v[1] for k, v in MODES.items()},
+    data = {**meta, "params": {k: v for k, v in vars(args).items()}, "modes": {**{k: v[1] for k, v in MODES.items()}, "floor": FLOOR[1]},
             "results": rows, "table": table, "server_profile": profile}
     common.write_json(args.out, data)
     plot(rows, list(dict.fromkeys(r["series"] for r in rows)), meta, args.batch, args.in_flight, args.fsync, args.out)
