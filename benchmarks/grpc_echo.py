@@ -114,20 +114,26 @@ def round_trip(channel: grpc.aio.Channel, payload: bytes, stream: bool) -> Calla
     return once
 
 
-async def serve(host: str = "127.0.0.1", port: int = 0, relay: list[str] | None = None) -> None:
-    channels = [grpc.aio.insecure_channel(a) for a in relay or []]
-    relays = [_Relay(ch) for ch in channels]
+async def serve_until_signalled(name: str, service: str, handlers: dict[str, Any], host: str, port: int) -> None:
+    """Serves `handlers` (generic, bytes in and out) as `service`, prints
+    "NAME: serving on HOST:PORT", and stops on SIGTERM or SIGINT."""
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Echo", _handlers(relays)),))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
-    print(f"grpc-echo: serving on {host}:{bound}", flush=True)
+    print(f"{name}: serving on {host}:{bound}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await server.stop(0.5)
+
+
+async def serve(host: str = "127.0.0.1", port: int = 0, relay: list[str] | None = None) -> None:
+    channels = [grpc.aio.insecure_channel(a) for a in relay or []]
+    relays = [_Relay(ch) for ch in channels]
+    await serve_until_signalled("grpc-echo", "bench.Echo", _handlers(relays), host, port)
     for r in relays:
         r.reader.cancel()
     for ch in channels:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sys
 import time
 from typing import Any, AsyncIterator
@@ -31,6 +30,8 @@ from typing import Any, AsyncIterator
 from fero import wire  # isort: skip
 from fero.v1 import changelog_pb2, types_pb2  # isort: skip
 import grpc  # isort: skip
+
+from benchmarks.grpc_echo import serve_until_signalled  # isort: skip
 
 SERVICE = "bench.Floor"
 METHOD = f"/{SERVICE}/Commit"
@@ -46,18 +47,8 @@ async def _commit(requests: AsyncIterator[bytes], context: grpc.aio.ServicerCont
 
 
 async def serve(host: str = "127.0.0.1", port: int = 0) -> None:
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     handler = grpc.stream_stream_rpc_method_handler(_commit)  # bytes in, bytes out
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Commit": handler}),))
-    bound = server.add_insecure_port(f"{host}:{port}")
-    await server.start()
-    print(f"speed-floor: serving on {host}:{bound}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.stop(0.5)
+    await serve_until_signalled("speed-floor", SERVICE, {"Commit": handler}, host, port)
 
 
 async def run(spec: dict[str, Any], value: bytes, ready: Any, start: Any, progress: Any) -> dict[str, Any]:
