@@ -320,7 +320,8 @@ def measure_cell(mode: str, api: str, size: int, clients: int, servers: int, bar
     med = {k2: common.median([r[k2] for r in runs]) for k2 in ("ms", "records_per_s", "mb_per_s",
                                                             "server_cpu_us", "client_cpu_us")}
     series = mode if api == "single" or mode == "floor" else f"{mode} {api}"
-    row = {"mode": mode, "api": api, "series": series, "acks": (FLOOR if mode == "floor" else MODES[mode])[0], "size": size, "clients": clients,
+    acks = (FLOOR if mode == "floor" else MODES[mode])[0]
+    row = {"mode": mode, "api": api, "series": series, "acks": acks, "size": size, "clients": clients,
            "servers": servers, **med, "runs": runs}
     if bar:
         row["bar_records_per_s"] = bar
@@ -396,8 +397,8 @@ def main(argv: list[str] | None = None) -> int:
 
         d = json.loads((common.RESULTS / f"{args.out}.json").read_text())
         p = d["params"]
-        plot(d["results"], list(dict.fromkeys(r.get("series", r["mode"]) for r in d["results"])), d, p["batch"], p["in_flight"],
-             p["fsync"], args.out)
+        plot(d["results"], list(dict.fromkeys(r.get("series", r["mode"]) for r in d["results"])), d, p["batch"],
+             p["in_flight"], p["fsync"], args.out)
         return 0
     sizes = [int(x) for x in args.message_sizes.split(",") if x]
     clients_l = [int(x) for x in args.clients.split(",") if x]
@@ -446,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n   server profile ({profile['measurement']}, {profile['samples']} samples), top self time:")
         for f, pct in profile["self_pct"][:12]:
             print(f"     {pct:5.1f}%  {f}")
-    data = {**meta, "params": {k: v for k, v in vars(args).items()}, "modes": {**{k: v[1] for k, v in MODES.items()}, "floor": FLOOR[1]},
+    data = {**meta, "params": {k: v for k, v in vars(args).items()},
+            "modes": {**{k: v[1] for k, v in MODES.items()}, "floor": FLOOR[1]},
             "results": rows, "table": table, "server_profile": profile}
     common.write_json(args.out, data)
     plot(rows, list(dict.fromkeys(r["series"] for r in rows)), meta, args.batch, args.in_flight, args.fsync, args.out)
