@@ -231,7 +231,7 @@ class Engine:
         s = config.storage
         self.wal: Wal | MemoryWal
         if data_dir is None:
-            self.wal = MemoryWal()
+            self.wal = MemoryWal(s.segment_bytes)
         else:
             self.wal = Wal(data_dir / "log", s.fsync, s.fsync_interval_ms, s.segment_bytes)
         self.snapshot_dir = data_dir / "snapshots" if data_dir is not None else None
@@ -396,8 +396,9 @@ class Engine:
         self.wal.start()
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._publish_loop(), name="engine-publish"))
-        if self.snapshot_dir is not None:
-            self._tasks.append(loop.create_task(self._snapshot_loop(), name="engine-snapshot"))
+        # In memory too: there the "snapshot" is the state itself, and the loop only
+        # applies retention to the log (take_snapshot).
+        self._tasks.append(loop.create_task(self._snapshot_loop(), name="engine-snapshot"))
 
     async def close(self) -> None:
         for t in self._tasks:
@@ -1169,8 +1170,16 @@ class Engine:
                     log.exception("engine.snapshot_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def take_snapshot(self) -> None:
-        """Compacts, writes a snapshot of every partition, then applies retention."""
+        """Compacts, writes a snapshot of every partition, then applies retention. In
+        memory, applies retention only: the state is whole in memory, so no frame is
+        needed to rebuild it, and what retention keeps is for replicas and subscribers
+        catching up (a replica behind the first frame kept gets the state instead).
+        (Compaction of a node in memory is not done yet: its tombstones and expired
+        counters stay until touched.)"""
         if self.snapshot_dir is None:
+            self._records_since_snapshot = 0
+            self._last_snapshot_at = self.clock.now()
+            self._apply_retention()
             return
         async with self._snapshot_lock:
             t0 = time.perf_counter()
@@ -1203,23 +1212,23 @@ class Engine:
         return head, parts
 
     def _apply_retention(self) -> None:
-        """Drops closed segments that no kept snapshot needs and that retention allows."""
-        assert self.snapshot_dir is not None
-        needed = snapshots.oldest_needed(self.snapshot_dir)
-        if needed is None:
-            return
+        """Drops closed segments that no kept snapshot needs (in memory: none does) and
+        that retention allows."""
+        if self.snapshot_dir is not None:
+            needed = snapshots.oldest_needed(self.snapshot_dir)
+            if needed is None:
+                return
+            first_needed = needed[0]
+        else:
+            first_needed = self.wal.end[0]
         s = self.config.storage
         segs = self.wal.segments()
-        closed = [sid for sid in segs[:-1] if sid < needed[0]]
+        closed = [sid for sid in segs[:-1] if sid < first_needed]
         now = time.time()
         keep_bytes = sum(self.wal.segment_size(sid) for sid in closed)
         cut = None
         for sid in closed:
-            path = self.wal.directory / f"{sid:020d}.seg"
-            try:
-                age = now - path.stat().st_mtime
-            except FileNotFoundError:
-                age = float("inf")
+            age = now - self.wal.last_written(sid)
             too_old = age >= s.retention_s
             too_big = s.retention_bytes and keep_bytes > s.retention_bytes
             if not (too_old or too_big):

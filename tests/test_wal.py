@@ -352,4 +352,32 @@ def test_the_memory_log_counts_its_bytes_as_frames_come():
     locations = [wal.append(b) for b in bodies]
     stats = wal.statistics()
     assert stats.bytes == sum(len(wal.read(loc.segment, loc.position)) for loc in locations) == sum(map(len, bodies))
-    assert (stats.appended_frames, wal.segment_size(0)) == (500, stats.bytes)
+    assert (stats.appended_frames, sum(map(wal.segment_size, wal.segments()))) == (500, stats.bytes)
+
+
+def test_the_memory_log_rolls_segments_and_drops_whole_ones_but_never_the_open_one():
+    """`fero serve --memory` kept every frame for good; its log is in segments now, as
+    on disk, and retention drops the oldest whole, with their bytes."""
+    from fero.log.memory import MemoryWal
+
+    wal = MemoryWal(segment_bytes=1000)
+    bodies = [bytes([n % 256]) * (50 + n % 100) for n in range(300)]
+    locations = [wal.append(b) for b in bodies]
+    segs = wal.segments()
+    assert len(segs) > 10 and segs == sorted(segs) and segs[0] == locations[0].segment
+    # Every segment but the open one reached segment_bytes, and a frame is in the
+    # segment its location names.
+    assert all(wal.segment_size(s) >= 1000 for s in segs[:-1])
+    assert all(loc.segment <= loc.position and wal.read(loc.segment, loc.position) == b
+               for loc, b in zip(locations, bodies))
+    keep = segs[4]
+    assert wal.drop_segments_before(keep) == segs[:4]
+    kept = [(loc, b) for loc, b in zip(locations, bodies) if loc.segment >= keep]
+    assert wal.statistics().bytes == sum(len(b) for _, b in kept) == sum(map(wal.segment_size, wal.segments()))
+    assert all(wal.read(loc.segment, loc.position) == b for loc, b in kept)
+    with pytest.raises(KeyError):
+        wal.read(locations[0].segment, locations[0].position)
+    # Never the segment being written, whatever it is asked.
+    assert wal.drop_segments_before(10**9) == segs[4:-1]
+    assert wal.segments() == [segs[-1]] and wal.statistics().bytes == wal.segment_size(segs[-1])
+    assert wal.last_written(segs[-1]) > 0 and wal.last_written(segs[0]) == 0.0

@@ -1,11 +1,15 @@
 """The log's interface kept in memory: for tests and `fero serve --memory`.
 
 Frames are durable as soon as they are appended (there is nothing to wait for) and
-are lost with the process. Positions are frame numbers within a single segment 0.
+are lost with the process. A position is a frame's number (1, 2, ...). Frames go in
+segments, as on disk, each closed at `segment_bytes`, so that retention can drop the
+oldest whole (fero.engine applies it): a node in memory kept every frame it ever
+wrote, and grew with every write for as long as it ran.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from fero.log.wal import Location, WalStatistics
@@ -14,12 +18,17 @@ from fero.log.wal import Location, WalStatistics
 class MemoryWal:
     fsync_policy = "never"
 
-    def __init__(self) -> None:
+    def __init__(self, segment_bytes: int = 64 << 20) -> None:
+        self.segment_bytes = segment_bytes
         self._frames: dict[int, bytes] = {}
         self._appended = 0
-        #: Bytes of every frame, kept as they come: a metrics scrape asks
-        #: (statistics), and a sum over the frames cost 26 ms at a million.
+        #: Bytes of every frame kept, counted as they come and go: a metrics scrape
+        #: asks (statistics), and a sum over the frames cost 26 ms at a million.
         self._bytes = 0
+        #: Each segment by id, the number of its first frame, in order: [bytes, time
+        #: of its last append (what a file's mtime is)].
+        self._segments: dict[int, list[float]] = {}
+        self._current = 0
         self.failed: BaseException | None = None
         self.directory = Path("memory")
 
@@ -34,13 +43,20 @@ class MemoryWal:
 
     @property
     def end(self) -> tuple[int, int]:
-        return 0, self._appended
+        return self._current, self._appended
 
     def append(self, body: bytes) -> Location:
         self._appended += 1
-        self._frames[self._appended] = body
+        n = self._appended
+        self._frames[n] = body
         self._bytes += len(body)
-        return Location(self._appended, 0, self._appended)
+        seg = self._segments.get(self._current)
+        if seg is None or seg[0] >= self.segment_bytes:
+            self._current = n
+            seg = self._segments[n] = [0, 0.0]
+        seg[0] += len(body)
+        seg[1] = time.time()
+        return Location(n, self._current, n)
 
     @property
     def appended(self) -> int:
@@ -60,13 +76,29 @@ class MemoryWal:
         return self._frames[position]
 
     def segments(self) -> list[int]:
-        return [0]
+        return list(self._segments)
 
     def segment_size(self, segment_id: int) -> int:
-        return self._bytes
+        seg = self._segments.get(segment_id)
+        return 0 if seg is None else int(seg[0])
+
+    def last_written(self, segment_id: int) -> float:
+        """When a frame was last appended to the segment (time.time())."""
+        seg = self._segments.get(segment_id)
+        return 0.0 if seg is None else seg[1]
 
     def drop_segments_before(self, segment_id: int) -> list[int]:
-        return []
+        """Drops whole segments older than `segment_id` (never the one being written)."""
+        dropped = []
+        ids = list(self._segments)
+        for sid, following in zip(ids, ids[1:] + [self._appended + 1]):
+            if sid >= segment_id or sid >= self._current:
+                break
+            for n in range(sid, following):
+                del self._frames[n]
+            self._bytes -= int(self._segments.pop(sid)[0])
+            dropped.append(sid)
+        return dropped
 
     def statistics(self) -> WalStatistics:
-        return WalStatistics(1, self.segment_size(0), self._appended, self._appended, 0, 0.0, "")
+        return WalStatistics(len(self._segments), self._bytes, self._appended, self._appended, 0, 0.0, "")

@@ -368,6 +368,13 @@ class Wal:
     def segment_size(self, segment_id: int) -> int:
         return self._sizes.get(segment_id, 0)
 
+    def last_written(self, segment_id: int) -> float:
+        """When the segment was last written (its file's mtime); 0 if it is gone."""
+        try:
+            return segment.path_for(self.directory, segment_id).stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
+
     def drop_segments_before(self, segment_id: int) -> list[int]:
         """Deletes whole segments older than `segment_id` (never the one being written)."""
         dropped = []
