@@ -1077,22 +1077,33 @@ class Engine:
             self._readers[p].discard(sub)
 
     def _history(self, p: int, start: int, end: int) -> Iterable[types_pb2.Commit]:
-        frames = self.index[p]
-        # Read as the subscriber takes it, across awaits: the log may be cut back (or
-        # retention drop frames) meanwhile, so the end is the list's end at each step.
-        i = _frame_at(frames, start)
-        while i < len(frames):
+        """Commits of `p` from `start` to `end`, read as the subscriber takes them,
+        across awaits. Meanwhile the log may be cut back, retention may drop its oldest
+        frames (from the index, in place) and a state transfer may replace the index:
+        so each frame is found anew, by the next offset to send, in the index as it is
+        then. (A position kept in the list skipped as many frames as retention dropped
+        before it, silently.) OutOfRange if that offset is no longer in the log."""
+        off = start
+        state = self.partitions[p]
+        while off < end:
+            frames = self.index[p]
+            i = _frame_at(frames, off)
+            if off < state.log_start_offset or (i < len(frames) and frames[i].base_offset > off):
+                raise OutOfRange(
+                    f"partition {p}: offset {off} left the log (retention, or a state transfer) before this "
+                    f"subscriber read it; subscribe again from {state.log_start_offset} or later"
+                )
+            if i >= len(frames):
+                return
             fr = frames[i]
-            i += 1
-            if fr.base_offset + fr.count <= start:
-                continue
-            if fr.base_offset >= end:
-                break
+            if fr.base_offset + fr.count <= off:
+                return  # the log was cut back before `off`: a reset follows, live
             entry = storage_pb2.LogEntry.FromString(self.wal.read(fr.segment, fr.position))
             for k, rec in enumerate(batches.records(entry)[: fr.count]):  # a truncation may have cut the frame
-                off = entry.base_offset + k
-                if start <= off < end:
-                    yield types_pb2.Commit(partition=p, offset=off, epoch=entry.epoch, record=rec, owner=entry.owner)
+                o = entry.base_offset + k
+                if off <= o < end:
+                    yield types_pb2.Commit(partition=p, offset=o, epoch=entry.epoch, record=rec, owner=entry.owner)
+            off = max(off, fr.base_offset + fr.count)
 
     async def _publish_loop(self) -> None:
         while True:
