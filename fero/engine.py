@@ -1085,9 +1085,15 @@ class Engine:
         before it, silently.) OutOfRange if that offset is no longer in the log."""
         off = start
         state = self.partitions[p]
+        i, last = -1, None
         while off < end:
             frames = self.index[p]
-            i = _frame_at(frames, off)
+            # The next frame in the list, if it is the one that starts at `off` (the
+            # list is the same and nothing was dropped before it); else bisection.
+            i += 1
+            if frames is not last or i >= len(frames) or frames[i].base_offset != off:
+                i = _frame_at(frames, off)
+            last = frames
             if off < state.log_start_offset or (i < len(frames) and frames[i].base_offset > off):
                 raise OutOfRange(
                     f"partition {p}: offset {off} left the log (retention, or a state transfer) before this "
