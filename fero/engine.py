@@ -1188,15 +1188,17 @@ class Engine:
 
     async def take_snapshot(self) -> None:
         """Compacts, writes a snapshot of every partition, then applies retention. In
-        memory, applies retention only: the state is whole in memory, so no frame is
-        needed to rebuild it, and what retention keeps is for replicas and subscribers
-        catching up (a replica behind the first frame kept gets the state instead).
-        (Compaction of a node in memory is not done yet: its tombstones and expired
-        counters stay until touched.)"""
+        memory, compacts and applies retention only: the state is whole in memory, so
+        no frame is needed to rebuild it, and what retention keeps is for replicas and
+        subscribers catching up (a replica behind the first frame kept gets the state
+        instead)."""
         if self.snapshot_dir is None:
+            dropped = sum(state.compact(self.clock.wall_ms()) for state in self.partitions)
             self._records_since_snapshot = 0
             self._last_snapshot_at = self.clock.now()
             self._apply_retention()
+            if dropped:
+                log.info("engine.compacted", expired_counters_dropped=dropped)
             return
         async with self._snapshot_lock:
             t0 = time.perf_counter()

@@ -204,27 +204,32 @@ def test_retention_drops_segments_a_snapshot_covers_and_moves_the_log_start(tmp_
     assert value == 60
 
 
-def test_expired_counters_are_refused_then_compacted_and_the_name_freed(tmp_path):
+@pytest.mark.parametrize("on_disk", [True, False])
+def test_expired_counters_are_refused_then_compacted_and_the_name_freed(tmp_path, on_disk):
+    """On disk and in memory (where the snapshot loop compacts and applies retention)."""
     clock = ManualClock()
     cfg = config(expired_grace_s=10)
 
     async def main():
-        e = await opened(tmp_path, cfg, clock)
+        e = await opened(tmp_path if on_disk else None, cfg, clock)
         now = clock.wall_ms()
         await e.commit([types_pb2.Record(key="bill", op=types_pb2.OP_COUNTER_SETUP, kind=2, expire_at_ms=now + 1000)], LEADER)
         ok = await e.commit([add("bill", "1.25")], LEADER)
         clock.advance(1.0)
         refused = await e.commit([add("bill", "1.25")], LEADER)
         clock.advance(10.0)
+        state = e.partitions[e.partition_for("bill")]
+        held = "bill" in state.counters  # expired past its grace, but not yet compacted
         await e.take_snapshot()
+        compacted = "bill" not in state.counters  # before a read, which drops it too
         gone = e.get_counter("bill")
         await e.close()
-        return ok, refused, gone
+        return ok, refused, gone, held, compacted
 
-    ok, refused, gone = run(main())
+    ok, refused, gone, held, compacted = run(main())
     assert values.parse_number(ok[0].value) == Decimal("1.25")
     assert refused[0].error_code == 9 and "expired" in refused[0].error_message
-    assert gone[2] is False
+    assert gone[2] is False and held and compacted
 
 
 def test_subscription_gets_history_then_live_each_commit_once_in_order(tmp_path):
