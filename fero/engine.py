@@ -1192,23 +1192,19 @@ class Engine:
         no frame is needed to rebuild it, and what retention keeps is for replicas and
         subscribers catching up (a replica behind the first frame kept gets the state
         instead)."""
-        if self.snapshot_dir is None:
+        async with self._snapshot_lock:
+            t0 = time.perf_counter()
             dropped = sum(state.compact(self.clock.wall_ms()) for state in self.partitions)
             self._records_since_snapshot = 0
             self._last_snapshot_at = self.clock.now()
-            self._apply_retention()
-            if dropped:
-                log.info("engine.compacted", expired_counters_dropped=dropped)
-            return
-        async with self._snapshot_lock:
-            t0 = time.perf_counter()
-            now_ms = self.clock.wall_ms()
-            dropped = sum(state.compact(now_ms) for state in self.partitions)
+            if self.snapshot_dir is None:
+                self._apply_retention()
+                if dropped:
+                    log.info("engine.compacted", expired_counters_dropped=dropped)
+                return
             seg, pos = self.wal.end
             head, parts = self._build_snapshot(seg, pos)
             self._snapshot_entries = sum(len(st.counters) + len(st.documents) + st.tickets.weight for st in self.partitions)
-            self._records_since_snapshot = 0
-            self._last_snapshot_at = self.clock.now()
             await self.wal.sync()
             await asyncio.to_thread(snapshots.write, self.snapshot_dir, head, _filled(parts))
             self._snapshots += 1
