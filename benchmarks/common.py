@@ -588,6 +588,10 @@ class Nodes:
     def ids(self) -> list[str]:
         return [n.node_id for n in self.nodes]
 
+    def pid_at(self, address: str) -> int:
+        """The process id of the node serving at `address`."""
+        return {n.address: n.pid for n in self.nodes}[address]
+
     def owner_address(self, key: str) -> str:
         """The address of the node that owns `key`'s partition, by the ring every node
         computes: a client sent there commits without a forward."""

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import resource
 import sys
 import time
 from typing import Any
@@ -46,8 +47,32 @@ LEVELS = ("leader", "all")
 FLOORS = ("grpc floor", "grpc fan-out floor", "grpc fan-out floor, unary")
 
 
+class _Cpu:
+    """CPU seconds this process and `pids` used between start() and stop(): what one
+    series cost each process that served it, per request."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.used: list[float] = []
+
+    @staticmethod
+    def _self_s() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    def start(self) -> None:
+        self._at = [self._self_s()] + [common.process_cpu_s(p) for p in self.pids]
+
+    def stop(self) -> None:
+        now = [self._self_s()] + [common.process_cpu_s(p) for p in self.pids]
+        self.used = [b - a for a, b in zip(self._at, now)]
+
+    def per_request_us(self, n: int) -> list[float]:
+        return [u / max(n, 1) * 1e6 for u in self.used]
+
+
 async def _time_floor(address: str, payload: bytes, n: int, budget: float, bar: common.Progress,
-                      stream: bool = False) -> list[float]:
+                      stream: bool = False, cpu: _Cpu | None = None) -> list[float]:
     """Round trips to a bare server: unary calls, or (`stream`) messages on one
     bidirectional stream, as fero's client sends commits."""
     from benchmarks.grpc_echo import round_trip
@@ -59,6 +84,8 @@ async def _time_floor(address: str, payload: bytes, n: int, budget: float, bar: 
         out: list[float] = []
         deadline = time.perf_counter() + budget
         pc = time.perf_counter_ns
+        if cpu is not None:
+            cpu.start()
         for i in range(n):
             t0 = pc()
             await once()
@@ -67,11 +94,14 @@ async def _time_floor(address: str, payload: bytes, n: int, budget: float, bar: 
                 bar.update(i)
                 if time.perf_counter() > deadline:
                     break
+        if cpu is not None:
+            cpu.stop()
         bar.done(len(out))
         return out
 
 
-async def _time_fero(address: str, key: str, acks: str, n: int, budget: float, bar: common.Progress) -> tuple[list[float], int]:
+async def _time_fero(address: str, key: str, acks: str, n: int, budget: float, bar: common.Progress,
+                     cpu: _Cpu | None = None) -> tuple[list[float], int]:
     import fero
 
     async with fero.connect(address, timeout_s=10.0) as c:
@@ -82,6 +112,8 @@ async def _time_fero(address: str, key: str, acks: str, n: int, budget: float, b
         out: list[float] = []
         deadline = time.perf_counter() + budget
         pc = time.perf_counter_ns
+        if cpu is not None:
+            cpu.start()
         for i in range(n):
             t0 = pc()
             await c.add(key, 1, acks=acks)
@@ -91,9 +123,22 @@ async def _time_fero(address: str, key: str, acks: str, n: int, budget: float, b
                 bar.update(i)
                 if time.perf_counter() > deadline:
                     break
+        if cpu is not None:
+            cpu.stop()
         bar.done(len(out))
         got = (await c.get(key)).value
         return out, int(got) - total  # 0 if every increment counted once (key is fresh per run)
+
+
+def _cpu_row(cpu: _Cpu, lat_ms: list[float]) -> dict[str, float]:
+    """CPU µs a request of the client, the server, and the replicas together; their
+    total; and how many cores that kept busy, on average, at one request in flight."""
+    n = len(lat_ms)
+    us = cpu.per_request_us(n)
+    wall_us = sum(lat_ms) / max(n, 1) * 1e3
+    row = {"client": us[0], "server": us[1] if len(us) > 1 else 0.0, "replicas": sum(us[2:]), "total": sum(us)}
+    row["cores_busy"] = row["total"] / wall_us if wall_us else 0.0
+    return row
 
 
 def start_floor(relay: list[str] | None = None) -> common.Proc:
@@ -115,6 +160,7 @@ def run(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
                                       acks=types_pb2.ACKS_LEADER).SerializeToString()
     topology: dict[str, Any] = {"requested_nodes": args.nodes, "replication_factor": 3}
     samples: dict[str, list[list[float]]] = {name: [] for name in FLOORS} | {"leader": [], "all": []}
+    cpu_runs: dict[str, list[dict[str, float]]] = {name: [] for name in samples}
     drift: list[int] = []
     procs: list[common.Proc] = []
     nodes = common.Nodes(args.nodes, fsync=args.fsync, memory=args.memory, label="latency")
@@ -144,17 +190,25 @@ def run(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
         topology["replication_probe"] = rwhy
         if not rep:
             common.note(f"acks=ALL is NOT replicated here: {rwhy}")
+        # Who serves each series: its server (an echo server, a fan-out server, the
+        # owner), then the replicas it waits for or streams to.
+        floor_pids = {"grpc floor": [procs[0].pid]} | {
+            name: [procs[3].pid, procs[1].pid, procs[2].pid] for name in FLOORS[1:]}
         for r in range(args.repeat):
             key = f"latency-{r}-{time.time_ns()}"
-            target = nodes.owner_address(key)
             for name, (address, stream) in floor_at.items():
+                cpu = _Cpu(floor_pids[name])
                 samples[name].append(asyncio.run(_time_floor(
                     address, payload, args.messages, args.budget,
-                    common.Progress(f"run {r + 1} {name}", args.messages, "req"), stream)))
+                    common.Progress(f"run {r + 1} {name}", args.messages, "req"), stream, cpu)))
+                cpu_runs[name].append(_cpu_row(cpu, samples[name][-1]))
             for acks in LEVELS:
+                target = nodes.owner_address(f"{key}-{acks}")
+                cpu = _Cpu(sorted((n.pid for n in nodes.nodes), key=lambda pid: pid != nodes.pid_at(target)))
                 s, d = asyncio.run(_time_fero(target, f"{key}-{acks}", acks, args.messages, args.budget,
-                                              common.Progress(f"run {r + 1} fero acks={acks}", args.messages, "req")))
+                                              common.Progress(f"run {r + 1} fero acks={acks}", args.messages, "req"), cpu))
                 samples[acks].append(s)
+                cpu_runs[acks].append(_cpu_row(cpu, s))
                 drift.append(d)
     finally:
         nodes.__exit__()
@@ -163,7 +217,9 @@ def run(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
     per_run = {k: [common.percentiles(s) for s in v] for k, v in samples.items()}
     medians = {k: {pk: common.median([p[pk] for p in runs]) for pk in runs[0] if pk != "count"}
                for k, runs in per_run.items() if runs}
+    cpu_medians = {k: {f: common.median([run[f] for run in runs]) for f in runs[0]} for k, runs in cpu_runs.items() if runs}
     return {"topology": topology, "per_run": per_run, "median_of_runs": medians,
+            "cpu_us_per_request_per_run": cpu_runs, "cpu_us_per_request": cpu_medians,
             "messages_per_run": {k: [len(s) for s in v] for k, v in samples.items()},
             "exactness": {"counter_minus_sent_per_run": drift, "ok": all(d == 0 for d in drift)}}
 
@@ -199,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"   topology: {topo['mode']} ({topo['measured_nodes']} node(s) measured; probe: {topo['probe']})")
     print(f"   acks=ALL replicates: {topo['acks_all_replicates']} ({topo['replication_probe']})")
     table = common.print_table(["ms (median of runs)"] + keys + ["p50/floor", "p99/floor", "p50/fan-out"], rows)
+    cpu = res["cpu_us_per_request"]
+    print()
+    cpu_table = common.print_table(
+        ["CPU µs a request (median of runs)", "client", "server/owner", "replicas", "total", "cores busy"],
+        [[r[0]] + [f"{cpu[name][f]:.0f}" for f in ("client", "server", "replicas", "total")] + [f"{cpu[name]['cores_busy']:.2f}"]
+         for r, name in zip(rows, FLOORS + LEVELS)])
     lead, all_ = med["leader"], med["all"]
     checks = {
         "leader_p50_le_1.2x_floor": lead["p50"] <= 1.2 * floor["p50"],
@@ -208,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     print("   bar: " + ", ".join(f"{k} {'n/a (acks=ALL not replicated)' if v is None else 'PASS' if v else 'FAIL'}"
                             for k, v in checks.items()))
     print(f"   exactness: every counter equals what was sent: {res['exactness']['ok']}")
-    data = {**meta, "params": vars(args), **res, "table": table, "bar_checks": checks}
+    data = {**meta, "params": vars(args), **res, "table": table, "cpu_table": cpu_table, "bar_checks": checks}
     common.write_json(args.out, data)
     sub = (f"{meta['machine']['cores']} cores, 1 in flight, median of {args.repeat} runs, fsync {args.fsync}; "
            f"{topo['mode']} ({topo['measured_nodes']} node(s))")
