@@ -344,21 +344,60 @@ def test_a_write_that_makes_no_progress_fails_the_log_instead_of_spinning(tmp_pa
 
 def test_the_memory_log_counts_its_bytes_as_frames_come():
     """`fero serve --memory` keeps every frame; its statistics (each metrics scrape)
-    give their bytes without a pass over them, and the figure is theirs."""
-    from fero.log.memory import MemoryWal
+    give what they cost without a pass over them: each body and the overhead of
+    keeping it."""
+    from fero.log.memory import FRAME_OVERHEAD, MemoryWal
 
     wal = MemoryWal()
     bodies = [bytes(range(n % 256)) * (1 + n % 3) for n in range(500)]
     locations = [wal.append(b) for b in bodies]
     stats = wal.statistics()
-    assert stats.bytes == sum(len(wal.read(loc.segment, loc.position)) for loc in locations) == sum(map(len, bodies))
+    assert stats.bytes == sum(len(wal.read(loc.segment, loc.position)) + FRAME_OVERHEAD for loc in locations)
+    assert stats.bytes == sum(map(len, bodies)) + 500 * FRAME_OVERHEAD
     assert (stats.appended_frames, sum(map(wal.segment_size, wal.segments()))) == (500, stats.bytes)
+
+
+def test_the_memory_log_charges_a_frame_about_what_keeping_it_costs_in_memory():
+    """retention_bytes in memory bounds memory: the bytes the log counts for a run of
+    small frames, committed through an engine, are within a third of what the heap grew
+    by (a body-only count was a quarter of it)."""
+    import gc
+    import tracemalloc
+
+    from fero.clock import ManualClock
+    from fero.config import Config
+    from fero.engine import Engine
+    from fero.v1 import types_pb2
+
+    async def main():
+        e = Engine(Config(), ManualClock(), "n1", None)
+        e.open()
+        e.start()
+        try:
+            add = types_pb2.Record(key="k", op=types_pb2.OP_COUNTER_ADD, amount=types_pb2.Number(i64=1))
+            for _ in range(500):  # the containers' first growth is not the frames'
+                await e.commit([add], types_pb2.ACKS_LEADER)
+            gc.collect()
+            tracemalloc.start()
+            try:
+                heap0, counted0 = tracemalloc.get_traced_memory()[0], e.wal.statistics().bytes
+                for _ in range(5000):
+                    await e.commit([add], types_pb2.ACKS_LEADER)
+                gc.collect()
+                return tracemalloc.get_traced_memory()[0] - heap0, e.wal.statistics().bytes - counted0
+            finally:
+                tracemalloc.stop()
+        finally:
+            await e.close()
+
+    grew, counted = asyncio.run(main())
+    assert 0.67 * grew <= counted <= 1.5 * grew, (grew, counted)
 
 
 def test_the_memory_log_rolls_segments_and_drops_whole_ones_but_never_the_open_one():
     """`fero serve --memory` kept every frame for good; its log is in segments now, as
     on disk, and retention drops the oldest whole, with their bytes."""
-    from fero.log.memory import MemoryWal
+    from fero.log.memory import FRAME_OVERHEAD, MemoryWal
 
     wal = MemoryWal(segment_bytes=1000)
     bodies = [bytes([n % 256]) * (50 + n % 100) for n in range(300)]
@@ -373,7 +412,7 @@ def test_the_memory_log_rolls_segments_and_drops_whole_ones_but_never_the_open_o
     keep = segs[4]
     assert wal.drop_segments_before(keep) == segs[:4]
     kept = [(loc, b) for loc, b in zip(locations, bodies) if loc.segment >= keep]
-    assert wal.statistics().bytes == sum(len(b) for _, b in kept) == sum(map(wal.segment_size, wal.segments()))
+    assert wal.statistics().bytes == sum(len(b) + FRAME_OVERHEAD for _, b in kept) == sum(map(wal.segment_size, wal.segments()))
     assert all(wal.read(loc.segment, loc.position) == b for loc, b in kept)
     with pytest.raises(KeyError):
         wal.read(locations[0].segment, locations[0].position)
