@@ -751,48 +751,75 @@ class Engine:
         state = self.partitions[p]
         if offset < state.log_start_offset:
             raise OutOfRange(f"partition {p}: offset {offset} is older than the log keeps ({state.log_start_offset})")
-        recent = self._recent[p]
         frames = self.index[p]
         for i in range(_frame_at(frames, offset), len(frames)):
             fr = frames[i]
             if fr.base_offset + fr.count <= offset:
                 continue
             start = max(0, offset - fr.base_offset)
-            count, body, _ = recent.get(fr.base_offset, (-1, b"", 0))
-            if start or count != fr.count:
-                # Read back from disk (its record count is known only once parsed: a
-                # truncation may have cut its end), or to be cut to start at `offset`.
-                if count < 0:
-                    body = self.wal.read(fr.segment, fr.position)
-                entry = storage_pb2.LogEntry.FromString(body)
-                if start or batches.count(entry) != fr.count:
-                    batches.cut(entry, start, fr.count)
-                    body = entry.SerializeToString()
-            yield fr.base_offset + start, fr.count - start, body
+            yield fr.base_offset + start, fr.count - start, self._frame_body(p, fr, start)
+
+    def _frame_body(self, p: int, fr: _Frame, start: int = 0) -> bytes:
+        """The bytes of frame `fr` of partition `p`, from its record `start` on."""
+        count, body, _ = self._recent[p].get(fr.base_offset, (-1, b"", 0))
+        if start or count != fr.count:
+            # Read back from disk (its record count is known only once parsed: a
+            # truncation may have cut its end), or to be cut to start at `offset`.
+            if count < 0:
+                body = self.wal.read(fr.segment, fr.position)
+            entry = storage_pb2.LogEntry.FromString(body)
+            if start or batches.count(entry) != fr.count:
+                batches.cut(entry, start, fr.count)
+                body = entry.SerializeToString()
+        return body
 
     def records_beyond(self, p: int, have: dict[str, int], max_records: int) -> tuple[list[types_pb2.Record], bool]:
-        """Records of `p` whose origin_seq is above `have` (what the caller lacks), in log
-        order; and whether there are more than `max_records`."""
+        """Records of `p` whose origin_seq is above `have` (what the caller lacks), each
+        origin's in order, the origins in the order of their first such record in the
+        log; and whether there are more than `max_records`."""
         state = self.partitions[p]
-        if all(seq <= have.get(o, 0) for o, seq in state.origins.items()):
+        lacking = {o for o, seq in state.origins.items() if seq > have.get(o, 0)}
+        if not lacking:
             return [], False
         # Only whole runs: for each origin, the records from have+1 on without a hole
-        # (this log may miss part of a run its state holds, after a truncation). The log
-        # is read a frame at a time (all of it at once held the partition's whole log
-        # in memory), and a batch frame's records are made only if the caller lacks
-        # some of them.
+        # (this log may miss part of a run its state holds, after a truncation).
+        # Newest frame first, and only as far back as the oldest record wanted: along a
+        # log each origin's sequence numbers rise (its owner stamps them in order, a
+        # replica copies the owner's frames, a merge re-commits only the next one,
+        # PartitionState.gap), so an origin's record at or below have+1 means nothing
+        # older of it is wanted. A pull after a failover lacks the newest records, and
+        # a scan from the start read the whole partition log, for every page of them.
+        # A batch frame's records are made only if the caller lacks some of them.
         found: dict[str, dict[int, types_pb2.Record]] = {}
-        for _, _, body in self._frame_bodies(p, state.log_start_offset):
-            entry = storage_pb2.LogEntry.FromString(body)
+        oldest: dict[str, int] = {}  # origin -> index of the oldest frame it was found in
+        frames = self.index[p]
+        for i in range(len(frames) - 1, -1, -1):
+            entry = storage_pb2.LogEntry.FromString(self._frame_body(p, frames[i]))
             if entry.HasField("batch"):
                 b = entry.batch
-                if not b.origin or b.origin_seq + len(b.keys) - 1 <= have.get(b.origin, 0):
+                if b.origin not in lacking:
                     continue
+                if b.origin_seq + len(b.keys) - 1 <= have.get(b.origin, 0):
+                    lacking.discard(b.origin)  # held whole, and all of it before lower still
+                    if not lacking:
+                        break
+                    continue
+            reached = []
             for rec in batches.records(entry):
-                if rec.origin and rec.origin_seq > have.get(rec.origin, 0):
-                    found.setdefault(rec.origin, {})[rec.origin_seq] = rec
+                o = rec.origin
+                if o in lacking:
+                    floor = have.get(o, 0)
+                    if rec.origin_seq > floor:
+                        found.setdefault(o, {})[rec.origin_seq] = rec
+                        oldest[o] = i
+                    if rec.origin_seq <= floor + 1:
+                        reached.append(o)
+            lacking.difference_update(reached)
+            if not lacking:
+                break
         out: list[types_pb2.Record] = []
-        for origin, by_seq in found.items():
+        for origin in sorted(found, key=oldest.__getitem__):
+            by_seq = found[origin]
             seq = have.get(origin, 0) + 1
             while seq in by_seq:
                 if len(out) >= max_records:

@@ -1288,6 +1288,79 @@ def test_records_beyond_builds_only_the_batches_the_caller_lacks(tmp_path, monke
     assert len(got[(last - 7, 1000)][1]) == 2
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_records_beyond_from_the_newest_frame_back_answers_as_reading_the_whole_log(tmp_path, seed):
+    """records_beyond reads the log newest first and stops at the oldest record it
+    wants, which relies on each origin's sequence numbers rising along the log. Logs
+    made the ways a log grows (this node's own commits, batch and record frames, and
+    merges of other origins' records, holes refused), on disk so that old frames are
+    read back: every answer, for any vector the caller has and any page size, is what
+    reading every record gives."""
+    import random
+
+    rng = random.Random(seed)
+    keys = keys_in(33, 60, "rbm")
+
+    async def main():
+        e = await opened(tmp_path)
+        sent = {"o2": 0, "o3": 0}
+        for i in range(160):
+            kind = rng.random()
+            if kind < 0.35:
+                ks = rng.sample(keys, rng.randint(1, 4))
+                await e.commit_batches([adds(ks, [1] * len(ks), f"b{seed}-{i}")], LEADER)
+            elif kind < 0.6:
+                await e.commit([pb.Record(key=rng.choice(keys), op=pb.OP_COUNTER_ADD, amount=values.number_of(2))], LEADER)
+            else:
+                o = rng.choice(sorted(sent))
+                recs = []
+                for _ in range(rng.randint(1, 5)):
+                    # Now and then a record after a hole: a merge refuses it and the rest.
+                    sent[o] += 2 if rng.random() < 0.05 else 1
+                    recs.append(pb.Record(key=rng.choice(keys), op=pb.OP_COUNTER_ADD, amount=values.number_of(3),
+                                          ticket=f"m{seed}-{o}-{sent[o]}", hlc=1000 + i, origin=o, origin_seq=sent[o]))
+                e.recommit(33, recs, e.partitions[33].epoch)
+                sent[o] = e.partitions[33].origins.get(o, 0)
+        held = dict(e.partitions[33].origins)
+        answers = []
+        for _ in range(40):
+            have = {o: rng.choice([0, rng.randint(0, seq + 2), seq, seq - 1]) for o, seq in held.items() if rng.random() < 0.8}
+            if rng.random() < 0.2:
+                have["elsewhere"] = 7
+            limit = rng.choice([1, 3, 10, 10_000])
+            answers.append((have, limit, e.records_beyond(33, have, limit), _records_beyond_reference(e, 33, have, limit)))
+        await e.close()
+        return held, answers
+
+    held, answers = run(main())
+    assert len(held) == 3  # this node's origin and both merged ones
+    assert any(got[0] for _, _, got, _ in answers) and any(got[1] for _, _, got, _ in answers)
+    for have, limit, got, want in answers:
+        assert got == want, (have, limit)
+
+
+def test_records_beyond_reads_back_only_to_the_oldest_record_the_caller_lacks(tmp_path, monkeypatch):
+    """A pull after a failover lacks the newest records of a long log: it reads those
+    frames, not the whole partition log."""
+
+    async def main():
+        e = await opened(tmp_path)
+        key = keys_in(33, 1, "tail")[0]
+        for _ in range(1500):
+            await e.commit([pb.Record(key=key, op=pb.OP_COUNTER_ADD, amount=values.number_of(1))], LEADER)
+        (origin, last), = e.partitions[33].origins.items()
+        read = []
+        body = e._frame_body
+        monkeypatch.setattr(e, "_frame_body", lambda p, fr, start=0: read.append(fr.base_offset) or body(p, fr, start))
+        got, more = e.records_beyond(33, {origin: last - 3}, 10_000)
+        await e.close()
+        return last, got, more, read
+
+    last, got, more, read = run(main())
+    assert [r.origin_seq for r in got] == [last - 2, last - 1, last] and not more
+    assert read == [1499, 1498, 1497]
+
+
 @pytest.mark.parametrize("partitions", [256, 128, 2, 1, 100, 1024, 65536])
 def test_partitions_of_is_the_rings_partition_of_every_key(partitions: int) -> None:
     """batches.partitions_of takes shortcuts (the digest's low byte up to 256, C-level
