@@ -202,7 +202,16 @@ def _stream_error(exc: BaseException) -> FeroError:
 
 
 class _CommitSession:
-    """One CommitStream: calls in flight by id, and one task reading the replies."""
+    """One CommitStream: calls in flight by id, and one task reading the replies.
+
+    One call in flight is the common case, and every µs of the client's CPU is on its
+    round trip; so there is neither an asyncio.timeout (a Timeout and a TimerHandle
+    made and cancelled per call) nor an asyncio.Lock per call. The deadlines are kept
+    by one timer for the whole stream, set for the earliest of them and moved on when
+    it fires (_expire), which, with one call after another and the same timeout,
+    happens about once per timeout rather than once per call. Writes take turns
+    through `_writer` and `_turns`: a call that finds no write in progress writes at
+    once."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
         # Requests go out as bytes (fero.wire.commit_stream_request), not as a
@@ -214,36 +223,119 @@ class _CommitSession:
         self.pending: dict[int, asyncio.Future[changelog_pb2.CommitStreamReply]] = {}
         self.broken: FeroError | None = None
         self._ids = 0
-        self._write_lock = asyncio.Lock()
-        self._reader = asyncio.get_running_loop().create_task(self._read())
+        self._loop = asyncio.get_running_loop()
+        # Every call in commit(), from its start to its end: id -> (deadline, timeout).
+        self._deadlines: dict[int, tuple[float, float | None]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
+        self._writer = 0   # the call whose turn it is to write (0: nobody's)
+        self._sending = 0  # the call whose write is in progress in gRPC (0: none)
+        self._turns: dict[int, asyncio.Future[None]] = {}  # calls waiting to write, first come first
+        self._reader = self._loop.create_task(self._read())
 
-    async def commit(self, request: changelog_pb2.CommitRequest, timeout: float) -> changelog_pb2.CommitReply:
+    async def commit(self, request: changelog_pb2.CommitRequest, timeout: float | None) -> changelog_pb2.CommitReply:
         if self.broken is not None:
             raise self.broken
+        loop = self._loop
         self._ids += 1
         id = self._ids
-        fut: asyncio.Future[changelog_pb2.CommitStreamReply] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[changelog_pb2.CommitStreamReply] = loop.create_future()
         self.pending[id] = fut  # before the write: the reply may be read before it returns
+        deadline = loop.time() + timeout if timeout is not None else float("inf")  # (None: as asyncio.timeout(None))
+        self._deadlines[id] = (deadline, timeout)
+        if deadline < self._timer_at:
+            self._set_timer(deadline)
+        data = wire.commit_stream_request(id, request.SerializeToString())
         try:
-            async with asyncio.timeout(timeout):  # the write too: a stalled node stops reading
-                try:
-                    async with self._write_lock:
-                        await self.call.write(wire.commit_stream_request(id, request.SerializeToString()))
-                except Exception as exc:
+            if self._writer:
+                turn: asyncio.Future[None] = loop.create_future()
+                self._turns[id] = turn
+                await turn  # handed over by the write before (_next_turn), or failed by _expire
+                if fut.done():  # the stream broke meanwhile, or the deadline passed
+                    return self._reply(fut.result())
+            else:
+                self._writer = id
+            try:
+                self._sending = id
+                await self.call.write(data)
+            except (Exception, asyncio.CancelledError) as exc:
+                # gRPC raises CancelledError from a write to a call cancelled here (by
+                # _expire), not only when this task is cancelled.
+                if isinstance(exc, asyncio.CancelledError) and asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    raise
+                if id in self._deadlines:
                     # Not sent (a write to a stream whose node just died fails, often as
                     # INTERNAL "Internal error from Core", or as a cygrpc
                     # ExecuteBatchError): safe to retry elsewhere.
                     self.pending.pop(id, None)
                     fut.cancel()
                     raise self._broke(_stream_error(exc)) from exc
-                msg = await fut
-        except TimeoutError:
-            raise DeadlineExceeded(f"no reply within {timeout} s") from None
+            finally:
+                self._sending = 0
+                self._next_turn(id)
+            if id not in self._deadlines:
+                # _expire cancelled the stream under this write, which did not finish in
+                # time (a stalled node stops reading), as gRPC does when a write is
+                # cancelled: the call times out, the calls beside it are Unavailable.
+                raise DeadlineExceeded(f"no reply within {timeout} s")
+            return self._reply(await fut)
         finally:
             self.pending.pop(id, None)
+            self._deadlines.pop(id, None)
+            self._turns.pop(id, None)
+            self._next_turn(id)  # a call cancelled after its turn came, before it wrote
+
+    @staticmethod
+    def _reply(msg: changelog_pb2.CommitStreamReply) -> changelog_pb2.CommitReply:
         if msg.error_code:
             raise from_status(status_code(msg.error_code), msg.error_message)
         return msg.reply
+
+    def _next_turn(self, id: int) -> None:
+        """Passes the turn to write from call `id` (if it has it) to the first call
+        waiting for it that is still there."""
+        if self._writer != id:
+            return
+        self._writer = 0
+        while self._turns:
+            next_id = next(iter(self._turns))
+            turn = self._turns.pop(next_id)
+            if not turn.done():
+                self._writer = next_id
+                turn.set_result(None)
+                return
+
+    def _set_timer(self, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(at, self._expire)
+        self._timer_at = at
+
+    def _expire(self) -> None:
+        """Fails every call past its deadline with DeadlineExceeded, whatever it waits
+        for: its reply, its turn to write, or its write (then by cancelling the stream,
+        the only way to stop a write to a node that does not read), and sets the timer
+        for the earliest deadline left."""
+        self._timer, self._timer_at = None, float("inf")
+        now = self._loop.time()
+        first = float("inf")
+        for id, (deadline, timeout) in list(self._deadlines.items()):
+            if deadline > now:
+                first = min(first, deadline)
+                continue
+            del self._deadlines[id]
+            err = DeadlineExceeded(f"no reply within {timeout} s")
+            turn = self._turns.pop(id, None)
+            fut = self.pending.pop(id, None)
+            if turn is not None:
+                if not turn.done():  # (done: cancelled, its caller not yet gone)
+                    turn.set_exception(err)
+            elif self._sending == id:
+                self.call.cancel()  # the write fails, or returns to find its deadline gone
+            elif fut is not None and not fut.done():
+                fut.set_exception(err)
+        if first < float("inf"):
+            self._set_timer(first)
 
     async def _read(self) -> None:
         try:
@@ -279,6 +371,8 @@ class _CommitSession:
             except Exception:  # the node is gone (AioRpcError, cygrpc ExecuteBatchError, ...)
                 pass
         self.call.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
         self._reader.cancel()
         try:
             await self._reader
@@ -475,9 +569,13 @@ class Client:
 
     async def add(self, name: str, amount: Value | str, *, ticket: str | None = None, acks: Acks | str = "leader") -> AddResult:
         """Adds `amount` to counter `name`; the new value and whether the cluster is whole."""
-        rec = types_pb2.Record(key=name, op=types_pb2.OP_COUNTER_ADD, ticket=ticket or self.ticket())
-        rec.amount.CopyFrom(values.number_of(amount))
-        req = changelog_pb2.CommitRequest(records=[rec], acks=Acks.parse(acks))
+        # The record is made in place: CommitRequest(records=[rec]) would copy it.
+        req = changelog_pb2.CommitRequest(acks=Acks.parse(acks))
+        rec = req.records.add(key=name, op=types_pb2.OP_COUNTER_ADD, ticket=ticket or self.ticket())
+        if type(amount) is int:
+            values.to_number(amount, rec.amount)
+        else:
+            rec.amount.CopyFrom(values.number_of(amount))
 
         async def call(c: _Conn) -> tuple[types_pb2.Result, bool]:
             reply = await c.commit(req, self.timeout_s)

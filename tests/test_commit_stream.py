@@ -17,7 +17,7 @@ import pytest
 import fero
 import fero.client
 from fero import values
-from fero.errors import InvalidArgument
+from fero.errors import DeadlineExceeded, FeroError, InvalidArgument, Unavailable
 from fero.v1 import changelog_pb2, changelog_pb2_grpc
 from fero.v1 import types_pb2 as pb
 
@@ -91,6 +91,107 @@ def test_concurrent_adds_share_one_stream_and_each_reply_matches_its_request(ses
             assert len({r.partition for r in results}) == 1
             assert (await client.get("hits")).value == sum(amounts) == n * (n + 1) // 2
             assert sessions == [conn._session], "the read opened no stream of its own"
+
+    run(body)
+
+
+def test_cancelled_callers_leave_the_stream_to_the_others(sessions: list[_Counted]) -> None:
+    """Callers cancelled while they wait for their turn to write, while they write, or
+    while they wait for their reply: the others' commits go on (a write cancelled in
+    gRPC cancels its stream: the calls beside it go again over a new one), and a
+    session keeps nothing of the cancelled ones."""
+
+    async def body() -> None:
+        async with running_node() as node, fero.connect(node.address) as client:
+            await client.add("warm", 1)
+            for round in range(5):
+                tasks = [asyncio.create_task(client.add("c", 1, ticket=f"cancel-{round}-{i}")) for i in range(40)]
+                for _ in range(round):  # cancelled at different points of their calls
+                    await asyncio.sleep(0)
+                for t in tasks[::2]:
+                    t.cancel()
+                done = await asyncio.gather(*tasks, return_exceptions=True)
+                assert all(isinstance(r, (fero.client.AddResult, asyncio.CancelledError)) for r in done), done
+                assert all(isinstance(r, fero.client.AddResult) for r in done[1::2]), done
+            session = client._conn(node.address)._session
+            assert session is not None and session.broken is None and session is sessions[-1]
+            # (A caller cancelled after its write may still have committed.)
+            assert (await client.add("c", 1)).value == (await client.get("c")).value >= 1 + 5 * 20
+            assert not session.pending and not session._deadlines and not session._turns
+            assert session._writer == 0 and session._sending == 0
+
+    run(body)
+
+
+class _StalledNode:
+    """A gRPC server whose CommitStream never reads a request nor replies: what a
+    client sees of a node that stopped (SIGSTOP, a stuck event loop)."""
+
+    async def __aenter__(self) -> str:
+        self._stop = asyncio.Event()
+
+        async def commit_stream(requests: Any, context: Any) -> Any:
+            await self._stop.wait()
+            return
+            yield  # (a generator: a streaming handler)
+
+        self._server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20)])
+        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("fero.v1.Changelog", {
+            "CommitStream": grpc.stream_stream_rpc_method_handler(
+                commit_stream, request_deserializer=lambda b: b, response_serializer=lambda b: b),
+        }),))
+        port = self._server.add_insecure_port("127.0.0.1:0")
+        await self._server.start()
+        return f"127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        await self._server.stop(None)
+
+
+def test_a_stalled_node_fails_each_call_with_deadline_exceeded_after_its_timeout() -> None:
+    """Whatever a call waits for on a node that stopped, its reply, its write (a request
+    larger than the stream's flow-control window never finishes going out) or its
+    turn to write behind that write, it ends with DeadlineExceeded once its own
+    timeout has passed: not before, and not much after."""
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def timed(call: Awaitable[Any]) -> tuple[type[BaseException] | None, float]:
+            t0 = loop.time()
+            try:
+                await call
+            except FeroError as err:
+                return type(err), loop.time() - t0
+            return None, loop.time() - t0
+
+        async with _StalledNode() as address, fero.connect(address, route=False, timeout_s=0.5, retry_for_s=0) as client:
+            conn = client._conn(address)
+            # Written, never answered.
+            err, took = await timed(client.add("k", 1))
+            assert err is DeadlineExceeded and 0.5 <= took < 1.5, (err, took)
+            err, took = await timed(client.add("k", 1))
+            assert err is DeadlineExceeded and 0.5 <= took < 1.5, (err, took)
+            assert conn._session is not None and conn._session.broken is None, "a late reply leaves the stream open"
+
+            # A write that cannot finish (gRPC takes a message whatever its size, but
+            # then waits for a window the node never opens), and calls waiting for
+            # their turn behind it.
+            big = changelog_pb2.CommitRequest(records=[client.record(pb.OP_UPDATE, "big", value=b"x" * (4 << 20), raw=True)])
+            small = changelog_pb2.CommitRequest(records=[client.record(pb.OP_COUNTER_ADD, "k", amount=1)])
+            (err, took), *behind = await asyncio.gather(
+                timed(conn.commit(big, 0.5)), timed(conn.commit(big, 0.6)),
+                timed(conn.commit(small, 0.9)), timed(client.add("k", 2)))
+            assert err is DeadlineExceeded and 0.5 <= took < 1.5, (err, took)
+            # Behind it: their own deadline, or the stream that was cancelled under a
+            # write that timed out (Unavailable, retriable), whichever comes first;
+            # never a wait past the deadline.
+            for (err, took), timeout in zip(behind, (0.6, 0.9, 0.5)):
+                assert err in (DeadlineExceeded, Unavailable) and took < timeout + 1.0, (err, took, timeout)
+                if err is DeadlineExceeded:
+                    assert took >= timeout, (took, timeout)
+            assert not conn._session.pending and not conn._session._deadlines and not conn._session._turns
 
     run(body)
 
