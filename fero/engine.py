@@ -679,8 +679,9 @@ class Engine:
                 self._commits += len(entry.records)
         return results, entries, any_duplicate
 
-    def _append_frame(self, entry: storage_pb2.LogEntry, body: bytes | None = None) -> int:
-        """Queues a frame in the WAL, indexes it, keeps it for replication; its seq."""
+    def _append_frame(self, entry: storage_pb2.LogEntry, body: bytes | None = None, n: int | None = None) -> int:
+        """Queues a frame in the WAL, indexes it, keeps it for replication; its seq.
+        `n`: its records, if the caller counted them."""
         body = body if body is not None else entry.SerializeToString()
         p = entry.partition
         if entry.HasField("install"):
@@ -692,7 +693,7 @@ class Engine:
             self._truncate_index(p, entry.base_offset)
             self._recent[p] = {b: f for b, f in self._recent[p].items() if b < entry.base_offset}
         else:
-            return self._append_records(p, entry.base_offset, batches.count(entry), body)
+            return self._append_records(p, entry.base_offset, batches.count(entry) if n is None else n, body)
         return loc.seq
 
     def _append_records(self, p: int, base_offset: int, n: int, body: bytes) -> int:
@@ -835,59 +836,63 @@ class Engine:
         this partition has seen (fencing), or does not continue this log: another offset,
         or another lineage just before it. Returns the results and the WAL seq to wait
         for before acknowledging."""
-        results: dict[int, peer_pb2.AppendResult] = {}
+        # A partition's result, once refused; None while its frames go on: its result
+        # (ok, the next offset after its last frame) is made once, at the end, not
+        # once a frame. This runs for every frame every replica gets.
+        results: dict[int, peer_pb2.AppendResult | None] = {}
+        P = len(self.partitions)
+        unpublished = self._unpublished
         for f in frames:
             entry = f.entry
-            p = f.install.partition if f.HasField("install") else entry.partition
-            if p >= len(self.partitions):
+            install = f.HasField("install")
+            p = f.install.partition if install else entry.partition
+            if p >= P:
                 raise InvalidArgument(f"partition {p} does not exist")
-            if p in results and not results[p].ok:
-                continue
+            if results.get(p) is not None:
+                continue  # refused: the rest of its frames cannot continue this log
             state = self.partitions[p]
             if f.owner_epoch < state.epoch:
-                results[p] = peer_pb2.AppendResult(
-                    partition=p, ok=False, next_offset=state.next_offset, digest=self.digest(p),
-                    error=f"fenced: epoch {f.owner_epoch} is older than {state.epoch}",
-                )
+                results[p] = self._refused(p, f"fenced: epoch {f.owner_epoch} is older than {state.epoch}")
                 continue
             state.epoch = f.owner_epoch
-            if f.HasField("install"):
+            if install:
                 if self.lacks_beyond(p, f.install.origins):
-                    results[p] = peer_pb2.AppendResult(
-                        partition=p, ok=False, next_offset=state.next_offset, digest=self.digest(p),
-                        error="holds records the owner lacks",
-                    )
+                    results[p] = self._refused(p, "holds records the owner lacks")
                 else:
                     self.install(f.install)
-                    results[p] = peer_pb2.AppendResult(partition=p, ok=True, next_offset=state.next_offset)
+                    results[p] = None
                 continue
-            if f.truncate and entry.base_offset < state.next_offset:
+            base = entry.base_offset
+            if f.truncate and base < state.next_offset:
                 if self.lacks_beyond(p, f.owner_origins):
                     # This copy committed more since the owner last pulled from it (it
                     # still thought it owned the partition): cutting now could drop
                     # records that exist nowhere else. The owner pulls, then cuts.
-                    results[p] = peer_pb2.AppendResult(
-                        partition=p, ok=False, next_offset=state.next_offset, digest=self.digest(p),
-                        error="holds records the owner lacks",
-                    )
+                    results[p] = self._refused(p, "holds records the owner lacks")
                     continue
-                self.truncate(p, entry.base_offset)
-            prev = lineage_at(state.epochs, entry.base_offset - 1) if entry.base_offset else None
-            if entry.base_offset != state.next_offset or (
-                f.has_prev and prev != (f.prev_epoch, f.prev_owner)
+                self.truncate(p, base)
+            if base != state.next_offset or (
+                f.has_prev and (lineage_at(state.epochs, base - 1) if base else None) != (f.prev_epoch, f.prev_owner)
             ):
-                results[p] = peer_pb2.AppendResult(
-                    partition=p, ok=False, next_offset=state.next_offset, digest=self.digest(p),
-                    error="does not continue this log",
-                )
+                results[p] = self._refused(p, "does not continue this log")
                 continue
-            if batches.count(entry):
+            n = batches.count(entry)
+            if n:
                 entry, body = _own(entry)
                 self.apply_entry(state, entry)
-                self._append_frame(entry, body)
-                self._unpublished.append((self.wal.appended, [Appended.of(entry)]))
-            results[p] = peer_pb2.AppendResult(partition=p, ok=True, next_offset=state.next_offset)
-        return list(results.values()), self.wal.appended
+                self._append_frame(entry, body, n)
+                unpublished.append((self.wal.appended, [Appended(p, base, n, None, entry)]))
+            results[p] = None
+        AppendResult = peer_pb2.AppendResult
+        return [AppendResult(partition=p, ok=True, next_offset=self.partitions[p].next_offset) if r is None else r
+                for p, r in results.items()], self.wal.appended
+
+    def _refused(self, p: int, why: str) -> peer_pb2.AppendResult:
+        """A partition's answer to frames it cannot take: where its log ends and its
+        digest, for the owner to find where the two logs part."""
+        return peer_pb2.AppendResult(
+            partition=p, ok=False, next_offset=self.partitions[p].next_offset, digest=self.digest(p), error=why,
+        )
 
     async def durable(self, seq: int) -> None:
         """Waits until WAL frame `seq` is durable and publishes what is (as a commit
