@@ -66,12 +66,14 @@ class StateCut:
     origins: dict[str, int]
     epochs: list[tuple[int, str, int]]
     tickets: dict[str, Committed]
+    gap_end: int = 0
 
     def message(self) -> storage_pb2.PartitionSnapshot:
         """As a PartitionSnapshot without documents."""
         ps = storage_pb2.PartitionSnapshot()
         ps.partition, ps.epoch, ps.next_offset = self.partition, self.epoch, self.next_offset
         ps.log_start_offset = self.log_start_offset
+        ps.gap_end = self.gap_end
         for name, c in self.counters.items():
             if c.__class__ is int:
                 values.to_number(c, ps.counters.add(name=name, kind=int(Kind.INT)).value)
@@ -137,6 +139,10 @@ class PartitionState:
         self.origins: dict[str, int] = {}
         #: (epoch, owner, start offset) of each lineage in this partition's log, oldest first.
         self.epochs: list[tuple[int, str, int]] = []
+        #: The log may hold records it did not apply (see gap) below this offset, and
+        #: an origin's records may then stand out of order in it; from here on (and
+        #: once retention has dropped what is below) they rise along the log.
+        self.gap_end = 0
 
     def has(self, record: types_pb2.Record) -> bool:
         """Whether this partition already holds `record` (by its origin identity)."""
@@ -358,6 +364,12 @@ class PartitionState:
         """Cuts the log back to `offset` (state is kept: see the module docstring)."""
         self.next_offset = offset
         self.epochs = [e for e in self.epochs if e[2] < offset]
+        self.gap_end = min(self.gap_end, offset)
+
+    def logged_unapplied(self, end: int) -> None:
+        """The log holds records it did not apply, up to offset `end` (exclusive)."""
+        if end > self.gap_end:
+            self.gap_end = end
 
     def counter(self, name: str, at_ms: int) -> Counter | None:
         """The counter, or None if it does not exist; Expired if it is closed."""
@@ -453,7 +465,8 @@ class PartitionState:
                 c = counters[name]
                 counters[name] = Counter(name, c.kind, c.value, c.expire_at_ms)  # type: ignore[union-attr]
         return StateCut(self.partition, self.epoch, self.next_offset, self.log_start_offset, counters,
-                        dict(self.documents.tombstones), dict(self.origins), list(self.epochs), self.tickets.copy())
+                        dict(self.documents.tombstones), dict(self.origins), list(self.epochs), self.tickets.copy(),
+                        self.gap_end)
 
     def load_snapshot(self, ps: storage_pb2.PartitionSnapshot) -> None:
         """Replaces this partition's state with `ps` (a snapshot's or a state transfer's)."""
@@ -472,6 +485,9 @@ class PartitionState:
                 self.documents.docs[ks.key] = Doc(raw=ks.value, hlc=ks.hlc, origin=ks.origin)
         self.origins = {o.origin: o.seq for o in ps.origins}
         self.epochs = [(e.epoch, e.owner, e.start_offset) for e in ps.epochs]
+        # A snapshot from before gap_end was kept says nothing of its log: all of it
+        # may hold such records.
+        self.gap_end = ps.gap_end if ps.HasField("gap_end") else ps.next_offset
         self.tickets = TicketTable(self.tickets.window_ms, self.tickets.max_entries)
         for ts in ps.tickets:
             value = values.parse_number(ts.value) if ts.has_value else None

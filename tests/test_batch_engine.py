@@ -1288,14 +1288,30 @@ def test_records_beyond_builds_only_the_batches_the_caller_lacks(tmp_path, monke
     assert len(got[(last - 7, 1000)][1]) == 2
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_records_beyond_from_the_newest_frame_back_answers_as_reading_the_whole_log(tmp_path, seed):
-    """records_beyond reads the log newest first and stops at the oldest record it
-    wants, which relies on each origin's sequence numbers rising along the log. Logs
-    made the ways a log grows (this node's own commits, batch and record frames, and
-    merges of other origins' records, holes refused), on disk so that old frames are
-    read back: every answer, for any vector the caller has and any page size, is what
-    reading every record gives."""
+def _replicated_gap(e: Engine, p: int, origin: str, seq: int, key: str) -> None:
+    """Appends, as a replica does, a frame of another owner holding `origin`'s record
+    `seq`, which the partition cannot apply yet when it lacks the ones before it."""
+    from fero.v1 import peer_pb2
+
+    state = e.partitions[p]
+    rec = pb.Record(key=key, op=pb.OP_COUNTER_ADD, amount=values.number_of(4), ticket=f"gap-{origin}-{seq}",
+                    hlc=5000 + seq, origin=origin, origin_seq=seq)
+    entry = storage_pb2.LogEntry(partition=p, epoch=state.epoch, base_offset=state.next_offset, owner="other",
+                                 records=[rec])
+    (result,), _ = e.append_replicated([peer_pb2.AppendFrame(owner_epoch=state.epoch, entry=entry)])
+    assert result.ok, result
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_records_beyond_answers_as_reading_the_whole_log(tmp_path, seed):
+    """records_beyond reads a log whose every record was applied newest first, and
+    stops at the oldest record it wants; a log holding records it could not apply (a
+    replica met them before the rest of their run) is read whole. Logs made the ways a
+    log grows: this node's own commits (batch and record frames), merges of other
+    origins' records (several origins in one frame, holes refused), and, for odd
+    seeds, frames replicated with records beyond a hole, whose run a merge completes
+    later. On disk, so that old frames are read back. Every answer, for any vector the
+    caller has and any page size, is what reading every record gives."""
     import random
 
     rng = random.Random(seed)
@@ -1303,7 +1319,7 @@ def test_records_beyond_from_the_newest_frame_back_answers_as_reading_the_whole_
 
     async def main():
         e = await opened(tmp_path)
-        sent = {"o2": 0, "o3": 0}
+        merged = {"o2": 0, "o3": 0}
         for i in range(160):
             kind = rng.random()
             if kind < 0.35:
@@ -1311,17 +1327,21 @@ def test_records_beyond_from_the_newest_frame_back_answers_as_reading_the_whole_
                 await e.commit_batches([adds(ks, [1] * len(ks), f"b{seed}-{i}")], LEADER)
             elif kind < 0.6:
                 await e.commit([pb.Record(key=rng.choice(keys), op=pb.OP_COUNTER_ADD, amount=values.number_of(2))], LEADER)
+            elif seed % 2 and kind < 0.7:
+                o = rng.choice(sorted(merged))
+                _replicated_gap(e, 33, o, e.partitions[33].origins.get(o, 0) + rng.randint(2, 3), rng.choice(keys))
             else:
-                o = rng.choice(sorted(sent))
                 recs = []
                 for _ in range(rng.randint(1, 5)):
-                    # Now and then a record after a hole: a merge refuses it and the rest.
-                    sent[o] += 2 if rng.random() < 0.05 else 1
+                    o = rng.choice(sorted(merged))
+                    # Now and then a record after a hole: a merge refuses it and the rest of its origin's.
+                    merged[o] += 2 if rng.random() < 0.05 else 1
                     recs.append(pb.Record(key=rng.choice(keys), op=pb.OP_COUNTER_ADD, amount=values.number_of(3),
-                                          ticket=f"m{seed}-{o}-{sent[o]}", hlc=1000 + i, origin=o, origin_seq=sent[o]))
+                                          ticket=f"m{seed}-{o}-{merged[o]}", hlc=1000 + i, origin=o, origin_seq=merged[o]))
                 e.recommit(33, recs, e.partitions[33].epoch)
-                sent[o] = e.partitions[33].origins.get(o, 0)
-        held = dict(e.partitions[33].origins)
+                merged = {o: e.partitions[33].origins.get(o, 0) for o in merged}
+        state = e.partitions[33]
+        held, gap_end, log_start = dict(state.origins), state.gap_end, state.log_start_offset
         answers = []
         for _ in range(40):
             have = {o: rng.choice([0, rng.randint(0, seq + 2), seq, seq - 1]) for o, seq in held.items() if rng.random() < 0.8}
@@ -1330,13 +1350,64 @@ def test_records_beyond_from_the_newest_frame_back_answers_as_reading_the_whole_
             limit = rng.choice([1, 3, 10, 10_000])
             answers.append((have, limit, e.records_beyond(33, have, limit), _records_beyond_reference(e, 33, have, limit)))
         await e.close()
-        return held, answers
+        return held, gap_end > log_start, answers
 
-    held, answers = run(main())
+    held, gaps_logged, answers = run(main())
     assert len(held) == 3  # this node's origin and both merged ones
+    assert gaps_logged == bool(seed % 2)
     assert any(got[0] for _, _, got, _ in answers) and any(got[1] for _, _, got, _ in answers)
     for have, limit, got, want in answers:
         assert got == want, (have, limit)
+
+
+def test_records_beyond_gives_a_record_the_log_holds_ahead_of_the_rest_of_its_run(tmp_path):
+    """A replica logged O:2 before it had O:1 (it could not apply it), and as owner
+    merged O:1 later: its log holds O:2 before O:1. A caller that lacks both gets
+    both, in order; read from the newest frame back, O:1 seemed to end the run."""
+
+    async def main():
+        e = await opened(tmp_path)
+        (key,) = keys_in(33, 1, "gap")
+        await e.commit([pb.Record(key=key, op=pb.OP_COUNTER_ADD, amount=values.number_of(1))], LEADER)
+        _replicated_gap(e, 33, "O", 2, key)
+        e.recommit(33, [pb.Record(key=key, op=pb.OP_COUNTER_ADD, amount=values.number_of(5), ticket="o1", hlc=900,
+                                  origin="O", origin_seq=1)], e.partitions[33].epoch)
+        got = e.records_beyond(33, {}, 100)
+        await e.close()
+        return got, e.partitions[33].gap_end
+
+    (records, more), gap_end = run(main())
+    assert [(r.origin, r.origin_seq) for r in records if r.origin == "O"] == [("O", 1), ("O", 2)] and not more
+    assert gap_end == 2  # the frame at offset 1
+
+
+def test_where_a_log_may_hold_unapplied_records_survives_a_snapshot_and_a_restart(tmp_path):
+    """gap_end goes into snapshots; a snapshot written before it was kept says nothing,
+    so all of the log before it counts as such."""
+    from fero.partition import PartitionState
+
+    async def main():
+        e = await opened(tmp_path)
+        (key,) = keys_in(33, 1, "gap")
+        await e.commit([pb.Record(key=key, op=pb.OP_COUNTER_ADD, amount=values.number_of(1))], LEADER)
+        _replicated_gap(e, 33, "O", 2, key)
+        await e.commit([pb.Record(key=key, op=pb.OP_COUNTER_ADD, amount=values.number_of(1))], LEADER)
+        await e.take_snapshot()
+        await e.close()
+        e = await opened(tmp_path)
+        after = e.partitions[33].gap_end, e.partitions[33].next_offset
+        await e.close()
+        return after
+
+    (gap_end, next_offset) = run(main())
+    assert (gap_end, next_offset) == (2, 3)
+    older = PartitionState(33)
+    ps = storage_pb2.PartitionSnapshot(partition=33, next_offset=40)
+    older.load_snapshot(ps)
+    assert older.gap_end == 40
+    ps.gap_end = 0
+    older.load_snapshot(ps)
+    assert older.gap_end == 0
 
 
 def test_records_beyond_reads_back_only_to_the_oldest_record_the_caller_lacks(tmp_path, monkeypatch):

@@ -44,7 +44,7 @@ class Snapshot(_message.Message):
     def __init__(self, partitions: _Optional[int] = ..., segment: _Optional[int] = ..., position: _Optional[int] = ..., partition_states: _Optional[_Iterable[_Union[PartitionSnapshot, _Mapping]]] = ..., hlc: _Optional[int] = ..., partition_frames: _Optional[int] = ...) -> None: ...
 
 class PartitionSnapshot(_message.Message):
-    __slots__ = ("partition", "epoch", "next_offset", "counters", "keys", "tickets", "log_start_offset", "origins", "epochs", "key_columns", "runs")
+    __slots__ = ("partition", "epoch", "next_offset", "counters", "keys", "tickets", "log_start_offset", "origins", "epochs", "key_columns", "runs", "gap_end")
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     NEXT_OFFSET_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,7 @@ class PartitionSnapshot(_message.Message):
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     KEY_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     RUNS_FIELD_NUMBER: _ClassVar[int]
+    GAP_END_FIELD_NUMBER: _ClassVar[int]
     partition: int
     epoch: int
     next_offset: int
@@ -67,7 +68,8 @@ class PartitionSnapshot(_message.Message):
     epochs: _containers.RepeatedCompositeFieldContainer[EpochStart]
     key_columns: KeyColumns
     runs: _containers.RepeatedCompositeFieldContainer[_types_pb2.Batch]
-    def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., next_offset: _Optional[int] = ..., counters: _Optional[_Iterable[_Union[CounterState, _Mapping]]] = ..., keys: _Optional[_Iterable[_Union[KeyState, _Mapping]]] = ..., tickets: _Optional[_Iterable[_Union[TicketState, _Mapping]]] = ..., log_start_offset: _Optional[int] = ..., origins: _Optional[_Iterable[_Union[OriginSeq, _Mapping]]] = ..., epochs: _Optional[_Iterable[_Union[EpochStart, _Mapping]]] = ..., key_columns: _Optional[_Union[KeyColumns, _Mapping]] = ..., runs: _Optional[_Iterable[_Union[_types_pb2.Batch, _Mapping]]] = ...) -> None: ...
+    gap_end: int
+    def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., next_offset: _Optional[int] = ..., counters: _Optional[_Iterable[_Union[CounterState, _Mapping]]] = ..., keys: _Optional[_Iterable[_Union[KeyState, _Mapping]]] = ..., tickets: _Optional[_Iterable[_Union[TicketState, _Mapping]]] = ..., log_start_offset: _Optional[int] = ..., origins: _Optional[_Iterable[_Union[OriginSeq, _Mapping]]] = ..., epochs: _Optional[_Iterable[_Union[EpochStart, _Mapping]]] = ..., key_columns: _Optional[_Union[KeyColumns, _Mapping]] = ..., runs: _Optional[_Iterable[_Union[_types_pb2.Batch, _Mapping]]] = ..., gap_end: _Optional[int] = ...) -> None: ...
 
 class KeyColumns(_message.Message):
     __slots__ = ("keys", "values", "hlcs", "origins")
