@@ -42,7 +42,7 @@ def render(node: "Node") -> str:
     metric("fero_gaps_total", "counter", "Records held back because their origin run had a hole.", node.engine.gaps)
     metric("fero_wal_fsyncs_total", "counter", "fsync calls on the log.", w.fsyncs)
     metric("fero_wal_last_fsync_seconds", "gauge", "Duration of the last fsync.", w.last_fsync_ms / 1000)
-    metric("fero_wal_bytes", "gauge", "Bytes in log segments.", w.bytes)
+    metric("fero_wal_bytes", "gauge", "Bytes in log segments (in memory: with what keeping each frame costs).", w.bytes)
     metric("fero_forwards_total", "counter", "Requests forwarded to another owner (proxy hops).", node.forwards)
     metric("fero_coherent", "gauge", "1 if this node sees the whole cluster healthy.", int(node.coherent()))
     metric("fero_partitions_owned", "gauge", "Partitions this node owns.", len(node.router.owned()))
