@@ -239,13 +239,15 @@ class _CommitSession:
         loop = self._loop
         self._ids += 1
         id = self._ids
+        # Made before the call is registered: a request that protobuf cannot serialise (over
+        # 2 GB) must leave nothing behind for _expire to fail.
+        data = wire.commit_stream_request(id, request.SerializeToString())
         fut: asyncio.Future[changelog_pb2.CommitStreamReply] = loop.create_future()
         self.pending[id] = fut  # before the write: the reply may be read before it returns
         deadline = loop.time() + timeout if timeout is not None else float("inf")  # (None: as asyncio.timeout(None))
         self._deadlines[id] = (deadline, timeout)
         if deadline < self._timer_at:
             self._set_timer(deadline)
-        data = wire.commit_stream_request(id, request.SerializeToString())
         try:
             if self._writer:
                 turn: asyncio.Future[None] = loop.create_future()
@@ -284,6 +286,10 @@ class _CommitSession:
             self._deadlines.pop(id, None)
             self._turns.pop(id, None)
             self._next_turn(id)  # a call cancelled after its turn came, before it wrote
+            if fut.done() and not fut.cancelled():
+                # A reply failed by _broke while this call left by another way (its
+                # deadline, its cancellation): asyncio would log it as never retrieved.
+                fut.exception()
 
     @staticmethod
     def _reply(msg: changelog_pb2.CommitStreamReply) -> changelog_pb2.CommitReply:
