@@ -131,8 +131,9 @@ async def _time_fero(address: str, key: str, acks: str, n: int, budget: float, b
 
 
 def _cpu_row(cpu: _Cpu, lat_ms: list[float]) -> dict[str, float]:
-    """CPU µs a request of the client, the server, and the replicas together; their
-    total; and how many cores that kept busy, on average, at one request in flight."""
+    """CPU µs a request of the client, the server, and the other servers together (the
+    replicas, at RF 3 on 3 nodes; /proc counts in 10 ms ticks, so a run should last
+    seconds); their total; and how many cores that kept busy, on average."""
     n = len(lat_ms)
     us = cpu.per_request_us(n)
     wall_us = sum(lat_ms) / max(n, 1) * 1e3
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu = res["cpu_us_per_request"]
     print()
     cpu_table = common.print_table(
-        ["CPU µs a request (median of runs)", "client", "server/owner", "replicas", "total", "cores busy"],
+        ["CPU µs a request (median of runs)", "client", "server/owner", "other nodes", "total", "cores busy"],
         [[r[0]] + [f"{cpu[name][f]:.0f}" for f in ("client", "server", "replicas", "total")] + [f"{cpu[name]['cores_busy']:.2f}"]
          for r, name in zip(rows, FLOORS + LEVELS)])
     lead, all_ = med["leader"], med["all"]
