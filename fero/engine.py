@@ -875,7 +875,6 @@ class Engine:
         # once a frame. This runs for every frame every replica gets.
         results: dict[int, peer_pb2.AppendResult | None] = {}
         P = len(self.partitions)
-        unpublished = self._unpublished
         for f in frames:
             entry = f.entry
             install = f.HasField("install")
@@ -915,7 +914,7 @@ class Engine:
                 entry, body = _own(entry)
                 self.apply_entry(state, entry)
                 self._append_frame(entry, body, n)
-                unpublished.append((self.wal.appended, [Appended(p, base, n, None, entry)]))
+                self._unpublished.append((self.wal.appended, [Appended(p, base, n, None, entry)]))
             results[p] = None
         AppendResult = peer_pb2.AppendResult
         return [AppendResult(partition=p, ok=True, next_offset=self.partitions[p].next_offset) if r is None else r
