@@ -721,11 +721,20 @@ class Engine:
 
     # -- replication: what owners and replicas ask of the engine --------------------
 
-    def digest(self, p: int) -> peer_pb2.PartitionDigest:
+    def digest(self, p: int, compact: bool = False) -> peer_pb2.PartitionDigest:
+        """What this node holds of partition p. `compact`: for a caller that compares
+        origin vectors only: no lineages, and the origin vector as its few latest
+        changed entries plus the fingerprint of the rest (fero.origins)."""
         state = self.partitions[p]
         d = peer_pb2.PartitionDigest(
             partition=p, epoch=state.epoch, next_offset=state.next_offset, log_start_offset=state.log_start_offset
         )
+        if compact:
+            d.compact = True
+            d.rest_fingerprint, entries = state.origins.compact()
+            for origin, seq in entries:
+                d.origins.add(origin=origin, seq=seq)
+            return d
         for epoch, owner, start in state.epochs:
             d.epochs.add(epoch=epoch, owner=owner, start_offset=start)
         for origin, seq in state.origins.items():

@@ -11,7 +11,12 @@ then serves. Requests wait for that (up to `serve_wait_s`) rather than fail.
 Anti-entropy: every `anti_entropy_s` an owner compares its partitions' digests with
 every live member's and pulls what it lacks, so records stranded on a node that is no
 longer in the preference list (the old owner after a join, a node that came back from
-the other side of a split) still reach the owner.
+the other side of a split) still reach the owner; and a replica whose log has caught
+up but whose state lacks records takes them from the owner. Both ask for compact
+digests: a partition's latest changed origins in full and the rest of its origin
+vector as a fingerprint (fero.origins), which is what keeps a round's cost flat as
+vectors grow with every restart; only a partition whose fingerprints differ is asked
+for again in full.
 """
 
 from __future__ import annotations
@@ -216,16 +221,13 @@ class Ownership:
                 continue
             stub = self.transport.stub(address)
             try:
-                reply = await stub.Digest(peer_pb2.DigestRequest(partitions=parts), timeout=FETCH_TIMEOUT_S)
-                for d in reply.digests:
+                # Only a log that has caught up but a state that still lacks records
+                # needs this; a log that is behind gets them from replication (and a
+                # pull here would make the owner scan its whole log for nothing).
+                lacking = [d for d in await self._beyond_ours(stub, parts)
+                           if d.next_offset <= self.engine.partitions[d.partition].next_offset]
+                for d in lacking:
                     state = self.engine.partitions[d.partition]
-                    # Only a log that has caught up but a state that still lacks records
-                    # needs this; a log that is behind gets them from replication (and
-                    # a pull here would make the owner scan its whole log for nothing).
-                    if d.next_offset > state.next_offset:
-                        continue
-                    if not any(o.seq > state.origins.get(o.origin, 0) for o in d.origins):
-                        continue
                     req = peer_pb2.FetchRequest(partition=d.partition, max_records=10_000)
                     req.beyond.SetInParent()
                     for o, s in state.origins.items():
@@ -236,6 +238,33 @@ class Ownership:
                         log.info("handoff.replica_repaired", partition=d.partition, records=n)
             except grpc.aio.AioRpcError:
                 continue
+
+    async def _beyond_ours(self, stub, partitions: list[int]) -> list[peer_pb2.PartitionDigest]:
+        """The digests of those of `partitions` whose copy at the peer behind `stub`
+        holds records this node lacks (an origin seq above ours). Asks for compact
+        digests, which compare all but the latest changed origins by fingerprint, and
+        again in full for the partitions whose fingerprints differ."""
+        reply = await stub.Digest(peer_pb2.DigestRequest(partitions=partitions, compact=True), timeout=FETCH_TIMEOUT_S)
+        found: list[peer_pb2.PartitionDigest] = []
+        unsure: list[int] = []
+        for d in reply.digests:
+            beyond = self._beyond(d)
+            if beyond is None:
+                unsure.append(d.partition)
+            elif beyond:
+                found.append(d)
+        if unsure:
+            reply = await stub.Digest(peer_pb2.DigestRequest(partitions=unsure), timeout=FETCH_TIMEOUT_S)
+            found += [d for d in reply.digests if self._beyond(d)]
+        return found
+
+    def _beyond(self, d: peer_pb2.PartitionDigest) -> bool | None:
+        """Whether digest `d` shows records this node's copy lacks; None if it cannot
+        tell: a compact digest whose other origins differ from ours."""
+        mine = self.engine.partitions[d.partition].origins
+        if d.compact and mine.rest(o.origin for o in d.origins) != d.rest_fingerprint:
+            return None
+        return any(o.seq > mine.get(o.origin, 0) for o in d.origins)
 
     async def _anti_entropy_loop(self) -> None:
         while True:
@@ -249,15 +278,10 @@ class Ownership:
                 if address is None:
                     continue
                 try:
-                    reply = await self.transport.stub(address).Digest(
-                        peer_pb2.DigestRequest(partitions=owned), timeout=FETCH_TIMEOUT_S
-                    )
-                    for d in reply.digests:
-                        state = self.engine.partitions[d.partition]
-                        if d.partition in self._serving and any(
-                            o.seq > state.origins.get(o.origin, 0) for o in d.origins
-                        ):
-                            await self.replicator.pull(d.partition, self.transport.stub(address))
+                    stub = self.transport.stub(address)
+                    for d in await self._beyond_ours(stub, owned):
+                        if d.partition in self._serving:
+                            await self.replicator.pull(d.partition, stub)
                 except grpc.aio.AioRpcError:
                     continue
                 except Exception:

@@ -532,9 +532,9 @@ class Node:
         await self.engine.durable(seq)
         return peer_pb2.AppendReply(results=results)
 
-    def digests(self, partitions: Iterable[int]) -> "peer_pb2.DigestReply":
+    def digests(self, partitions: Iterable[int], compact: bool = False) -> "peer_pb2.DigestReply":
         P = len(self.engine.partitions)
-        return peer_pb2.DigestReply(digests=[self.engine.digest(p) for p in partitions if 0 <= p < P])
+        return peer_pb2.DigestReply(digests=[self.engine.digest(p, compact) for p in partitions if 0 <= p < P])
 
     def fetch(self, request: "peer_pb2.FetchRequest") -> "peer_pb2.FetchReply":
         p = request.partition

@@ -29,6 +29,7 @@ from fero import values
 from fero.counters import Counter
 from fero.documents import Doc, Documents
 from fero.errors import FeroError, InvalidArgument
+from fero.origins import OriginVector
 from fero.tickets import Committed, TicketTable
 from fero.v1 import storage_pb2, types_pb2
 from fero.values import Kind, Value
@@ -136,7 +137,7 @@ class PartitionState:
         self.documents = Documents()
         self.tickets = TicketTable(ticket_window_ms, ticket_window_max)
         #: origin -> highest origin_seq applied; every seq below it is applied too.
-        self.origins: dict[str, int] = {}
+        self.origins = OriginVector()
         #: (epoch, owner, start offset) of each lineage in this partition's log, oldest first.
         self.epochs: list[tuple[int, str, int]] = []
         #: The log may hold records it did not apply (see gap) below this offset, and
@@ -483,7 +484,7 @@ class PartitionState:
                 self.documents.tombstones[ks.key] = (ks.hlc, ks.origin)
             else:
                 self.documents.docs[ks.key] = Doc(raw=ks.value, hlc=ks.hlc, origin=ks.origin)
-        self.origins = {o.origin: o.seq for o in ps.origins}
+        self.origins = OriginVector((o.origin, o.seq) for o in ps.origins)
         self.epochs = [(e.epoch, e.owner, e.start_offset) for e in ps.epochs]
         # A snapshot from before gap_end was kept says nothing of its log: all of it
         # may hold such records.

@@ -337,7 +337,7 @@ class PeerServicer(peer_pb2_grpc.PeerServicer):
 
     @edge
     async def Digest(self, request: peer_pb2.DigestRequest, context: Any) -> peer_pb2.DigestReply:
-        return self.node.digests(request.partitions)
+        return self.node.digests(request.partitions, request.compact)
 
     @edge
     async def Fetch(self, request: peer_pb2.FetchRequest, context: Any) -> peer_pb2.FetchReply:

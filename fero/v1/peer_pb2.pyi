@@ -9,20 +9,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PartitionDigest(_message.Message):
-    __slots__ = ("partition", "epoch", "next_offset", "log_start_offset", "epochs", "origins")
+    __slots__ = ("partition", "epoch", "next_offset", "log_start_offset", "epochs", "origins", "compact", "rest_fingerprint")
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     NEXT_OFFSET_FIELD_NUMBER: _ClassVar[int]
     LOG_START_OFFSET_FIELD_NUMBER: _ClassVar[int]
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     ORIGINS_FIELD_NUMBER: _ClassVar[int]
+    COMPACT_FIELD_NUMBER: _ClassVar[int]
+    REST_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     partition: int
     epoch: int
     next_offset: int
     log_start_offset: int
     epochs: _containers.RepeatedCompositeFieldContainer[_storage_pb2.EpochStart]
     origins: _containers.RepeatedCompositeFieldContainer[_storage_pb2.OriginSeq]
-    def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., next_offset: _Optional[int] = ..., log_start_offset: _Optional[int] = ..., epochs: _Optional[_Iterable[_Union[_storage_pb2.EpochStart, _Mapping]]] = ..., origins: _Optional[_Iterable[_Union[_storage_pb2.OriginSeq, _Mapping]]] = ...) -> None: ...
+    compact: bool
+    rest_fingerprint: int
+    def __init__(self, partition: _Optional[int] = ..., epoch: _Optional[int] = ..., next_offset: _Optional[int] = ..., log_start_offset: _Optional[int] = ..., epochs: _Optional[_Iterable[_Union[_storage_pb2.EpochStart, _Mapping]]] = ..., origins: _Optional[_Iterable[_Union[_storage_pb2.OriginSeq, _Mapping]]] = ..., compact: _Optional[bool] = ..., rest_fingerprint: _Optional[int] = ...) -> None: ...
 
 class AppendRequest(_message.Message):
     __slots__ = ("owner", "frames")
@@ -73,10 +77,12 @@ class AppendResult(_message.Message):
     def __init__(self, partition: _Optional[int] = ..., ok: _Optional[bool] = ..., next_offset: _Optional[int] = ..., digest: _Optional[_Union[PartitionDigest, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class DigestRequest(_message.Message):
-    __slots__ = ("partitions",)
+    __slots__ = ("partitions", "compact")
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    COMPACT_FIELD_NUMBER: _ClassVar[int]
     partitions: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, partitions: _Optional[_Iterable[int]] = ...) -> None: ...
+    compact: bool
+    def __init__(self, partitions: _Optional[_Iterable[int]] = ..., compact: _Optional[bool] = ...) -> None: ...
 
 class DigestReply(_message.Message):
     __slots__ = ("digests",)
