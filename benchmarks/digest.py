@@ -73,7 +73,15 @@ async def _rounds(origins: int, rounds: int) -> dict[str, dict[str, float]]:
     from fero.v1 import peer_pb2
 
     peer, mine = _engines(origins)
-    ownership = Ownership(mine, "mine", 3, None, None, lambda _: None, lambda: [])  # type: ignore[arg-type]
+
+    class Transport:
+        stub_now: _Stub
+
+        def stub(self, address: str) -> _Stub:
+            return self.stub_now
+
+    transport = Transport()
+    ownership = Ownership(mine, "mine", 3, transport, None, lambda _: None, lambda: [])  # type: ignore[arg-type]
     parts = list(range(PARTITIONS))
     out: dict[str, dict[str, list[float]]] = {"full": {}, "compact": {}}
     for r in range(rounds):
@@ -87,7 +95,8 @@ async def _rounds(origins: int, rounds: int) -> dict[str, dict[str, float]]:
                 found = [d for d in reply.digests
                          if any(o.seq > mine.partitions[d.partition].origins.get(o.origin, 0) for o in d.origins)]
             else:
-                found = await ownership._beyond_ours(stub, parts)
+                transport.stub_now = stub
+                found = await ownership._beyond_ours("peer", parts)
             total = time.perf_counter() - t
             if len(found) != PARTITIONS:
                 raise RuntimeError(f"{mode}: {len(found)} partitions found ahead, {PARTITIONS} are")

@@ -30,6 +30,7 @@ import structlog
 from fero.engine import Engine
 from fero.errors import Unavailable
 from fero.lineage import divergence
+from fero.origins import OriginVector, fingerprint_of
 from fero.replication import Replicator
 from fero.ring import Ring
 from fero.transport import PeerTransport
@@ -38,6 +39,8 @@ from fero.v1 import peer_pb2
 log = structlog.get_logger("fero.handoff")
 
 FETCH_TIMEOUT_S = 10.0
+#: Entries Ownership._covered keeps at most (peers x partitions; a bound for peers that come and go).
+COVERED_KEPT = 1 << 16
 
 
 class Ownership:
@@ -70,6 +73,10 @@ class Ownership:
         self._catch_up_task: asyncio.Task[None] | None = None
         self._anti_entropy_task: asyncio.Task[None] | None = None
         self.catch_ups = 0
+        #: (peer address, partition) -> (this node's origin vector, the fingerprint of
+        #: the peer's) for a peer's vector that a full digest showed to hold nothing
+        #: this node's lacks (see _beyond_ours).
+        self._covered: dict[tuple[str, int], tuple[OriginVector, int]] = {}
 
     def start(self) -> None:
         self._anti_entropy_task = asyncio.get_running_loop().create_task(self._anti_entropy_loop(), name="anti-entropy")
@@ -224,7 +231,7 @@ class Ownership:
                 # Only a log that has caught up but a state that still lacks records
                 # needs this; a log that is behind gets them from replication (and a
                 # pull here would make the owner scan its whole log for nothing).
-                lacking = [d for d in await self._beyond_ours(stub, parts)
+                lacking = [d for d in await self._beyond_ours(address, parts)
                            if d.next_offset <= self.engine.partitions[d.partition].next_offset]
                 for d in lacking:
                     state = self.engine.partitions[d.partition]
@@ -239,23 +246,48 @@ class Ownership:
             except grpc.aio.AioRpcError:
                 continue
 
-    async def _beyond_ours(self, stub, partitions: list[int]) -> list[peer_pb2.PartitionDigest]:
-        """The digests of those of `partitions` whose copy at the peer behind `stub`
-        holds records this node lacks (an origin seq above ours). Asks for compact
-        digests, which compare all but the latest changed origins by fingerprint, and
-        again in full for the partitions whose fingerprints differ."""
+    async def _beyond_ours(self, address: str, partitions: list[int]) -> list[peer_pb2.PartitionDigest]:
+        """The digests of those of `partitions` whose copy at the peer at `address` holds
+        records this node lacks (an origin seq above ours). Asks for compact digests,
+        which compare all but the latest changed origins by fingerprint, and again in
+        full for the partitions whose fingerprints differ, unless the peer's vector is
+        the one a full digest last showed to hold nothing we lack (a copy that is
+        behind ours, or stale, differs from ours for good)."""
+        stub = self.transport.stub(address)
         reply = await stub.Digest(peer_pb2.DigestRequest(partitions=partitions, compact=True), timeout=FETCH_TIMEOUT_S)
         found: list[peer_pb2.PartitionDigest] = []
         unsure: list[int] = []
+        covered = self._covered
         for d in reply.digests:
+            if d.compact:
+                hit = covered.get((address, d.partition))
+                if (hit is not None and hit[0] is self.engine.partitions[d.partition].origins
+                        and hit[1] == fingerprint_of(((o.origin, o.seq) for o in d.origins), d.rest_fingerprint)):
+                    continue
             beyond = self._beyond(d)
             if beyond is None:
                 unsure.append(d.partition)
             elif beyond:
                 found.append(d)
-        if unsure:
+        if not unsure:
+            return found
+        try:
             reply = await stub.Digest(peer_pb2.DigestRequest(partitions=unsure), timeout=FETCH_TIMEOUT_S)
-            found += [d for d in reply.digests if self._beyond(d)]
+        except grpc.aio.AioRpcError as exc:
+            log.debug("handoff.digest_failed", peer=address, code=exc.code().name)
+            return found  # the others wait for the next round
+        if len(covered) > COVERED_KEPT:
+            covered.clear()
+        for d in reply.digests:
+            if self._beyond(d):
+                found.append(d)
+            else:
+                # While the peer's vector has this fingerprint it is this vector, and it
+                # holds nothing ours lacks: ours only rises (an install makes another).
+                covered[(address, d.partition)] = (
+                    self.engine.partitions[d.partition].origins,
+                    fingerprint_of((o.origin, o.seq) for o in d.origins),
+                )
         return found
 
     def _beyond(self, d: peer_pb2.PartitionDigest) -> bool | None:
@@ -279,7 +311,7 @@ class Ownership:
                     continue
                 try:
                     stub = self.transport.stub(address)
-                    for d in await self._beyond_ours(stub, owned):
+                    for d in await self._beyond_ours(address, owned):
                         if d.partition in self._serving:
                             await self.replicator.pull(d.partition, stub)
                 except grpc.aio.AioRpcError:

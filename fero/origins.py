@@ -52,9 +52,11 @@ def weight(origin: str) -> int:
     return w
 
 
-def fingerprint_of(vector: Mapping[str, int]) -> int:
-    """The fingerprint of any origin -> seq mapping (what OriginVector keeps up to date)."""
-    return sum(weight(o) * s for o, s in vector.items()) & MASK64
+def fingerprint_of(vector: Mapping[str, int] | Iterable[tuple[str, int]], start: int = 0) -> int:
+    """The fingerprint of any origin -> seq mapping or (origin, seq) pairs (what
+    OriginVector keeps up to date), plus `start` (a fingerprint of other origins)."""
+    pairs = vector.items() if isinstance(vector, Mapping) else vector
+    return (start + sum(weight(o) * s for o, s in pairs)) & MASK64
 
 
 class OriginVector(dict[str, int]):
@@ -69,14 +71,13 @@ class OriginVector(dict[str, int]):
     __slots__ = ("_summed", "_before", "_recent")
 
     def __init__(self, items: Mapping[str, int] | Iterable[tuple[str, int]] = ()) -> None:
-        super().__init__()
+        super().__init__(items)  # dict's own: not through __setitem__
         #: The fingerprint of the vector but the changes in _before.
-        self._summed = 0
+        self._summed = fingerprint_of(self)
         #: origin -> its seq when _summed was taken, for each origin set since then.
         self._before: dict[str, int] = {}
-        self._recent: list[str] = []
-        for origin, seq in (items.items() if isinstance(items, Mapping) else items):
-            self[origin] = seq
+        #: The origins that changed lately, the latest first (for a new vector, its last).
+        self._recent = list(self)[-RECENT:][::-1]
 
     def __setitem__(self, origin: str, seq: int) -> None:
         before = self._before
@@ -85,15 +86,19 @@ class OriginVector(dict[str, int]):
         _set(self, origin, seq)
 
     def _take_in(self) -> None:
-        summed, recent = self._summed, self._recent
-        for o, s in self._before.items():
+        before = self._before
+        summed = self._summed
+        for o, s in before.items():
             summed += (_weights.get(o) or weight(o)) * (_get(self, o) - s)
-            if o in recent:
-                recent.remove(o)
-            recent.insert(0, o)
         self._summed = summed & MASK64
-        del recent[RECENT:]
-        self._before.clear()
+        # The last RECENT set, the first set last, then the earlier ones: in O(RECENT),
+        # as a vector whose every origin was set since it was last read can be long.
+        changed = list(before)[-RECENT:]
+        changed.reverse()
+        if len(changed) < RECENT:
+            changed += [o for o in self._recent if o not in before][:RECENT - len(changed)]
+        self._recent = changed
+        before.clear()
 
     @property
     def fingerprint(self) -> int:
@@ -126,6 +131,11 @@ class OriginVector(dict[str, int]):
         for o in origins:
             rest -= (_weights.get(o) or weight(o)) * _get(self, o, 0)
         return rest & MASK64
+
+    def __reduce__(self) -> tuple[type, tuple[dict[str, int]]]:
+        # copy, deepcopy and pickle make a new vector from the entries (by default they
+        # would share or skip the fields that keep the fingerprint).
+        return OriginVector, (dict(self),)
 
     def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
         raise TypeError("an origin vector's entries are set one by one (v[origin] = seq)")

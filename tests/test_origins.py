@@ -112,8 +112,17 @@ class _Peer:
         return peer_pb2.DigestReply(digests=[self.engine.digest(p, compact) for p in request.partitions])
 
 
-def _ownership(engine: Engine) -> Ownership:
-    return Ownership(engine, engine.node_id, 3, None, None, lambda _: None, lambda: [])  # type: ignore[arg-type]
+class _Transport:
+    def __init__(self, peers: dict[str, "_Peer"]) -> None:
+        self.peers = peers
+
+    def stub(self, address: str) -> "_Peer":
+        return self.peers[address]
+
+
+def _ownership(engine: Engine, peers: dict[str, "_Peer"] | None = None) -> Ownership:
+    return Ownership(engine, engine.node_id, 3, _Transport(peers or {}), None,  # type: ignore[arg-type]
+                     lambda node: f"{node}:1", lambda: [])
 
 
 HISTORY = [f"n{i % 3}/{1_700_000_000_000 + i}" for i in range(50)]  # old incarnations, all done
@@ -142,7 +151,7 @@ def test_compact_digests_find_what_a_peer_holds_beyond_this_copy(old):
         change_peer(peer.partitions[3])
         change_mine(mine.partitions[3])
         stub = _Peer(peer, old)
-        found = asyncio.run(_ownership(mine)._beyond_ours(stub, [3, 4]))
+        found = asyncio.run(_ownership(mine, {"peer:1": stub})._beyond_ours("peer:1", [3, 4]))
         return [d.partition for d in found], len(stub.requests)
 
     def ahead_in(o, by=1):
@@ -204,11 +213,122 @@ def test_compact_digests_over_grpc_between_two_real_nodes():
             compact = reply.digests[0]
             assert compact.compact and compact.rest_fingerprint == b.engine.partitions[p].origins.rest(
                 [o.origin for o in compact.origins])
-            assert await a.ownership._beyond_ours(stub, [p]) == []
+            assert await a.ownership._beyond_ours(b.address, [p]) == []
             b.engine.partitions[p].origins[HISTORY[0]] = 11
             for o in HISTORY[1:1 + RECENT]:
                 b.engine.partitions[p].origins[o] = 10
-            found = await a.ownership._beyond_ours(stub, [p])
+            found = await a.ownership._beyond_ours(b.address, [p])
             assert [d.partition for d in found] == [p] and not found[0].compact
 
     asyncio.run(main())
+
+
+def test_a_peer_that_stays_behind_is_compared_in_full_once_while_its_vector_stays_the_same():
+    """A stale copy (a former owner, a node outside the preference list) differs from
+    ours outside its latest origins for good: one full comparison, then compact
+    digests alone while its vector is unchanged; a change there, or a new vector here
+    (an install), compares in full again."""
+    peer, mine = _engine("peer"), _engine("me")
+    _vectors(peer, mine, 3)
+    for o in HISTORY[:RECENT + 1]:  # this copy moved on, in more origins than a compact digest names
+        mine.partitions[3].origins[o] = 20
+    stub = _Peer(peer)
+    me = _ownership(mine, {"peer:1": stub})
+
+    def round_() -> tuple[list[int], int]:
+        before = len(stub.requests)
+        found = asyncio.run(me._beyond_ours("peer:1", [3]))
+        return [d.partition for d in found], len(stub.requests) - before
+
+    assert round_() == ([], 2)
+    assert round_() == ([], 1)
+    mine.partitions[3].origins["n0/now"] = 900  # ours rising keeps what was shown
+    assert round_() == ([], 1)
+    peer.partitions[3].origins[HISTORY[40]] = 11  # the peer gains a record this copy lacks
+    for o in HISTORY[41:41 + RECENT]:
+        peer.partitions[3].origins[o] = 10
+    assert round_() == ([3], 2)
+    peer2, mine2 = _engine("peer"), _engine("me")
+    _vectors(peer2, mine2, 3)
+    for o in HISTORY[:RECENT + 1]:
+        mine2.partitions[3].origins[o] = 20
+    stub2 = _Peer(peer2)
+    me2 = _ownership(mine2, {"peer:1": stub2})
+    assert asyncio.run(me2._beyond_ours("peer:1", [3])) == [] and len(stub2.requests) == 2
+    mine2.partitions[3].load_snapshot(mine2.partitions[3].to_snapshot())  # another vector object
+    assert asyncio.run(me2._beyond_ours("peer:1", [3])) == [] and len(stub2.requests) == 4
+
+
+def test_a_failed_full_request_keeps_what_the_compact_one_found():
+    import grpc
+
+    class Failing(_Peer):
+        async def Digest(self, request, timeout):
+            if not request.compact:
+                raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata())
+            return await super().Digest(request, timeout)
+
+    peer, mine = _engine("peer"), _engine("me")
+    for p in (3, 4):
+        _vectors(peer, mine, p)
+    peer.partitions[3].origins["n0/now"] = 501  # found by the compact digest
+    peer.partitions[4].origins[HISTORY[0]] = 11  # needs the full one
+    for o in HISTORY[1:1 + RECENT]:
+        peer.partitions[4].origins[o] = 10
+    found = asyncio.run(_ownership(mine, {"peer:1": Failing(peer)})._beyond_ours("peer:1", [3, 4]))
+    assert [d.partition for d in found] == [3]
+
+
+def test_a_replica_whose_log_caught_up_takes_the_records_its_state_lacks_from_the_owner():
+    """_repair_replicas: only for a log that has caught up (a log behind gets them by
+    replication), and only the records beyond the replica's vector."""
+    owner, replica = _engine("owner"), _engine("replica")
+    key = "ctr"
+    p = owner.partition_for(key)
+
+    async def main():
+        owner.start()
+        for i in range(5):
+            await owner.commit([types_pb2.Record(key=key, op=types_pb2.OP_COUNTER_ADD,
+                                                 amount=values.number_of(i + 1), ticket=f"t{i}")],
+                               types_pb2.ACKS_LEADER)
+        # The replica holds the log's first record in its state, and the log as far as
+        # the owner's (the rest of its records met before the run they continue).
+        first = owner.frames_from(p, 0, 1)[0]
+        replica.partitions[p].apply(first.records[0], 0)
+        replica.partitions[p].next_offset = owner.partitions[p].next_offset - 1
+
+        class OwnerStub(_Peer):
+            fetched = 0
+
+            async def Fetch(self, request, timeout):
+                OwnerStub.fetched += 1
+                have = {o.origin: o.seq for o in request.beyond.origins}
+                records, more = self.engine.records_beyond(request.partition, have, request.max_records)
+                return peer_pb2.FetchReply(records=records, more=more)
+
+        me = _ownership(replica, {"owner:1": OwnerStub(owner)})
+        me.preference[p] = ["owner", "replica"]
+        await me._repair_replicas()  # its log is behind: replication brings the rest
+        behind = (OwnerStub.fetched, replica.partitions[p].peek(key).value)
+        replica.partitions[p].next_offset = owner.partitions[p].next_offset
+        await me._repair_replicas()
+        await owner.close()
+        return behind, OwnerStub.fetched, replica.partitions[p].peek(key).value, owner.partitions[p].peek(key).value
+
+    behind, fetched, got, want = asyncio.run(main())
+    assert behind == (0, 1)  # not fetched, and the state as it was
+    assert fetched == 1 and got == want == 15
+    assert dict(replica.partitions[p].origins) == dict(owner.partitions[p].origins)
+
+
+def test_copies_and_pickles_of_a_vector_are_vectors_of_their_own():
+    import copy
+    import pickle
+
+    v = OriginVector({"a": 3})
+    v["b"] = 2
+    for c in (copy.copy(v), copy.deepcopy(v), pickle.loads(pickle.dumps(v))):
+        assert type(c) is OriginVector and dict(c) == dict(v) and c.fingerprint == fingerprint_of(v)
+        c["z"] = 1
+        assert "z" not in v and v.fingerprint == fingerprint_of(v) and c.fingerprint == fingerprint_of(c)
