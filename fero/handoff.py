@@ -75,7 +75,7 @@ class Ownership:
         self.catch_ups = 0
         #: (peer address, partition) -> (this node's origin vector, the fingerprint of
         #: the peer's) for a peer's vector that a full digest showed to hold nothing
-        #: this node's lacks (see _beyond_ours).
+        #: this node lacks (see _beyond_ours).
         self._covered: dict[tuple[str, int], tuple[OriginVector, int]] = {}
 
     def start(self) -> None:
