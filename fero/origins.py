@@ -89,7 +89,7 @@ class OriginVector(dict[str, int]):
         before = self._before
         summed = self._summed
         for o, s in before.items():
-            summed += (_weights.get(o) or weight(o)) * (_get(self, o) - s)
+            summed += weight(o) * (_get(self, o) - s)
         self._summed = summed & MASK64
         # The last RECENT set, the first set last, then the earlier ones: in O(RECENT),
         # as a vector whose every origin was set since it was last read can be long.
@@ -119,17 +119,13 @@ class OriginVector(dict[str, int]):
         the origins that changed lately (of a vector of up to RECENT origins, all)."""
         if self._before:
             self._take_in()
-        entries = [(o, _get(self, o)) for o in self._recent]
-        rest = self._summed
-        for o, s in entries:
-            rest -= (_weights.get(o) or weight(o)) * s
-        return rest & MASK64, entries
+        return self.rest(self._recent), [(o, _get(self, o)) for o in self._recent]
 
     def rest(self, origins: Iterable[str]) -> int:
         """The fingerprint of this vector without `origins` (an origin it lacks counts 0)."""
         rest = self.fingerprint
         for o in origins:
-            rest -= (_weights.get(o) or weight(o)) * _get(self, o, 0)
+            rest -= weight(o) * _get(self, o, 0)
         return rest & MASK64
 
     def __reduce__(self) -> tuple[type, tuple[dict[str, int]]]:
