@@ -15,7 +15,7 @@ import grpc
 import structlog
 
 from fero import batch as batches
-from fero import values, wire
+from fero import eager, values, wire
 from fero.errors import FeroError, Internal, InvalidArgument, Unavailable, from_status, status_code
 from fero.transport import HOP
 from fero.subscriptions import Subscription
@@ -226,10 +226,11 @@ class ChangelogServicer(changelog_pb2_grpc.ChangelogServicer):
             except Exception as exc:  # the client went away; gRPC ends the call
                 log.debug("server.reply_not_sent", method="CommitStream", error=str(exc))
 
-        loop = asyncio.get_running_loop()
         try:
             async for req, raw in request_iterator:
-                t = loop.create_task(one(req, raw))
+                # Started at once: the commit runs before the stream is read again (see
+                # fero.eager), and only what waits is left to the task.
+                t = eager.start(one(req, raw))
                 running.add(t)
                 t.add_done_callback(running.discard)
             while running:
