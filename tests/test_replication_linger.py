@@ -229,3 +229,64 @@ def test_an_append_the_replica_does_not_answer_is_given_up_and_the_link_recovers
                 await eventually(caught_up, 10, "b's copy after the late Append")
 
     asyncio.run(main())
+
+
+def test_an_acks_all_writes_append_leaves_in_the_commits_own_step(tmp_path):
+    # An idle link sends in the step of the commit that woke it (fero.eager), not after
+    # a task switch: by the time the commit waits for the replica, its Append is on
+    # the stream. Then the link's task sees that step through, and b acknowledges.
+    from fero import eager
+    from fero.v1 import types_pb2
+
+    async def main():
+        async with pair(tmp_path, 1000, "interval") as (a, b):
+            link = a.replicator.links["b"]
+            name = owned_by(a, 1, "eager")[0]
+            p = a.engine.partition_for(name)
+            for i in range(3):
+                await eventually(lambda: link._idle and link.in_sync(p), 10, "the link idle, b in sync")
+                rec = types_pb2.Record(key=name, op=types_pb2.OP_COUNTER_ADD, amount=types_pb2.Number(i64=5),
+                                       ticket=f"eager-{i}")
+                commit = eager.start(a.commit([rec], types_pb2.ACKS_ALL))
+                # No await since the commit started: what the link did, it did in that step.
+                end = a.engine.partitions[p].next_offset
+                assert link._sending.get(p) == end, "the Append was not sent in the commit's step"
+                [result] = await asyncio.wait_for(commit, 10)
+                assert not result.error_code and result.offset + 1 == end
+                assert link.progress[p].acked >= end
+            async with fero.connect([a.address]) as c:
+                assert await replica_value(c, b, name) == 15
+
+    asyncio.run(main())
+
+
+def test_a_notice_that_comes_after_an_eager_step_is_not_lost(tmp_path, monkeypatch):
+    # An urgent wake's step ran (and found nothing to send) before the link's task woke;
+    # a notice of new frames came after it. The task must take another step for it, not
+    # clear the notice as if its step had looked after it came.
+    from fero import eager, replication
+    from fero.v1 import types_pb2
+
+    monkeypatch.setattr(replication, "LOOK_EVERY_S", 3600.0)  # no periodic look to cover a lost notice
+
+    async def main():
+        async with pair(tmp_path, 1000, "interval") as (a, b):
+            a.replicator.linger_s = 3600  # LEADER writes only gather
+            link = a.replicator.links["b"]
+            name = owned_by(a, 1, "notice")[0]
+            p = a.engine.partition_for(name)
+            await eventually(lambda: link._idle and link.in_sync(p), 10, "the link idle, b in sync")
+            link.wake([p], urgent=True)
+            # It looked at p at once, found b has all, and left nothing pending.
+            assert link._eager is not None and p not in link._pending, "the urgent step did not run at once"
+            rec = types_pb2.Record(key=name, op=types_pb2.OP_COUNTER_ADD, amount=types_pb2.Number(i64=4), ticket="n-1")
+            commit = eager.start(a.commit([rec], types_pb2.ACKS_LEADER))
+            link.wake([p])
+            await commit
+            async with fero.connect([a.address]) as c:
+                async def arrived():
+                    return await replica_value(c, b, name) == 4
+
+                await eventually(arrived, 10, "the write to reach b")
+
+    asyncio.run(main())
