@@ -364,6 +364,10 @@ class PartitionState:
     def truncate_log(self, offset: int) -> None:
         """Cuts the log back to `offset` (state is kept: see the module docstring)."""
         self.next_offset = offset
+        # A cut below where the log starts (it began at an install, or retention
+        # dropped its start) leaves no frame below `offset`: the log starts there now,
+        # and the frames that follow it can be read and sent.
+        self.log_start_offset = min(self.log_start_offset, offset)
         self.epochs = [e for e in self.epochs if e[2] < offset]
         self.gap_end = min(self.gap_end, offset)
 

@@ -407,3 +407,32 @@ def test_a_subscriber_gets_an_explicit_reset_when_its_log_is_cut_back(tmp_path):
     assert (reset.partition, reset.offset) == (first[0].partition, 4)
     assert next_offset == 4
     assert value == 10, "cutting the log keeps the state: records are identified, not replayed"
+
+
+def test_a_cut_below_where_the_log_starts_moves_its_start_down(tmp_path):
+    """A replica whose log began at an install (no frame below it) is cut back further
+    by its owner: the frames it takes from the cut on are readable, not "older than
+    the log keeps"."""
+
+    async def main():
+        owner = await opened(tmp_path / "owner")
+        await owner.commit([add("r", 1, f"t{i}") for i in range(10)], LEADER)
+        p = owner.partition_for("r")
+        replica = await opened(tmp_path / "replica")
+        replica.install(owner.partitions[p].to_snapshot())
+        assert replica.partitions[p].log_start_offset == 10
+        replica.truncate(p, 4)
+        state = replica.partitions[p]
+        at_cut = (state.log_start_offset, state.next_offset)
+        [r] = await replica.commit([add("r", 5, "after")], LEADER)
+        frames = replica.frames_from(p, 4, 100)
+        digest = replica.digest(p, False)
+        await owner.close()
+        await replica.close()
+        return at_cut, r, frames, digest
+
+    at_cut, r, frames, digest = run(main())
+    assert at_cut == (4, 4)
+    assert r.offset == 4 and r.value.i64 == 15
+    assert [(f.base_offset, len(f.records) or len(f.batch.keys)) for f in frames] == [(4, 1)]
+    assert digest.log_start_offset <= digest.next_offset == 5
