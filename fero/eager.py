@@ -7,16 +7,21 @@ ran only after the rest of the loop's round, the stream's next read among it. A 
 that does not wait (acks LEADER) now commits and starts writing its reply before the
 stream is read again; one that waits for replicas has woken them first.
 
-The task exists from the start and is the current task during the first step too, so
-asyncio.timeout() and current_task() inside it work as in any task. Cancelling the task
-before its first scheduled step throws into the coroutine where it waits, as for any
-task waiting there.
+As with 3.12's: the task exists from the start and is the current task during the
+first step too (asyncio.timeout() and current_task() inside it work as in any task),
+and the first step runs in the task's own context, not the caller's. Cancelling it
+before its first scheduled step cancels what it waits on, and it wakes when that is
+done, as any task does. It differs in two ways: the task is done only after that
+scheduled step even if its coroutine already returned (and a cancel() meanwhile does
+not change the outcome), and a KeyboardInterrupt in the first step is raised a round
+later, as create_task's would be, not out of start().
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections.abc
+import contextvars
 import sys
 from typing import Any, Coroutine, Generator, TypeVar
 
@@ -31,13 +36,14 @@ def start(coro: Coroutine[Any, Any, T], name: str | None = None) -> asyncio.Task
     if _NATIVE:
         return asyncio.Task(coro, loop=loop, name=name, eager_start=True)  # type: ignore[call-arg]
     resumed = _Resumed(coro)
-    task = loop.create_task(resumed, name=name)  # its first step is scheduled, not run
+    ctx = contextvars.copy_context()
+    task = loop.create_task(resumed, name=name, context=ctx)  # its first step is scheduled, not run
     outer = asyncio.current_task(loop)
     if outer is not None:
         asyncio.tasks._leave_task(loop, outer)  # type: ignore[attr-defined]
     asyncio.tasks._enter_task(loop, task)  # type: ignore[attr-defined]
     try:
-        resumed.first_step()
+        ctx.run(resumed.first_step)
     finally:
         asyncio.tasks._leave_task(loop, task)  # type: ignore[attr-defined]
         if outer is not None:
@@ -50,16 +56,24 @@ class _Resumed(collections.abc.Coroutine):  # type: ignore[type-arg]
     what that step yielded (the future it waits on), or its outcome; after that every
     send and throw goes straight to `coro`."""
 
-    __slots__ = ("coro", "_first", "_pending")
-
     def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
         self.coro = coro
+        # The task's repr and asyncio's warnings name the coroutine by these.
+        self.__name__ = getattr(coro, "__name__", type(coro).__name__)
+        self.__qualname__ = getattr(coro, "__qualname__", self.__name__)
         self._first: tuple[str, Any] | None = None  # ("yield", value) | ("return", v) | ("raise", exc)
         self._pending = True  # the task has not had what the first step gave yet
+        self._blocking = False
 
     def first_step(self) -> None:
         try:
-            self._first = ("yield", self.coro.send(None))
+            got = self.coro.send(None)
+            self._first = ("yield", got)
+            # As a task does at once with what its step yielded: until the task takes it,
+            # a future marked as awaited breaks anyone else's await of it.
+            if getattr(got, "_asyncio_future_blocking", False):
+                got._asyncio_future_blocking = False
+                self._blocking = True
         except StopIteration as stop:
             self._first = ("return", stop.value)
         except BaseException as exc:  # the task raises it, as if its own step had
@@ -71,6 +85,8 @@ class _Resumed(collections.abc.Coroutine):  # type: ignore[type-arg]
             kind, got = self._first  # type: ignore[misc]
             self._first = None
             if kind == "yield":
+                if self._blocking:
+                    got._asyncio_future_blocking = True
                 return got
             if kind == "return":
                 raise StopIteration(got)
@@ -88,10 +104,12 @@ class _Resumed(collections.abc.Coroutine):  # type: ignore[type-arg]
                 raise StopIteration(got)
             if kind == "raise":
                 raise got
-            if isinstance(got, asyncio.Future):
-                # A task only throws in to cancel, and cancelling a task cancels what it
-                # waits on: this task never got to wait on it.
-                got.cancel()
+            if isinstance(got, asyncio.Future) and got.cancel():
+                # As Task.cancel() does with what it waits on: the task wakes when that
+                # is done (a task it awaits may take time to stop, or not stop at all).
+                if self._blocking:
+                    got._asyncio_future_blocking = True
+                return got
         if val is None and tb is None:
             return self.coro.throw(typ)
         return self.coro.throw(typ, val, tb)

@@ -161,14 +161,18 @@ class Link:
 
     async def stop(self) -> None:
         self._close_stream()
-        if self._eager is not None:  # started, and _run not woken to see it through
-            self._eager.cancel()
-        if self._task is not None:
-            self._task.cancel()
+        task, self._task = self._task, None  # wake() starts no step from here on
+        if task is not None:
+            task.cancel()
+        for t in (self._eager, task):  # a step wake() started and _run has not taken
+            if t is None:
+                continue
+            t.cancel()
             try:
-                await self._task
+                await t
             except (asyncio.CancelledError, Exception):
                 pass
+        self._eager = None
 
     async def _run(self) -> None:
         backoff = 0.05
@@ -227,6 +231,7 @@ class Link:
         an Append out too long is given up: its stream is closed, which fails the
         step waiting on it, and the link starts again (see _run)."""
         self._pending = {p for p in self.progress if not self.r.lingering(p)}
+        self._wakes += 1  # a notice like wake()'s: an eager step before it did not see it
         self._wakeup.set()
         since = self._append_since
         if since is not None and now - since > APPEND_TIMEOUT_S:
@@ -549,7 +554,7 @@ class Replicator:
             partitions = list(partitions)
         for link in self.links.values():
             if link.progress:
-                link.wake(partitions, urgent=True)
+                link.wake(partitions, urgent=urgent)
 
     def frame_part(self, p: int, epoch: int, body: bytes) -> bytes | None:
         """The AppendRequest field a link built last for this frame (the same bytes

@@ -133,3 +133,75 @@ def test_started_from_a_callback_with_no_task_running():
         assert await task == "ok"
 
     asyncio.run(run())
+
+
+def test_the_task_has_a_context_of_its_own_from_its_first_step():
+    import contextvars
+
+    var = contextvars.ContextVar("var", default="caller")
+
+    async def run():
+        seen = []
+
+        async def work():
+            var.set("task")
+            await asyncio.sleep(0)
+            seen.append(var.get())
+
+        task = eager.start(work())
+        assert var.get() == "caller", "the first step's set leaked into the caller"
+        await task
+        assert seen == ["task"]
+
+    asyncio.run(run())
+
+
+def test_what_the_first_step_waits_on_can_be_awaited_by_others_meanwhile():
+    async def run():
+        shared = asyncio.get_running_loop().create_future()
+
+        async def work():
+            return await shared
+
+        task = eager.start(work())
+        asyncio.get_running_loop().call_soon(shared.set_result, 5)
+        assert await shared == 5  # not "await wasn't used with future"
+        assert await task == 5
+
+    asyncio.run(run())
+
+
+def test_cancelled_while_awaiting_a_task_that_declines_it_gets_that_tasks_result():
+    # As with any task: cancel() cancels what the task waits on, and the task wakes when
+    # that is done; a child that swallows the cancel gives its result to the parent.
+    async def run():
+        async def child():
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                await asyncio.sleep(0.01)
+            return "child result"
+
+        async def parent(inner):
+            return await inner
+
+        inner = asyncio.get_running_loop().create_task(child())
+        await asyncio.sleep(0)  # the child is waiting
+        task = eager.start(parent(inner))
+        task.cancel()
+        assert await task == "child result"
+        assert inner.done()
+
+    asyncio.run(run())
+
+
+def test_the_task_names_its_coroutine():
+    async def run():
+        async def well_named():
+            await asyncio.sleep(0)
+
+        task = eager.start(well_named())
+        assert "well_named" in repr(task)
+        await task
+
+    asyncio.run(run())

@@ -6,6 +6,7 @@ Append the replica does not answer is given up after APPEND_TIMEOUT_S."""
 import asyncio
 import contextlib
 import dataclasses
+import time
 
 import pytest
 
@@ -288,5 +289,86 @@ def test_a_notice_that_comes_after_an_eager_step_is_not_lost(tmp_path, monkeypat
                     return await replica_value(c, b, name) == 4
 
                 await eventually(arrived, 10, "the write to reach b")
+
+    asyncio.run(main())
+
+
+def test_a_look_from_the_watch_after_an_eager_step_is_not_lost(tmp_path, monkeypatch):
+    # As a wake's notice: the watch's look (every partition pending) came after an urgent
+    # step had looked and before the link's task took that step up.
+    from fero import replication
+    from fero.v1 import types_pb2
+
+    monkeypatch.setattr(replication, "LOOK_EVERY_S", 3600.0)
+
+    async def main():
+        async with pair(tmp_path, 0, "interval") as (a, b):
+            link = a.replicator.links["b"]
+            name = owned_by(a, 1, "look")[0]
+            p = a.engine.partition_for(name)
+            await eventually(lambda: link._idle and link.in_sync(p), 10, "the link idle, b in sync")
+            on_append, a.engine.on_append = a.engine.on_append, None  # a frame no notice tells of
+            try:
+                rec = types_pb2.Record(key=name, op=types_pb2.OP_COUNTER_ADD, amount=types_pb2.Number(i64=6),
+                                       ticket="look-1")
+                await a.engine.commit([rec], types_pb2.ACKS_LEADER)
+            finally:
+                a.engine.on_append = on_append
+            await eventually(lambda: link._idle, 10, "the link idle")
+            link.wake([], urgent=True)  # a step that looks at nothing
+            assert link._eager is not None
+            link._look(time.monotonic())
+            async with fero.connect([a.address]) as c:
+                async def arrived():
+                    return await replica_value(c, b, name) == 6
+
+                await eventually(arrived, 10, "the write to reach b")
+
+    asyncio.run(main())
+
+
+def test_writes_nobody_waits_for_do_not_send_in_the_commits_step(tmp_path):
+    # Eager steps are for acks=ALL: a LEADER reply would otherwise wait for the link's
+    # send, even with no linger.
+    from fero import eager
+    from fero.v1 import types_pb2
+
+    async def main():
+        async with pair(tmp_path, 0, "interval") as (a, b):
+            link = a.replicator.links["b"]
+            name = owned_by(a, 1, "leader")[0]
+            p = a.engine.partition_for(name)
+            await eventually(lambda: link._idle and link.in_sync(p), 10, "the link idle, b in sync")
+            rec = types_pb2.Record(key=name, op=types_pb2.OP_COUNTER_ADD, amount=types_pb2.Number(i64=2), ticket="l-1")
+            commit = eager.start(a.commit([rec], types_pb2.ACKS_LEADER))
+            assert link._eager is None and not link._sending, "a LEADER write sent in its commit's step"
+            await commit
+            async with fero.connect([a.address]) as c:
+                async def arrived():
+                    return await replica_value(c, b, name) == 2
+
+                await eventually(arrived, 10, "the write to reach b")
+
+    asyncio.run(main())
+
+
+def test_a_stopped_link_starts_no_step(tmp_path):
+    async def main():
+        async with pair(tmp_path, 0, "interval") as (a, b):
+            link = a.replicator.links["b"]
+            await eventually(lambda: link._idle, 10, "the link idle")
+            steps = []
+            step = link._step
+
+            def counted():
+                steps.append(1)
+                return step()
+
+            link._step = counted
+            stopping = asyncio.get_running_loop().create_task(link.stop())
+            await asyncio.sleep(0)  # stop() has cancelled the link's task; it has not run yet
+            link.wake(None, urgent=True)
+            await stopping
+            assert not steps, "an urgent wake started a step on a stopped link"
 
     asyncio.run(main())
