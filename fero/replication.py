@@ -25,7 +25,6 @@ from typing import Any, Callable, Iterable
 import grpc
 import structlog
 
-from fero import eager
 from fero.engine import Engine
 from fero.errors import Unavailable
 from fero.lineage import divergence, lineage_at
@@ -103,13 +102,6 @@ class Link:
         self._sending: dict[int, int] = {}
         #: When the Append on the stream now was written (None: none is out).
         self._append_since: float | None = None
-        #: _run is waiting for a wake-up (no step is running or about to).
-        self._idle = False
-        #: A step an urgent wake started at once, for _run to see through (see wake()).
-        self._eager: asyncio.Task[bool] | None = None
-        #: wake() calls so far, and how many there had been when _eager started.
-        self._wakes = 0
-        self._eager_wakes = 0
 
     def assign(self, partitions: set[int]) -> None:
         for p in list(self.progress):
@@ -120,23 +112,13 @@ class Link:
         self._pending = set(self.progress)
         self.wake()
 
-    def wake(self, partitions: Iterable[int] | None = None, urgent: bool = False) -> None:
-        """Something may be to send: for `partitions` (None: any of this link's).
-
-        `urgent` (someone waits for the replica): an idle link takes its step at once,
-        in the caller's step (fero.eager), so the Append is on its way before the
-        caller's commit returns, not after a task switch; its task then sees that
-        step through as its own."""
+    def wake(self, partitions: Iterable[int] | None = None) -> None:
+        """Something may be to send: for `partitions` (None: any of this link's)."""
         if partitions is None:
             self._pending.update(self.progress)
         else:
             progress = self.progress
             self._pending.update(p for p in partitions if p in progress)
-        self._wakes += 1
-        if urgent and self._idle and self._eager is None and self._task is not None:
-            self._idle = False
-            self._eager_wakes = self._wakes
-            self._eager = eager.start(self._step(), name=f"link-{self.replica}-step")
         self._wakeup.set()
 
     def covers(self, p: int, end: int) -> bool:
@@ -161,31 +143,21 @@ class Link:
 
     async def stop(self) -> None:
         self._close_stream()
-        task, self._task = self._task, None  # wake() starts no step from here on
-        if task is not None:
-            task.cancel()
-        for t in (self._eager, task):  # a step wake() started and _run has not taken
-            if t is None:
-                continue
-            t.cancel()
+        if self._task is not None:
+            self._task.cancel()
             try:
-                await t
+                await self._task
             except (asyncio.CancelledError, Exception):
                 pass
-        self._eager = None
 
     async def _run(self) -> None:
         backoff = 0.05
         while True:
-            step, self._eager = self._eager, None
             # Cleared before the step looks at what is pending: a notice that comes
-            # while it runs (it may wait for a Digest) starts another step at once. A
-            # step wake() started looked before this: cleared only if no notice came
-            # after it.
-            if step is None or self._wakes == self._eager_wakes:
-                self._wakeup.clear()
+            # while it runs (it may wait for a Digest) starts another step at once.
+            self._wakeup.clear()
             try:
-                sent = await (self._step() if step is None else step)
+                sent = await self._step()
                 backoff = 0.05
             except (grpc.aio.AioRpcError, asyncio.TimeoutError, _StreamEnded) as exc:
                 self._close_stream()
@@ -220,18 +192,13 @@ class Link:
                 # this reply released could answer (about 20 µs each time). New
                 # frames that came meanwhile set the event, so this wait returns at once.
                 # No timer of its own: the replicator's watch looks now and then.
-                self._idle = True
-                try:
-                    await self._wakeup.wait()
-                finally:
-                    self._idle = False
+                await self._wakeup.wait()
 
     def _look(self, now: float) -> None:
         """Now and then, a look at every partition (but what is gathering waits); and
         an Append out too long is given up: its stream is closed, which fails the
         step waiting on it, and the link starts again (see _run)."""
         self._pending = {p for p in self.progress if not self.r.lingering(p)}
-        self._wakes += 1  # a notice like wake()'s: an eager step before it did not see it
         self._wakeup.set()
         since = self._append_since
         if since is not None and now - since > APPEND_TIMEOUT_S:
@@ -554,7 +521,7 @@ class Replicator:
             partitions = list(partitions)
         for link in self.links.values():
             if link.progress:
-                link.wake(partitions, urgent=urgent)
+                link.wake(partitions)
 
     def frame_part(self, p: int, epoch: int, body: bytes) -> bytes | None:
         """The AppendRequest field a link built last for this frame (the same bytes

@@ -24,7 +24,7 @@ class FakeLink:
     def covers(self, p: int, end: int) -> bool:
         return self.progress[p].acked >= end
 
-    def wake(self, partitions=None, urgent=False) -> None:
+    def wake(self, partitions=None) -> None:
         pass
 
     async def stop(self) -> None:
