@@ -12,7 +12,7 @@ Where each piece lives:
     log/                                           segments, WAL, snapshots
     ring.py, router.py                             hashring and ownership
     membership/                                    SWIM + Lifeguard (pure state machines)
-    server.py                                      gRPC servicers
+    server.py, eager.py                            gRPC servicers; tasks that start at once
     cli/                                           `fero` and `fero-ls`
     testing/                                       in-memory network, helpers for tests
     v1/                                            generated from protos/fero/v1
