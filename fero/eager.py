@@ -4,8 +4,9 @@ caller's step, and leaves the rest to a task (Python 3.12's eager tasks, for 3.1
 Why: a server that gives each request on a stream its own task (so a slow one does not
 hold up those behind it) paid a task switch before each request began: the new task
 ran only after the rest of the loop's round, the stream's next read among it. A commit
-that does not wait (acks LEADER) now commits and starts writing its reply before the
-stream is read again; one that waits for replicas has woken them first.
+that does not wait for replicas (acks LEADER, with fsync interval or never) now commits
+and starts writing its reply before the stream is read again; one that waits for them
+has woken their links first (which send a round later: see Replicator.notify).
 
 As with 3.12's: the task exists from the start and is the current task during the
 first step too (asyncio.timeout() and current_task() inside it work as in any task),

@@ -505,7 +505,13 @@ class Replicator:
         same CPU whether it carries one write or fifty, and on a busy node that CPU is
         taken from the writes themselves. Writes nobody waits for (acks=LEADER) so reach
         the replicas up to `linger_s` later; acks=ALL and handoff flushes are urgent and
-        take whatever is gathering with them."""
+        take whatever is gathering with them.
+
+        Even urgent, a link sends from its own task, a round of the event loop later:
+        by then every commit of this round has appended, and one Append takes them all.
+        (Sending in the waking commit's own step was tried, session 21: the commits
+        after it in the round waited a round trip for the next Append, and acks=ALL
+        counters under load fell from 457k to 428k a second.)"""
         if not urgent and self.linger_s > 0:
             if partitions is None:
                 self._linger_all = True
