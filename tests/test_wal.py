@@ -273,6 +273,66 @@ def test_without_fsync_per_write_a_wait_writes_in_the_callers_own_step(tmp_path)
     assert after == before + 8 + 50
 
 
+class _CountingEvent(asyncio.Event):
+    """The flush loop's wake-up, counting the loop's turns (each turn waits once)."""
+
+    def __init__(self):
+        super().__init__()
+        self.waits = 0
+
+    async def wait(self):
+        self.waits += 1
+        return await super().wait()
+
+
+@pytest.mark.parametrize("policy", ["interval", "never"])
+def test_frames_their_appender_writes_do_not_wake_the_flush_loop(tmp_path, policy):
+    # The appender writes its own frames in its own step (wait → _write_now); the
+    # flush loop is woken only for what nobody wrote, not for a turn that finds
+    # nothing: a task step each commit, on the owner and on every replica.
+    async def main():
+        wal = Wal(tmp_path, fsync=policy)
+        wal.recover()
+        wal.start()
+        wal._wakeup = woken = _CountingEvent()  # before the loop's first turn
+        await wal.wait(wal.append(b"first").seq)  # the loop opens the segment
+        await asyncio.sleep(0)
+        turns = woken.waits
+        for i in range(20):
+            await wal.wait(wal.append(b"x%d" % i).seq)
+            await asyncio.sleep(0)  # a round in which a woken loop would turn
+            await asyncio.sleep(0)
+        durable = wal.durable
+        await wal.close()
+        return turns, woken.waits, durable, _recovered(tmp_path)
+
+    turns, after, durable, bodies = run(main())
+    assert after == turns
+    assert durable == 21 and bodies == [b"first"] + [b"x%d" % i for i in range(20)]
+
+
+@pytest.mark.parametrize("policy", ["interval", "never"])
+def test_a_frame_nobody_waits_for_is_written_by_the_flush_loop(tmp_path, policy):
+    async def main():
+        wal = Wal(tmp_path, fsync=policy)
+        wal.recover()
+        wal.start()
+        await wal.wait(wal.append(b"first").seq)
+        loc = wal.append(b"unawaited")  # as an acks=NONE commit leaves it
+        deadline = asyncio.get_running_loop().time() + 5
+        while wal.durable < loc.seq and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.001)
+        durable = wal.durable
+        with open(segment.path_for(tmp_path, loc.segment), "rb") as f:
+            f.seek(loc.position + frame.HEADER_SIZE)
+            body = f.read(9)
+        await asyncio.wait_for(wal.close(), 5)  # close() too waits for the frame
+        return loc.seq, durable, body
+
+    seq, durable, body = run(main())
+    assert durable == seq and body == b"unawaited"
+
+
 def test_a_frame_that_starts_a_segment_is_left_to_the_flush_loop(tmp_path):
     # Rolling fsyncs the finished segment first, which must not block the caller.
     async def main():

@@ -93,6 +93,8 @@ class Wal:
         self._durable = 0
         self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
         self._wakeup: asyncio.Event | None = None
+        #: The callback that wakes the flush loop at the end of this round (see append).
+        self._kick: asyncio.Handle | None = None
         self._fd_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._dirty = False
@@ -196,8 +198,21 @@ class Wal:
         self._sizes[self._segment] = self._tail
         self._appended += 1
         assert self._wakeup is not None, "Wal.start() was not called"
-        self._wakeup.set()
+        if self.fsync_policy == "always":
+            self._wakeup.set()
+        elif self._kick is None:
+            # Without an fsync per write, whoever waits for a frame writes it in its own
+            # step (wait → _write_now), nearly always the appender, at once. Waking the
+            # flush loop for every frame cost a task step each commit (on the owner and
+            # on every replica) that then found nothing to write; a callback at the end
+            # of the round wakes it only for what nobody wrote.
+            self._kick = asyncio.get_running_loop().call_soon(self._kick_flush)
         return loc
+
+    def _kick_flush(self) -> None:
+        self._kick = None
+        if self._buffer and self._wakeup is not None:
+            self._wakeup.set()
 
     @property
     def appended(self) -> int:
