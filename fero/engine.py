@@ -1011,6 +1011,15 @@ class Engine:
         log.info("engine.installed", node=self.node_id, partition=p, next_offset=state.next_offset)
         return self.wal.appended
 
+    def fetch_beyond(self, p: int, max_records: int = 10_000) -> peer_pb2.FetchRequest:
+        """A Fetch for the records of partition `p` beyond what this copy holds: its
+        origin vector (set even when empty, which asks for every record)."""
+        req = peer_pb2.FetchRequest(partition=p, max_records=max_records)
+        req.beyond.SetInParent()
+        for o, s in self.partitions[p].origins.items():
+            req.beyond.origins.add(origin=o, seq=s)
+        return req
+
     def lacks_beyond(self, p: int, origins: Iterable[Any]) -> bool:
         """Whether partition `p` here holds records beyond the vector `origins`."""
         theirs = {o.origin: o.seq for o in origins}

@@ -234,12 +234,7 @@ class Ownership:
                 lacking = [d for d in await self._beyond_ours(address, parts)
                            if d.next_offset <= self.engine.partitions[d.partition].next_offset]
                 for d in lacking:
-                    state = self.engine.partitions[d.partition]
-                    req = peer_pb2.FetchRequest(partition=d.partition, max_records=10_000)
-                    req.beyond.SetInParent()
-                    for o, s in state.origins.items():
-                        req.beyond.origins.add(origin=o, seq=s)
-                    got = await stub.Fetch(req, timeout=FETCH_TIMEOUT_S)
+                    got = await stub.Fetch(self.engine.fetch_beyond(d.partition), timeout=FETCH_TIMEOUT_S)
                     n = self.engine.repair(d.partition, got.records)
                     if n:
                         log.info("handoff.replica_repaired", partition=d.partition, records=n)

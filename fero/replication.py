@@ -654,12 +654,7 @@ class Replicator:
         total = 0
         while True:
             state = engine.partitions[p]
-            req = peer_pb2.FetchRequest(partition=p, max_records=10_000)
-            for o, s in state.origins.items():
-                req.beyond.origins.add(origin=o, seq=s)
-            if not state.origins:
-                req.beyond.SetInParent()
-            reply = await stub.Fetch(req, timeout=APPEND_TIMEOUT_S)
+            reply = await stub.Fetch(engine.fetch_beyond(p), timeout=APPEND_TIMEOUT_S)
             if reply.records:
                 seq = engine.recommit(p, reply.records, state.epoch)
                 await engine.wal.wait(seq)

@@ -322,6 +322,19 @@ def test_a_replica_whose_log_caught_up_takes_the_records_its_state_lacks_from_th
     assert dict(replica.partitions[p].origins) == dict(owner.partitions[p].origins)
 
 
+def test_a_fetch_beyond_a_copy_names_its_whole_vector_and_an_empty_one_asks_for_everything():
+    e = _engine("n0")
+    empty = e.fetch_beyond(7)
+    assert empty.partition == 7 and empty.max_records == 10_000
+    # Set though empty: the request says it asks beyond a vector, not from an offset.
+    assert empty.WhichOneof("what") == "beyond" and not empty.beyond.origins
+    e.partitions[7].origins["n1/1"] = 4
+    e.partitions[7].origins["n0/2"] = 9
+    req = e.fetch_beyond(7, max_records=50)
+    assert req.max_records == 50 and req.WhichOneof("what") == "beyond"
+    assert {o.origin: o.seq for o in req.beyond.origins} == {"n1/1": 4, "n0/2": 9}
+
+
 def test_copies_and_pickles_of_a_vector_are_vectors_of_their_own():
     import copy
     import pickle
