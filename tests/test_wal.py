@@ -295,7 +295,7 @@ def test_frames_their_appender_writes_do_not_wake_the_flush_loop(tmp_path, polic
         wal.recover()
         wal.start()
         wal._wakeup = woken = _CountingEvent()  # before the loop's first turn
-        await wal.wait(wal.append(b"first").seq)  # the loop opens the segment
+        await wal.wait(wal.append(b"first").seq)
         await asyncio.sleep(0)
         turns = woken.waits
         for i in range(20):
@@ -318,6 +318,8 @@ def test_a_frame_nobody_waits_for_is_written_by_the_flush_loop(tmp_path, policy)
         wal.recover()
         wal.start()
         await wal.wait(wal.append(b"first").seq)
+        # A round: the callback b"first" left is gone, and the next append needs its own.
+        await asyncio.sleep(0)
         loc = wal.append(b"unawaited")  # as an acks=NONE commit leaves it
         deadline = asyncio.get_running_loop().time() + 5
         while wal.durable < loc.seq and asyncio.get_running_loop().time() < deadline:

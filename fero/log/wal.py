@@ -137,6 +137,7 @@ class Wal:
         self._written_segment = self._segment
         self._sizes.setdefault(self._segment, len(segment.MAGIC))
         self._wakeup = asyncio.Event()
+        self._kick = None
         self._fd_lock = asyncio.Lock()
         self._tasks.append(asyncio.get_running_loop().create_task(self._flush_loop(), name="wal-flush"))
         if self.fsync_policy == "interval":
@@ -152,6 +153,9 @@ class Wal:
             except Internal:
                 pass
         self._closed = True
+        if self._kick is not None:
+            self._kick.cancel()
+            self._kick = None
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
