@@ -285,18 +285,27 @@ class _CountingEvent(asyncio.Event):
         return await super().wait()
 
 
+async def _started_with_a_frame(tmp_path, policy, wakeup=None):
+    """A started log (with `wakeup` as its flush loop's, before the loop's first turn)
+    that has written b"first", a round ago."""
+    wal = Wal(tmp_path, fsync=policy)
+    wal.recover()
+    wal.start()
+    if wakeup is not None:
+        wal._wakeup = wakeup
+    await wal.wait(wal.append(b"first").seq)
+    await asyncio.sleep(0)
+    return wal
+
+
 @pytest.mark.parametrize("policy", ["interval", "never"])
 def test_frames_their_appender_writes_do_not_wake_the_flush_loop(tmp_path, policy):
     # The appender writes its own frames in its own step (wait → _write_now); the
     # flush loop is woken only for what nobody wrote, not for a turn that finds
     # nothing: a task step each commit, on the owner and on every replica.
     async def main():
-        wal = Wal(tmp_path, fsync=policy)
-        wal.recover()
-        wal.start()
-        wal._wakeup = woken = _CountingEvent()  # before the loop's first turn
-        await wal.wait(wal.append(b"first").seq)
-        await asyncio.sleep(0)
+        woken = _CountingEvent()
+        wal = await _started_with_a_frame(tmp_path, policy, woken)
         turns = woken.waits
         for i in range(20):
             await wal.wait(wal.append(b"x%d" % i).seq)
@@ -314,12 +323,8 @@ def test_frames_their_appender_writes_do_not_wake_the_flush_loop(tmp_path, polic
 @pytest.mark.parametrize("policy", ["interval", "never"])
 def test_a_frame_nobody_waits_for_is_written_by_the_flush_loop(tmp_path, policy):
     async def main():
-        wal = Wal(tmp_path, fsync=policy)
-        wal.recover()
-        wal.start()
-        await wal.wait(wal.append(b"first").seq)
-        # A round: the callback b"first" left is gone, and the next append needs its own.
-        await asyncio.sleep(0)
+        # A round after b"first": the callback it left is gone, and this needs its own.
+        wal = await _started_with_a_frame(tmp_path, policy)
         loc = wal.append(b"unawaited")  # as an acks=NONE commit leaves it
         deadline = asyncio.get_running_loop().time() + 5
         while wal.durable < loc.seq and asyncio.get_running_loop().time() < deadline:
