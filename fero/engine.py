@@ -499,19 +499,16 @@ class Engine:
             if not waits:
                 self._publish_event.set()
             if self.on_append is not None:
-                replicating = (self.on_append([e.partition for e in entries], acks == types_pb2.ACKS_ALL)
-                               and acks == types_pb2.ACKS_ALL)
+                replicating = self.on_append([e.partition for e in entries], acks == types_pb2.ACKS_ALL)
         if not waits:
             return
         n = sum(e.count for e in entries)
         self._pending_records += n
         try:
-            # acks=ALL: links sending these frames now run later in this round. Writing
-            # our own copy here, before they have sent, put the write (and all else this
-            # step still does) before the Append left. Left to the log's flush loop,
-            # which runs after them, it overlaps the replicas' round trip. (Not for
-            # other acks: nobody waits for those Appends, which with no linger are
-            # sent at once too.)
+            # Links sending these frames now run later in this round: writing our own
+            # copy here, before they have sent, put the write (and all else this step
+            # still does) before the Append left. Left to the log's flush loop, which
+            # runs after them, it overlaps the replicas' round trip.
             await self.wal.wait(seq, write=not replicating)
         finally:
             self._pending_records -= n

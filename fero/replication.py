@@ -112,14 +112,14 @@ class Link:
         self._pending = set(self.progress)
         self.wake()
 
-    def wake(self, partitions: Iterable[int] | None = None) -> bool:
-        """Something may be to send: for `partitions` (None: any of this link's).
-        Returns whether this link replicates any of them."""
-        progress = self.progress
-        mine = [p for p in (progress if partitions is None else partitions) if p in progress]
-        self._pending.update(mine)
+    def wake(self, partitions: Iterable[int] | None = None) -> None:
+        """Something may be to send: for `partitions` (None: any of this link's)."""
+        if partitions is None:
+            self._pending.update(self.progress)
+        else:
+            progress = self.progress
+            self._pending.update(p for p in partitions if p in progress)
         self._wakeup.set()
-        return bool(mine)
 
     def covers(self, p: int, end: int) -> bool:
         """Whether the replica has p's log up to `end`, or an Append on its way does, or
@@ -513,7 +513,7 @@ class Replicator:
         after it in the round waited a round trip for the next Append, and acks=ALL
         counters under load fell from 457k to 428k a second.)
 
-        Returns whether a link replicating any of `partitions` was woken to send now."""
+        Returns whether a link was woken to send now."""
         if not urgent and self.linger_s > 0:
             if partitions is None:
                 self._linger_all = True
@@ -529,7 +529,8 @@ class Replicator:
             partitions = list(partitions)
         woken = False
         for link in self.links.values():
-            if link.progress and link.wake(partitions):
+            if link.progress:
+                link.wake(partitions)
                 woken = True
         return woken
 

@@ -24,8 +24,8 @@ class FakeLink:
     def covers(self, p: int, end: int) -> bool:
         return self.progress[p].acked >= end
 
-    def wake(self, partitions=None) -> bool:
-        return True
+    def wake(self, partitions=None) -> None:
+        pass
 
     async def stop(self) -> None:
         pass
@@ -214,22 +214,3 @@ def test_every_partition_gets_its_turn_when_a_backlog_is_larger_than_an_append(t
     carried = asyncio.run(main())
     sent = {p for call in carried for p in call}
     assert {2, 3} <= sent, f"partitions 2 and 3 never went: {carried}"
-
-
-def test_notify_says_whether_a_link_replicating_the_partitions_sends_now():
-    # An acks=ALL commit leaves its own log write for later only if an Append of its
-    # frames is about to leave (Engine._settle).
-    async def main():
-        r = replication.Replicator(engine=None, transport=None, address_of=lambda _: None, linger_s=0.01)
-        b, c = r.links["b"], r.links["c"] = replication.Link(r, "b"), replication.Link(r, "c")
-        b.assign({1, 2})
-        c.assign({2})
-        b._pending.clear()
-        c._pending.clear()
-        out = [r.notify([3], urgent=True), set(b._pending), r.notify([1], urgent=True), set(b._pending), set(c._pending),
-               r.notify([2, 3], urgent=True), r.notify(urgent=True), r.notify([1], urgent=False)]
-        return out
-
-    no_link, b_none, to_b, b_1, c_none, to_both, to_all, lingering = asyncio.run(main())
-    assert (no_link, to_b, to_both, to_all, lingering) == (False, True, True, True, False)
-    assert (b_none, b_1, c_none) == (set(), {1}, set())
