@@ -257,9 +257,8 @@ class Engine:
         self._readers: list[set[Subscription]] = [set() for _ in range(P)]
         #: Called after a commit appended frames (the replicator sends them on).
         #: Called with the partitions of new frames, and whether a caller waits for the
-        #: replicas (acks=ALL): the replicator sends urgent ones at once, and returns
-        #: whether any replica link is sending them.
-        self.on_append: Callable[[list[int], bool], bool] | None = None
+        #: replicas (acks=ALL): the replicator sends urgent ones at once.
+        self.on_append: Callable[[list[int], bool], None] | None = None
         self._boot = os.urandom(6).hex()
         #: This incarnation's identity as the origin of the records it commits.
         self.origin = f"{node_id}/{self._boot}"
@@ -493,23 +492,18 @@ class Engine:
         `acks` asks. A duplicate waits too: its first commit may still be in flight."""
         seq = self.wal.appended
         waits = acks != types_pb2.ACKS_NONE and bool(entries or any_duplicate)
-        replicating = False
         if entries:
             self._unpublished.append((seq, entries))
             if not waits:
                 self._publish_event.set()
             if self.on_append is not None:
-                replicating = self.on_append([e.partition for e in entries], acks == types_pb2.ACKS_ALL)
+                self.on_append([e.partition for e in entries], acks == types_pb2.ACKS_ALL)
         if not waits:
             return
         n = sum(e.count for e in entries)
         self._pending_records += n
         try:
-            # Links sending these frames now run later in this round: writing our own
-            # copy here, before they have sent, put the write (and all else this step
-            # still does) before the Append left. Left to the log's flush loop, which
-            # runs after them, it overlaps the replicas' round trip.
-            await self.wal.wait(seq, write=not replicating)
+            await self.wal.wait(seq)
         finally:
             self._pending_records -= n
             if entries:

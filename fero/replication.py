@@ -497,7 +497,7 @@ class Replicator:
                 link.assign(set())
         self.changed()
 
-    def notify(self, partitions: Iterable[int] | None = None, urgent: bool = False) -> bool:
+    def notify(self, partitions: Iterable[int] | None = None, urgent: bool = False) -> None:
         """New frames were appended (to `partitions`; None: anywhere): links send them,
         at once if `urgent` (someone waits for the replicas), else after `linger_s`.
 
@@ -511,9 +511,7 @@ class Replicator:
         by then every commit of this round has appended, and one Append takes them all.
         (Sending in the waking commit's own step was tried, session 21: the commits
         after it in the round waited a round trip for the next Append, and acks=ALL
-        counters under load fell from 457k to 428k a second.)
-
-        Returns whether a link was woken to send now."""
+        counters under load fell from 457k to 428k a second.)"""
         if not urgent and self.linger_s > 0:
             if partitions is None:
                 self._linger_all = True
@@ -523,16 +521,13 @@ class Replicator:
                 self._lingering.update(partitions)
             if self._linger_handle is None:
                 self._linger_handle = asyncio.get_running_loop().call_later(self.linger_s, self._release)
-            return False
+            return
         self._release()
         if partitions is not None:
             partitions = list(partitions)
-        woken = False
         for link in self.links.values():
             if link.progress:
                 link.wake(partitions)
-                woken = True
-        return woken
 
     def frame_part(self, p: int, epoch: int, body: bytes) -> bytes | None:
         """The AppendRequest field a link built last for this frame (the same bytes

@@ -436,28 +436,3 @@ def test_a_cut_below_where_the_log_starts_moves_its_start_down(tmp_path):
     assert r.offset == 4 and r.value.i64 == 15
     assert [(f.base_offset, len(f.records) or len(f.batch.keys)) for f in frames] == [(4, 1)]
     assert digest.log_start_offset <= digest.next_offset == 5
-
-
-@pytest.mark.parametrize("links_send", [True, False])
-def test_an_acks_all_commit_leaves_its_own_write_until_the_links_have_sent(tmp_path, links_send):
-    # A link woken by the commit takes its step a round later. Had the commit written
-    # its own frame in its own step, the Append would leave only after that write;
-    # with no link sending, the commit writes it at once, as before.
-    async def main():
-        e = await opened(tmp_path, config(fsync="interval"))
-        seen = []
-
-        def on_append(partitions, urgent):
-            seq = e.wal.appended
-            asyncio.get_running_loop().call_soon(lambda: seen.append(e.wal.durable >= seq))
-            return links_send
-
-        e.on_append = on_append
-        r = await e.commit([add("w", 3)], types_pb2.ACKS_ALL)
-        durable_at_reply = e.wal.durable >= e.wal.appended
-        await e.close()
-        return r, seen, durable_at_reply
-
-    r, seen, durable_at_reply = run(main())
-    assert r[0].value.i64 == 3 and durable_at_reply
-    assert seen == [not links_send]

@@ -185,33 +185,6 @@ def test_an_acks_all_write_costs_its_link_one_step(tmp_path, fsync, monkeypatch)
     asyncio.run(main())
 
 
-def test_an_acks_all_append_leaves_before_the_owner_writes_its_own_copy(tmp_path):
-    # Without fsync per write the owner used to write its frame in the commit's own
-    # step, so the Append left only after that write; now the log's flush loop writes
-    # it after the links' steps, while the Append is on its way.
-    async def main():
-        async with pair(tmp_path, 2, "interval") as (a, b):
-            link, wal = a.replicator.links["b"], a.engine.wal
-            send = link._append
-            written_before_sent = []
-
-            async def watched(address, stub, request):
-                written_before_sent.append(wal.durable >= wal.appended)
-                return await send(address, stub, request)
-
-            link._append = watched
-            name = owned_by(a, 1, "own-copy")[0]
-            async with fero.connect([a.address]) as c:
-                for i in range(10):
-                    assert (await c.add(name, 1, acks="all")).value == i + 1
-                assert await replica_value(c, b, name) == 10
-            return written_before_sent
-
-    written = asyncio.run(main())
-    # Each write's Append (a few more may go for the cluster's own notices).
-    assert len(written) >= 10 and written.count(False) >= 10, written
-
-
 def test_an_append_the_replica_does_not_answer_is_given_up_and_the_link_recovers(tmp_path, monkeypatch):
     # No timer per Append: the replicator's watch closes a stream whose Append is late.
     # The link fails like on any broken stream (its task lives on) and opens a new one.

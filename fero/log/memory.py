@@ -78,7 +78,7 @@ class MemoryWal:
     def durable(self) -> int:
         return self._appended
 
-    async def wait(self, seq: int, write: bool = True) -> None:
+    async def wait(self, seq: int) -> None:
         return None
 
     async def sync(self) -> None:

@@ -226,11 +226,10 @@ class Wal:
     def durable(self) -> int:
         return self._durable
 
-    async def wait(self, seq: int, write: bool = True) -> None:
+    async def wait(self, seq: int) -> None:
         """Returns once frame `seq` is durable per the fsync policy; Internal if the log
-        failed first. `write=False`: never write in the caller's step (see _write_now);
-        the flush loop does, a round later."""
-        if self._durable >= seq or (write and self._write_now()):
+        failed first."""
+        if self._durable >= seq or self._write_now():
             return
         if self.failed is not None:
             raise Internal(f"the log failed: {self.failed}")
